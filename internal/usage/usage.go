@@ -1,0 +1,143 @@
+// Package usage describes what one request consumed, normalised across
+// vendors: token kinds, other metered units, and where each count came from.
+//
+// Convention: Input counts every prompt token, including those read from a
+// cache (CachedInput) and those written to one (CacheWrite5m, CacheWrite1h);
+// Output counts every generated token, including Reasoning. Vendors that report
+// these apart (Anthropic's input_tokens excludes cache reads and writes) are
+// normalised on the way in.
+package usage
+
+import "time"
+
+// Source says where the counts of a Usage came from.
+type Source uint8
+
+// Sources, from most to least authoritative.
+const (
+	SourceNone      Source = iota // nothing known
+	SourceVendor                  // reported by the upstream
+	SourceCounted                 // counted by baimo with the model's exact tokenizer
+	SourceEstimated               // estimated by baimo (tokenizer not public)
+)
+
+var sourceNames = [...]string{"none", "vendor", "counted", "estimated"}
+
+// String returns the stable name stored and shown for s.
+func (s Source) String() string {
+	if int(s) < len(sourceNames) {
+		return sourceNames[s]
+	}
+	return "unknown"
+}
+
+// ParseSource returns the Source named s, or SourceNone.
+func ParseSource(s string) Source {
+	for i, n := range sourceNames {
+		if n == s {
+			return Source(i)
+		}
+	}
+	return SourceNone
+}
+
+// Usage is the normalised consumption of one request.
+type Usage struct {
+	Input        int64 // all prompt tokens, cached and cache-written included
+	CachedInput  int64 // prompt tokens read from the vendor's cache
+	CacheWrite5m int64 // prompt tokens written to a 5-minute cache (Anthropic)
+	CacheWrite1h int64 // prompt tokens written to a 1-hour cache (Anthropic)
+	Output       int64 // all generated tokens, reasoning included
+	Reasoning    int64 // generated tokens spent on reasoning or thinking
+
+	Images       int64 // images generated or billed per image
+	AudioSeconds int64 // seconds of audio
+	Characters   int64 // characters (per-character priced services)
+	SearchCalls  int64 // web-search calls billed per call
+
+	Source Source
+}
+
+// UncachedInput returns the prompt tokens neither read from nor written to a cache.
+func (u Usage) UncachedInput() int64 {
+	n := u.Input - u.CachedInput - u.CacheWrite5m - u.CacheWrite1h
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// Total returns prompt plus generated tokens.
+func (u Usage) Total() int64 { return u.Input + u.Output }
+
+// ErrorClass names why a request did not complete normally.
+type ErrorClass string
+
+// Error classes recorded with a request.
+const (
+	ErrNone             ErrorClass = ""
+	ErrClient           ErrorClass = "client"            // bad request from the client
+	ErrAuth             ErrorClass = "auth"              // missing, bad or forbidden key
+	ErrUpstream         ErrorClass = "upstream"          // upstream answered with an error status
+	ErrUpstreamTimeout  ErrorClass = "upstream_timeout"  // upstream did not answer in time
+	ErrUpstreamConnect  ErrorClass = "upstream_connect"  // upstream could not be reached
+	ErrStreamBroken     ErrorClass = "stream_broken"     // the upstream stream ended early
+	ErrClientDisconnect ErrorClass = "client_disconnect" // the client went away mid-request
+	ErrRateLimited      ErrorClass = "rate_limited"      // a limit refused the request
+	ErrInsufficient     ErrorClass = "insufficient_quota"
+	ErrInternal         ErrorClass = "internal"
+)
+
+// Record is the durable account of one request through the gateway.
+type Record struct {
+	RequestID     string
+	KeyID         string
+	TenantID      string
+	Endpoint      string // "chat", "completions", "embeddings", "messages", ...
+	Model         string // public model name asked for
+	Channel       string // channel that served it
+	UpstreamModel string // model name sent upstream
+	Stream        bool
+	Status        int // HTTP status returned to the client
+	Usage         Usage
+	Complete      bool // false when a stream broke or the client left early
+	ErrorClass    ErrorClass
+	Start         time.Time
+	TTFT          time.Duration // time to first token (or first byte), 0 if none
+	Duration      time.Duration
+	Attempts      []Attempt // every upstream attempt, in order
+
+	// Rating, filled when the request was rated (see package price).
+	Currency     string
+	CostNanos    int64
+	PriceVersion string
+	Lines        []byte // rated lines as JSON, opaque to this package
+}
+
+// Attempt is one try at an upstream for a request.
+type Attempt struct {
+	Channel    string        `json:"channel"`
+	Status     int           `json:"status"`
+	ErrorClass ErrorClass    `json:"error_class,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// Filter selects records.
+type Filter struct {
+	KeyID    string
+	TenantID string
+	Model    string
+	From, To time.Time // half-open [From, To); zero means unbounded
+	Limit    int       // at most this many records; 0 means a default
+	BeforeID int64     // for paging: records with a sequence below this
+}
+
+// Totals sums the records a Filter selects.
+type Totals struct {
+	Requests    int64
+	Input       int64
+	CachedInput int64
+	Output      int64
+	Reasoning   int64
+	CostNanos   map[string]int64 // by currency
+}
