@@ -8,7 +8,10 @@
 // normalised on the way in.
 package usage
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Source says where the counts of a Usage came from.
 type Source uint8
@@ -90,6 +93,7 @@ const (
 
 // Record is the durable account of one request through the gateway.
 type Record struct {
+	Seq           int64 // store-assigned sequence, 0 before it is stored
 	RequestID     string
 	KeyID         string
 	TenantID      string
@@ -129,7 +133,6 @@ type Filter struct {
 	Model    string
 	From, To time.Time // half-open [From, To); zero means unbounded
 	Limit    int       // at most this many records; 0 means a default
-	BeforeID int64     // for paging: records with a sequence below this
 }
 
 // Totals sums the records a Filter selects.
@@ -140,4 +143,15 @@ type Totals struct {
 	Output      int64
 	Reasoning   int64
 	CostNanos   map[string]int64 // by currency
+}
+
+// Store keeps usage records. Implementations live under internal/store.
+type Store interface {
+	// WriteRecords stores records in one transaction; a record whose
+	// RequestID is already stored is left as it was (retries are no-ops).
+	WriteRecords(ctx context.Context, recs []Record) error
+	// ListRecords returns the records f selects, newest first.
+	ListRecords(ctx context.Context, f Filter) ([]Record, error)
+	// TotalRecords sums the records f selects (ignoring Limit).
+	TotalRecords(ctx context.Context, f Filter) (Totals, error)
 }

@@ -1,0 +1,167 @@
+// Package storetest is the conformance suite that every store implementation
+// (sqlite, postgres) must pass, so that they behave the same.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"baimo/internal/keys"
+	"baimo/internal/usage"
+)
+
+// Store is everything the suite exercises.
+type Store interface {
+	keys.Store
+	usage.Store
+}
+
+// Run runs the whole suite. open must return a new, empty store for each call.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
+	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
+}
+
+func testKeys(t *testing.T, s Store) {
+	ctx := context.Background()
+	created := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	secret, k, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.ID, k.Name, k.Models, k.CreatedAt = "key_1", "first", []string{"sim-chat", "deepseek-chat"}, created
+	k.ExpiresAt = created.Add(24 * time.Hour)
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if err := s.CreateKey(ctx, k); err == nil {
+		t.Fatal("CreateKey with a duplicate id succeeded")
+	}
+	got, err := s.KeyByHash(ctx, keys.Hash(secret))
+	if err != nil {
+		t.Fatalf("KeyByHash: %v", err)
+	}
+	if got.ID != "key_1" || got.Name != "first" || len(got.Models) != 2 || got.Models[1] != "deepseek-chat" ||
+		!got.ExpiresAt.Equal(k.ExpiresAt) || !got.CreatedAt.Equal(created) || got.Disabled || got.Prefix != k.Prefix {
+		t.Errorf("KeyByHash = %+v, want %+v", got, k)
+	}
+	if _, err := s.KeyByHash(ctx, keys.Hash("sk-baimo-nope")); !errors.Is(err, keys.ErrNotFound) {
+		t.Errorf("KeyByHash(unknown) err = %v, want ErrNotFound", err)
+	}
+	_, k2, _ := keys.Generate()
+	k2.ID, k2.Name, k2.CreatedAt = "key_2", "second", created.Add(time.Second)
+	if err := s.CreateKey(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetKeyDisabled(ctx, "key_2", true); err != nil {
+		t.Fatalf("SetKeyDisabled: %v", err)
+	}
+	list, err := s.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "key_1" || list[1].ID != "key_2" || !list[1].Disabled || len(list[1].Models) != 0 {
+		t.Errorf("ListKeys = %+v", list)
+	}
+	if err := s.DeleteKey(ctx, "key_1"); err != nil {
+		t.Fatalf("DeleteKey: %v", err)
+	}
+	if err := s.DeleteKey(ctx, "key_1"); !errors.Is(err, keys.ErrNotFound) {
+		t.Errorf("DeleteKey twice err = %v, want ErrNotFound", err)
+	}
+	if err := s.SetKeyDisabled(ctx, "key_1", false); !errors.Is(err, keys.ErrNotFound) {
+		t.Errorf("SetKeyDisabled(deleted) err = %v, want ErrNotFound", err)
+	}
+}
+
+func record(i int, start time.Time) usage.Record {
+	return usage.Record{
+		RequestID: fmt.Sprintf("req_%03d", i), KeyID: []string{"key_a", "key_b"}[i%2], TenantID: "t1",
+		Endpoint: "chat", Model: []string{"sim-chat", "deepseek-chat"}[i%2], Channel: "sim", UpstreamModel: "sim-chat",
+		Stream: i%3 == 0, Status: 200, Complete: i%5 != 0,
+		Usage: usage.Usage{Input: int64(100 + i), CachedInput: int64(i), Output: int64(10 + i), Reasoning: int64(i % 4),
+			CacheWrite5m: 1, SearchCalls: int64(i % 2), Source: usage.SourceVendor},
+		Start: start.Add(time.Duration(i) * time.Minute), TTFT: 150 * time.Millisecond, Duration: time.Second,
+		Attempts: []usage.Attempt{{Channel: "sim", Status: 200, Duration: time.Second}},
+		Currency: "CNY", CostNanos: int64(1000 * i), PriceVersion: "sim-chat@2024", Lines: []byte(`[{"kind":"input"}]`),
+	}
+}
+
+func testUsage(t *testing.T, s Store) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var recs []usage.Record
+	for i := 0; i < 10; i++ {
+		recs = append(recs, record(i, start))
+	}
+	if err := s.WriteRecords(ctx, recs[:6]); err != nil {
+		t.Fatalf("WriteRecords: %v", err)
+	}
+	// A retried batch overlapping the first is a no-op for the records already stored.
+	dup := recs[4:]
+	dup[0].Status = 599
+	if err := s.WriteRecords(ctx, dup); err != nil {
+		t.Fatalf("WriteRecords (retry): %v", err)
+	}
+	all, err := s.ListRecords(ctx, usage.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 10 {
+		t.Fatalf("ListRecords returned %d records, want 10", len(all))
+	}
+	if all[0].RequestID != "req_009" || all[9].RequestID != "req_000" {
+		t.Errorf("ListRecords order: first %s last %s, want newest first", all[0].RequestID, all[9].RequestID)
+	}
+	for _, r := range all {
+		if r.RequestID == "req_004" && r.Status != 200 {
+			t.Errorf("retried record was overwritten: status %d", r.Status)
+		}
+	}
+	got := all[9-7] // req_007
+	want := record(7, start)
+	want.Seq = got.Seq
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+	byKey, err := s.ListRecords(ctx, usage.Filter{KeyID: "key_b", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byKey) != 2 || byKey[0].RequestID != "req_009" || byKey[1].RequestID != "req_007" {
+		t.Errorf("ListRecords(key_b, limit 2) = %v", ids(byKey))
+	}
+	window := usage.Filter{Model: "sim-chat", From: start.Add(2 * time.Minute), To: start.Add(6 * time.Minute)}
+	win, err := s.ListRecords(ctx, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids(win)) != "[req_004 req_002]" {
+		t.Errorf("ListRecords(model, window) = %v, want [req_004 req_002]", ids(win))
+	}
+	tot, err := s.TotalRecords(ctx, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Requests != 2 || tot.Input != 206 || tot.CachedInput != 6 || tot.Output != 26 || tot.CostNanos["CNY"] != 6000 {
+		t.Errorf("TotalRecords(window) = %+v", tot)
+	}
+	all10, err := s.TotalRecords(ctx, usage.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all10.Requests != 10 || all10.CostNanos["CNY"] != 45000 {
+		t.Errorf("TotalRecords(all) = %+v", all10)
+	}
+}
+
+func ids(rs []usage.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.RequestID
+	}
+	return out
+}
