@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"baimo/internal/clock"
+	"baimo/internal/config"
+	"baimo/internal/gateway"
+	"baimo/internal/httpapi"
+	"baimo/internal/keys"
+	"baimo/internal/provider/sim"
+	"baimo/internal/store/sqlite"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the gateway", run: runServe})
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	dataDir := fs.String("data", "./data", "directory for the SQLite database and state")
+	cfgPath := fs.String("config", "", "YAML configuration file (optional)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	log := slog.New(h)
+
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	adminHash, err := adminKeyHash(*dataDir, stdout)
+	if err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(*dataDir, "baimo.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	var channels []*gateway.Channel
+	for _, c := range cfg.Channels {
+		if !c.Active {
+			log.Info("channel inactive", "channel", c.Name, "reason", c.InactiveReason)
+			continue
+		}
+		if c.Kind != config.KindOpenAI {
+			log.Warn("channel kind not served yet; skipped", "channel", c.Name, "kind", c.Kind)
+			continue
+		}
+		channels = append(channels, gateway.NewChannel(c))
+	}
+	var simSrv *http.Server
+	if cfg.Sim.On() {
+		opt := sim.DefaultOptions()
+		opt.TTFT, opt.TPOT, opt.OutputTokens = cfg.Sim.TTFT.D(), cfg.Sim.TPOT.D(), cfg.Sim.OutputTokens
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("simulator: %w", err)
+		}
+		simSrv = &http.Server{Handler: sim.New(opt), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = simSrv.Serve(ln) }()
+		models := config.ModelMap{}
+		for _, m := range append(opt.ChatModels, opt.EmbedModels...) {
+			models[m] = m
+		}
+		channels = append(channels, gateway.NewChannel(config.Channel{Name: "sim", Kind: config.KindOpenAI,
+			BaseURL: "http://" + ln.Addr().String() + "/v1", Models: models}))
+		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec := gateway.NewRecorder(db.WriteRecords, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
+	gw := gateway.New(gateway.Options{
+		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
+		Metrics: gateway.NewMetrics(reg),
+	})
+	var stopping atomic.Bool
+	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
+		Ready: func() bool { return !stopping.Load() }}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("baimo listening", "addr", ln.Addr().String(), "data", *dataDir, "models", strings.Join(gw.Models(), ", "))
+	fmt.Fprintf(stdout, "baimo listening on http://%s\n", ln.Addr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Graceful shutdown: stop taking connections, let in-flight streams finish
+	// (bounded), then write every queued usage record.
+	stopping.Store(true)
+	log.Info("shutting down", "timeout", cfg.Limits.ShutdownTimeout.D())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests cut at the shutdown timeout", "err", err)
+		_ = srv.Close()
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	if err := gw.Drain(dctx); err != nil {
+		log.Error("requests still running after close", "err", err)
+	}
+	if simSrv != nil {
+		_ = simSrv.Close()
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer rcancel()
+	if err := rec.Close(rctx); err != nil {
+		return fmt.Errorf("usage records: %w", err)
+	}
+	log.Info("stopped; all usage records written")
+	return nil
+}
+
+// adminKeyHash returns the hash of the admin key: BAIMO_ADMIN_KEY if set,
+// otherwise one generated at first start, printed once, and kept (hashed) in
+// the data directory.
+func adminKeyHash(dataDir string, stdout io.Writer) (string, error) {
+	if k := os.Getenv("BAIMO_ADMIN_KEY"); k != "" {
+		return keys.Hash(k), nil
+	}
+	path := filepath.Join(dataDir, "admin_key.sha256")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin key: %w", err)
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	secret := "sk-baimo-admin-" + base64.RawURLEncoding.EncodeToString(b[:])
+	h := keys.Hash(secret)
+	if err := os.WriteFile(path, []byte(h+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("admin key: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nGenerated the admin key (shown once; set BAIMO_ADMIN_KEY to choose your own):\n\n  %s\n\n", secret)
+	return h, nil
+}

@@ -1,0 +1,295 @@
+// Package config reads baimo's YAML configuration: upstream channels, the
+// simulator, limits and timeouts. Secrets come from environment variables
+// (${NAME}) and are never logged or echoed; a channel whose key variable is
+// unset is inactive rather than an error.
+//
+// Every error names the file, the field and what is wrong.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Sim      Sim       `yaml:"sim"`
+	Limits   Limits    `yaml:"limits"`
+	Channels []Channel `yaml:"channels"`
+	Usage    Usage     `yaml:"usage"`
+}
+
+// Sim configures the built-in simulated upstream.
+type Sim struct {
+	Enabled      *bool    `yaml:"enabled"` // default true
+	TTFT         Duration `yaml:"ttft"`
+	TPOT         Duration `yaml:"tpot"`
+	OutputTokens int      `yaml:"output_tokens"`
+}
+
+// On reports whether the simulator runs.
+func (s Sim) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// Limits bounds what one request may take.
+type Limits struct {
+	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
+	MaxResponseBytes  int64    `yaml:"max_response_bytes"`
+	FirstByteTimeout  Duration `yaml:"first_byte_timeout"`
+	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
+	RequestTimeout    Duration `yaml:"request_timeout"`
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+}
+
+// Usage configures how usage records are written.
+type Usage struct {
+	BatchSize  int      `yaml:"batch_size"`
+	BatchDelay Duration `yaml:"batch_delay"`
+	QueueSize  int      `yaml:"queue_size"`
+}
+
+// Channel is one upstream: a vendor endpoint or a self-hosted server.
+type Channel struct {
+	Name    string            `yaml:"name"`
+	Kind    string            `yaml:"kind"`
+	BaseURL string            `yaml:"base_url"`
+	APIKey  Secret            `yaml:"api_key"`
+	Models  ModelMap          `yaml:"models"`
+	Headers map[string]string `yaml:"headers"`
+	// Disabled turns the channel off without deleting it.
+	Disabled bool `yaml:"disabled"`
+
+	// Active is false when the channel's key variable is unset.
+	Active bool `yaml:"-"`
+	// InactiveReason says why a channel is not active.
+	InactiveReason string `yaml:"-"`
+}
+
+// Kinds of channel.
+const (
+	KindOpenAI    = "openai"
+	KindAnthropic = "anthropic"
+	KindGemini    = "gemini"
+)
+
+// ModelMap maps public model names to upstream model names. In YAML it is a
+// list (same name both sides) or a mapping.
+type ModelMap map[string]string
+
+// UnmarshalYAML accepts a sequence of names or a mapping public: upstream.
+func (m *ModelMap) UnmarshalYAML(n *yaml.Node) error {
+	out := ModelMap{}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		var names []string
+		if err := n.Decode(&names); err != nil {
+			return err
+		}
+		for _, s := range names {
+			out[s] = s
+		}
+	case yaml.MappingNode:
+		var mm map[string]string
+		if err := n.Decode(&mm); err != nil {
+			return err
+		}
+		for k, v := range mm {
+			if v == "" {
+				v = k
+			}
+			out[k] = v
+		}
+	default:
+		return fmt.Errorf("line %d: models must be a list of names or a mapping public: upstream", n.Line)
+	}
+	*m = out
+	return nil
+}
+
+// Secret is a value that may come from the environment and is never printed.
+type Secret struct {
+	value string
+	// Var is the environment variable it came from, if any.
+	Var string
+	// Set is false when Var was named but is unset or empty.
+	Set bool
+}
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return s.value }
+
+// String hides the secret.
+func (s Secret) String() string {
+	if s.value == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// UnmarshalYAML reads a literal or a ${VAR} reference.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	var raw string
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	if m := envRef.FindStringSubmatch(raw); m != nil {
+		s.Var = m[1]
+		s.value = os.Getenv(m[1])
+		s.Set = s.value != ""
+		return nil
+	}
+	if strings.Contains(raw, "${") {
+		return fmt.Errorf("line %d: a secret is either a literal or exactly ${VAR}", n.Line)
+	}
+	s.value, s.Set = raw, raw != ""
+	return nil
+}
+
+// Duration is a time.Duration written as "200ms" or "1m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use 200ms, 30s, 5m)", n.Line, s)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	def := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = 8 << 20
+	}
+	if c.Limits.MaxResponseBytes == 0 {
+		c.Limits.MaxResponseBytes = 64 << 20
+	}
+	def(&c.Limits.FirstByteTimeout, 60*time.Second)
+	def(&c.Limits.StreamIdleTimeout, 120*time.Second)
+	def(&c.Limits.RequestTimeout, 10*time.Minute)
+	def(&c.Limits.ShutdownTimeout, 30*time.Second)
+	def(&c.Sim.TTFT, 200*time.Millisecond)
+	def(&c.Sim.TPOT, 20*time.Millisecond)
+	if c.Sim.OutputTokens == 0 {
+		c.Sim.OutputTokens = 16
+	}
+	if c.Usage.BatchSize == 0 {
+		c.Usage.BatchSize = 256
+	}
+	def(&c.Usage.BatchDelay, 5*time.Millisecond)
+	if c.Usage.QueueSize == 0 {
+		c.Usage.QueueSize = 8192
+	}
+}
+
+// Load reads and checks the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return Parse(path, b)
+}
+
+// Parse reads and checks a configuration; name is used in errors.
+func Parse(name string, b []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.applyDefaults()
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+var channelName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+func (c *Config) check() error {
+	seen := map[string]bool{}
+	for i := range c.Channels {
+		ch := &c.Channels[i]
+		field := func(f string) string { return fmt.Sprintf("channels[%d].%s", i, f) }
+		if !channelName.MatchString(ch.Name) {
+			return fmt.Errorf("%s: %q must be 1-64 letters, digits, '_', '.' or '-'", field("name"), ch.Name)
+		}
+		if seen[ch.Name] {
+			return fmt.Errorf("%s: %q is used by another channel", field("name"), ch.Name)
+		}
+		seen[ch.Name] = true
+		switch ch.Kind {
+		case KindOpenAI, KindAnthropic, KindGemini:
+		case "":
+			return fmt.Errorf("%s: missing (one of openai, anthropic, gemini)", field("kind"))
+		default:
+			return fmt.Errorf("%s: unknown kind %q (one of openai, anthropic, gemini)", field("kind"), ch.Kind)
+		}
+		u, err := url.Parse(ch.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: %q is not an http(s) URL", field("base_url"), ch.BaseURL)
+		}
+		ch.BaseURL = strings.TrimRight(ch.BaseURL, "/")
+		if len(ch.Models) == 0 {
+			return fmt.Errorf("%s: a channel serves at least one model", field("models"))
+		}
+		for pub, up := range ch.Models {
+			if strings.TrimSpace(pub) == "" || strings.TrimSpace(up) == "" {
+				return fmt.Errorf("%s: empty model name", field("models"))
+			}
+		}
+		switch {
+		case ch.Disabled:
+			ch.InactiveReason = "disabled in config"
+		case ch.APIKey.Var != "" && !ch.APIKey.Set:
+			ch.InactiveReason = "environment variable " + ch.APIKey.Var + " is not set"
+		default:
+			ch.Active = true
+		}
+	}
+	if c.Limits.MaxBodyBytes < 1024 {
+		return fmt.Errorf("limits.max_body_bytes: %d is below 1024", c.Limits.MaxBodyBytes)
+	}
+	if c.Usage.BatchSize < 1 || c.Usage.BatchSize > 10000 {
+		return fmt.Errorf("usage.batch_size: %d is outside 1..10000", c.Usage.BatchSize)
+	}
+	if c.Usage.QueueSize < c.Usage.BatchSize {
+		return fmt.Errorf("usage.queue_size: %d is below usage.batch_size", c.Usage.QueueSize)
+	}
+	return nil
+}

@@ -1,0 +1,736 @@
+// Package gateway is the request path: authenticate → admit → route →
+// forward → meter → record. It forwards bodies and stream events byte for
+// byte, patching only what it must (the model name, asking for usage), and
+// writes one usage record for every request, complete or not.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"baimo/internal/apierr"
+	"baimo/internal/clock"
+	"baimo/internal/config"
+	"baimo/internal/jsonfield"
+	"baimo/internal/keys"
+	"baimo/internal/provider/openai"
+	"baimo/internal/sse"
+	"baimo/internal/usage"
+)
+
+// Endpoint is an OpenAI-compatible API the gateway serves.
+type Endpoint struct {
+	Name   string // recorded in usage records: "chat", "completions", "embeddings"
+	Path   string // upstream path below the channel's base URL
+	Stream bool   // whether the endpoint can stream
+}
+
+// The OpenAI-compatible endpoints.
+var (
+	Chat        = Endpoint{Name: "chat", Path: "/chat/completions", Stream: true}
+	Completions = Endpoint{Name: "completions", Path: "/completions", Stream: true}
+	Embeddings  = Endpoint{Name: "embeddings", Path: "/embeddings"}
+)
+
+// Channel is one upstream the gateway can send a model's requests to.
+type Channel struct {
+	Name    string
+	Kind    string
+	BaseURL string
+	Models  map[string]string // public name → upstream name
+	header  http.Header       // auth and extra headers sent upstream
+}
+
+// NewChannel builds a channel from its configuration.
+func NewChannel(c config.Channel) *Channel {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	if k := c.APIKey.Value(); k != "" {
+		h.Set("Authorization", "Bearer "+k)
+	}
+	for k, v := range c.Headers {
+		h.Set(k, v)
+	}
+	return &Channel{Name: c.Name, Kind: c.Kind, BaseURL: c.BaseURL, Models: c.Models, header: h}
+}
+
+// TokenCounter counts tokens when the upstream did not report them.
+type TokenCounter interface {
+	// CountPrompt counts the prompt of a request body.
+	CountPrompt(model string, body []byte) (int64, usage.Source)
+	// CountText counts generated text.
+	CountText(model string, text []byte) (int64, usage.Source)
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Channels  []*Channel
+	Keys      keys.Store
+	Recorder  *Recorder
+	Clock     clock.Clock
+	Log       *slog.Logger
+	Limits    config.Limits
+	Metrics   *Metrics
+	Transport http.RoundTripper
+	Counter   TokenCounter
+}
+
+// Gateway serves the OpenAI-compatible API.
+type Gateway struct {
+	opt      Options
+	client   *http.Client
+	byModel  map[string][]*Channel
+	models   []string
+	keyCache *keyCache
+	inflight sync.WaitGroup
+	closing  atomic.Bool
+	bufs     sync.Pool
+}
+
+// New returns a gateway.
+func New(opt Options) *Gateway {
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.Counter == nil {
+		opt.Counter = Estimator{}
+	}
+	if opt.Transport == nil {
+		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
+	}
+	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
+		keyCache: newKeyCache(opt.Keys, opt.Clock)}
+	for _, ch := range opt.Channels {
+		pubs := make([]string, 0, len(ch.Models))
+		for pub := range ch.Models {
+			pubs = append(pubs, pub)
+		}
+		sort.Strings(pubs)
+		for _, pub := range pubs {
+			if len(g.byModel[pub]) == 0 {
+				g.models = append(g.models, pub)
+			}
+			g.byModel[pub] = append(g.byModel[pub], ch)
+		}
+	}
+	g.bufs.New = func() any { return new(bytes.Buffer) }
+	return g
+}
+
+// NewTransport returns the HTTP transport used towards upstreams.
+func NewTransport(firstByte time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: firstByte,
+		DisableCompression:    true,
+	}
+}
+
+// Models returns the public model names served, in configuration order.
+func (g *Gateway) Models() []string { return g.models }
+
+// InvalidateKeys drops cached keys, after a key was changed.
+func (g *Gateway) InvalidateKeys() { g.keyCache.invalidate() }
+
+// Drain marks the gateway as shutting down and waits for in-flight requests
+// to finish and submit their records, or for ctx to end.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.closing.Store(true)
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Authenticate finds the key a request presents (Authorization: Bearer or
+// x-api-key).
+func (g *Gateway) Authenticate(r *http.Request) (*keys.Key, *apierr.Error) {
+	secret := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			secret = strings.TrimSpace(h[7:])
+		}
+	} else {
+		secret = r.Header.Get("X-Api-Key")
+	}
+	return g.AuthenticateSecret(r.Context(), secret)
+}
+
+// AuthenticateSecret checks a presented secret.
+func (g *Gateway) AuthenticateSecret(ctx context.Context, secret string) (*keys.Key, *apierr.Error) {
+	if secret == "" {
+		return nil, apierr.Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' or 'x-api-key'.")
+	}
+	if len(secret) > 256 {
+		return nil, apierr.Unauthorized("Incorrect API key provided.")
+	}
+	k, err := g.keyCache.get(ctx, secret)
+	if errors.Is(err, keys.ErrNotFound) {
+		return nil, apierr.Unauthorized("Incorrect API key provided.")
+	}
+	if err != nil {
+		return nil, apierr.Unavailable("The gateway cannot check API keys right now.", err)
+	}
+	if ok, why := k.Usable(g.opt.Clock.Now()); !ok {
+		return nil, apierr.Unauthorized("This API key is " + why + ".")
+	}
+	return k, nil
+}
+
+// request is the state of one request through the gateway.
+type request struct {
+	id       string
+	key      *keys.Key
+	endpoint Endpoint
+	model    string
+	stream   bool
+	// clientUsage is whether the client asked for the usage chunk itself.
+	clientUsage bool
+	channel     *Channel
+	rec         usage.Record
+	start       time.Time
+}
+
+var validRequestID = func(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestID returns the request's X-Request-Id if it is usable, or a new one.
+func RequestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+		return id
+	}
+	return keys.NewID("req_")
+}
+
+// ErrorWriter writes an error in the format of the API a request came in on.
+type ErrorWriter func(w http.ResponseWriter, e *apierr.Error)
+
+// ServeOpenAI handles one request to an OpenAI-compatible endpoint, writing
+// the response (or the error, with writeErr) and submitting its usage record.
+func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoint, writeErr ErrorWriter) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+	req := &request{endpoint: ep, start: g.opt.Clock.Now(), id: RequestID(r)}
+	w.Header().Set("X-Request-Id", req.id)
+	req.rec = usage.Record{RequestID: req.id, Endpoint: ep.Name, Start: req.start}
+	log := g.opt.Log.With("request_id", req.id)
+
+	if g.closing.Load() {
+		writeErr(w, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil))
+		return
+	}
+	k, aerr := g.Authenticate(r)
+	if aerr != nil {
+		writeErr(w, aerr)
+		return // no key, no record: unauthenticated traffic is only counted in metrics
+	}
+	req.key = k
+	req.rec.KeyID, req.rec.TenantID = k.ID, k.TenantID
+
+	buf := g.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer g.putBuf(buf)
+	body, aerr := g.readBody(w, r, buf)
+	if aerr == nil {
+		aerr = g.admit(req, body)
+	}
+	if aerr != nil {
+		g.fail(w, req, aerr, writeErr, log)
+		return
+	}
+	upstreamBody, aerr := g.prepare(req, body)
+	if aerr != nil {
+		g.fail(w, req, aerr, writeErr, log)
+		return
+	}
+	g.forward(w, r, req, upstreamBody, body, writeErr, log)
+}
+
+func (g *Gateway) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		g.bufs.Put(b)
+	}
+}
+
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, *apierr.Error) {
+	limit := g.opt.Limits.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, apierr.TooLarge(limit)
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, apierr.TooLarge(limit)
+	}
+	if err != nil {
+		return nil, &apierr.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "body_read_failed",
+			Message: "The request body could not be read.", Cause: err}
+	}
+	return buf.Bytes(), nil
+}
+
+// admit checks the request's fields and the key's right to the model.
+func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
+	if !json.Valid(body) {
+		return apierr.InvalidJSON(nil)
+	}
+	var model, stream, messages, prompt, input jsonfield.Span
+	var hasModel, hasStream, hasMessages, hasPrompt, hasInput bool
+	var streamOpts jsonfield.Span
+	var hasStreamOpts bool
+	err := jsonfield.Each(body, func(k []byte, v jsonfield.Span) bool {
+		switch string(k) {
+		case "model":
+			model, hasModel = v, true
+		case "stream":
+			stream, hasStream = v, true
+		case "stream_options":
+			streamOpts, hasStreamOpts = v, true
+		case "messages":
+			messages, hasMessages = v, true
+		case "prompt":
+			prompt, hasPrompt = v, true
+		case "input":
+			input, hasInput = v, true
+		}
+		return true
+	})
+	if err != nil {
+		return apierr.BadRequest("", "The request body must be a JSON object.")
+	}
+	if !hasModel {
+		return apierr.BadRequest("model", "You must provide a model parameter.")
+	}
+	m, ok := jsonfield.String(body[model.Start:model.End])
+	if !ok || m == "" {
+		return apierr.BadRequest("model", "The model parameter must be a non-empty string.")
+	}
+	req.model = m
+	req.rec.Model = m
+	if hasStream {
+		v := body[stream.Start:stream.End]
+		s, ok := jsonfield.Bool(v)
+		if !ok && !jsonfield.IsNull(v) {
+			return apierr.BadRequest("stream", "The stream parameter must be a boolean.")
+		}
+		if s && !req.endpoint.Stream {
+			return apierr.BadRequest("stream", "This endpoint does not stream.")
+		}
+		req.stream = s
+	}
+	req.rec.Stream = req.stream
+	if hasStreamOpts && req.stream {
+		if s, ok := jsonfield.Path(body[streamOpts.Start:streamOpts.End], "include_usage"); ok {
+			req.clientUsage, _ = jsonfield.Bool(body[streamOpts.Start+s.Start : streamOpts.Start+s.End])
+		}
+	}
+	switch req.endpoint.Name {
+	case Chat.Name:
+		if !hasMessages || len(body) == 0 || body[messages.Start] != '[' {
+			return apierr.BadRequest("messages", "The messages parameter must be an array of messages.")
+		}
+		n := 0
+		_ = jsonfield.EachElement(body[messages.Start:messages.End], func(jsonfield.Span) bool { n++; return true })
+		if n == 0 {
+			return apierr.BadRequest("messages", "The messages array must not be empty.")
+		}
+	case Completions.Name:
+		if !hasPrompt {
+			return apierr.BadRequest("prompt", "You must provide a prompt parameter.")
+		}
+		_ = prompt
+	case Embeddings.Name:
+		if !hasInput || jsonfield.IsNull(body[input.Start:input.End]) {
+			return apierr.BadRequest("input", "You must provide an input parameter.")
+		}
+	}
+	chans := g.byModel[m]
+	if len(chans) == 0 {
+		return apierr.ModelNotFound(m)
+	}
+	if !req.key.Allows(m) {
+		return apierr.ModelNotAllowed(m)
+	}
+	req.channel = chans[0]
+	return nil
+}
+
+var includeUsage = []byte(`{"include_usage":true}`)
+
+// prepare patches the body for the upstream: its model name, and a request
+// for usage in streams.
+func (g *Gateway) prepare(req *request, body []byte) ([]byte, *apierr.Error) {
+	ch := req.channel
+	up := ch.Models[req.model]
+	req.rec.Channel, req.rec.UpstreamModel = ch.Name, up
+	out := body
+	var err error
+	if up != req.model {
+		out, err = jsonfield.Set(out, "model", strconv.AppendQuote(nil, up))
+		if err != nil {
+			return nil, apierr.Internal(err)
+		}
+	}
+	if req.stream && !req.clientUsage {
+		if s, ok := jsonfield.Find(out, "stream_options"); ok && out[s.Start] == '{' {
+			inner, err := jsonfield.Set(out[s.Start:s.End], "include_usage", []byte("true"))
+			if err != nil {
+				return nil, apierr.BadRequest("stream_options", "stream_options must be an object.")
+			}
+			out = jsonfield.Replace(out, s, inner)
+		} else {
+			out, err = jsonfield.Set(out, "stream_options", includeUsage)
+			if err != nil {
+				return nil, apierr.Internal(err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// fail writes an error before anything was sent upstream and records it.
+func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, writeErr ErrorWriter, log *slog.Logger) {
+	writeErr(w, e)
+	req.rec.Status = e.Status
+	req.rec.Complete = false
+	switch {
+	case e.Status == http.StatusForbidden:
+		req.rec.ErrorClass = usage.ErrAuth
+	case e.Status < 500:
+		req.rec.ErrorClass = usage.ErrClient
+	default:
+		req.rec.ErrorClass = usage.ErrInternal
+	}
+	if e.Status >= 500 {
+		log.Error("request failed", "status", e.Status, "err", e)
+	}
+	g.finish(req, log)
+}
+
+func (g *Gateway) finish(req *request, log *slog.Logger) {
+	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
+	if g.opt.Metrics != nil {
+		g.opt.Metrics.observe(&req.rec)
+	}
+	if err := g.opt.Recorder.Submit(req.rec); err != nil {
+		log.Error("usage record not submitted", "err", err)
+	}
+}
+
+// classify turns an error from the upstream round trip into a client error.
+func classify(r *http.Request, err error) (*apierr.Error, usage.ErrorClass) {
+	if r.Context().Err() != nil {
+		return nil, usage.ErrClientDisconnect
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return apierr.UpstreamTimeout(err), usage.ErrUpstreamTimeout
+	}
+	return apierr.UpstreamFailed("The upstream model server could not be reached.", err), usage.ErrUpstreamConnect
+}
+
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, upstreamBody, clientBody []byte, writeErr ErrorWriter, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
+	defer cancel()
+	ch := req.channel
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.endpoint.Path, bytes.NewReader(upstreamBody))
+	if err != nil {
+		g.fail(w, req, apierr.Internal(err), writeErr, log)
+		return
+	}
+	ureq.Header = ch.header.Clone()
+	ureq.ContentLength = int64(len(upstreamBody))
+	if req.stream {
+		ureq.Header.Set("Accept", "text/event-stream")
+	}
+	t0 := g.opt.Clock.Now()
+	resp, err := g.client.Do(ureq)
+	if err != nil {
+		aerr, class := classify(r, err)
+		req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, ErrorClass: class, Duration: g.opt.Clock.Now().Sub(t0)})
+		req.rec.ErrorClass = class
+		if aerr == nil {
+			req.rec.Status = 499
+			g.finish(req, log)
+			return
+		}
+		log.Warn("upstream round trip failed", "channel", ch.Name, "err", err)
+		writeErr(w, aerr)
+		req.rec.Status = aerr.Status
+		g.finish(req, log)
+		return
+	}
+	defer resp.Body.Close()
+	req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Status: resp.StatusCode})
+	if resp.StatusCode != http.StatusOK {
+		g.upstreamError(w, r, req, resp, writeErr, log)
+		req.rec.Attempts[len(req.rec.Attempts)-1].Duration = g.opt.Clock.Now().Sub(t0)
+		g.finish(req, log)
+		return
+	}
+	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		g.relayStream(w, r, req, resp, clientBody, cancel, log)
+	} else {
+		g.relayBody(w, r, req, resp, clientBody, writeErr, log)
+	}
+	req.rec.Attempts[len(req.rec.Attempts)-1].Duration = g.opt.Clock.Now().Sub(t0)
+	g.finish(req, log)
+}
+
+// upstreamError maps an upstream error status to the client's error. The
+// upstream's own message is passed on only for faults of the request itself
+// (400, 413, 422), where it helps the client; otherwise it may name the
+// gateway's upstream account, so the client gets the gateway's words.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, writeErr ErrorWriter, log *slog.Logger) {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	st := resp.StatusCode
+	req.rec.ErrorClass = usage.ErrUpstream
+	log.Warn("upstream error", "channel", req.channel.Name, "status", st, "body", truncate(body, 512))
+	var e *apierr.Error
+	switch {
+	case st == http.StatusTooManyRequests:
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		e = apierr.RateLimited("The upstream model server is rate limiting requests; retry later.", time.Duration(ra)*time.Second)
+	case st == http.StatusBadRequest || st == http.StatusRequestEntityTooLarge || st == http.StatusUnprocessableEntity:
+		msg := "The upstream model server rejected the request."
+		if s, ok := jsonfield.Path(body, "error", "message"); ok {
+			if m, ok := jsonfield.String(body[s.Start:s.End]); ok && m != "" {
+				msg = "Upstream: " + truncate([]byte(m), 1000)
+			}
+		}
+		e = &apierr.Error{Status: st, Type: "invalid_request_error", Code: "upstream_rejected", Message: msg}
+		req.rec.ErrorClass = usage.ErrClient
+	case st >= 500:
+		e = apierr.UpstreamFailed("The upstream model server failed ("+strconv.Itoa(st)+").", nil)
+	default:
+		e = apierr.UpstreamFailed("The upstream model server refused the gateway's request ("+strconv.Itoa(st)+").", nil)
+	}
+	writeErr(w, e)
+	req.rec.Status = e.Status
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, writeErr ErrorWriter, log *slog.Logger) {
+	buf := g.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer g.putBuf(buf)
+	limit := g.opt.Limits.MaxResponseBytes
+	if resp.ContentLength > 0 && resp.ContentLength <= limit {
+		buf.Grow(int(resp.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	if err == nil && int64(buf.Len()) > limit {
+		err = errors.New("upstream response over the size limit")
+	}
+	if err != nil {
+		aerr, class := classify(r, err)
+		req.rec.ErrorClass = class
+		if aerr == nil {
+			req.rec.Status = 499
+			return
+		}
+		writeErr(w, aerr)
+		req.rec.Status = aerr.Status
+		return
+	}
+	body := buf.Bytes()
+	req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
+	if u, ok := openai.BodyUsage(body); ok {
+		req.rec.Usage = u
+	} else {
+		req.rec.Usage = g.countBody(req, clientBody, body)
+	}
+	h := w.Header()
+	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	req.rec.Status = http.StatusOK
+	if _, err := w.Write(body); err != nil {
+		req.rec.ErrorClass = usage.ErrClientDisconnect
+		return
+	}
+	req.rec.Complete = true
+}
+
+// countBody counts usage when a non-stream response carries none.
+func (g *Gateway) countBody(req *request, clientBody, body []byte) usage.Usage {
+	var u usage.Usage
+	var src usage.Source
+	u.Input, src = g.opt.Counter.CountPrompt(req.model, clientBody)
+	var text []byte
+	if s, ok := jsonfield.Find(body, "choices"); ok {
+		_ = jsonfield.EachElement(body[s.Start:s.End], func(v jsonfield.Span) bool {
+			choice := body[s.Start+v.Start : s.Start+v.End]
+			if c, ok := jsonfield.Path(choice, "message", "content"); ok {
+				if str, ok := jsonfield.String(choice[c.Start:c.End]); ok {
+					text = append(text, str...)
+				}
+			} else if c, ok := jsonfield.Find(choice, "text"); ok {
+				if str, ok := jsonfield.String(choice[c.Start:c.End]); ok {
+					text = append(text, str...)
+				}
+			}
+			return true
+		})
+	}
+	var src2 usage.Source
+	u.Output, src2 = g.opt.Counter.CountText(req.model, text)
+	u.Source = max(src, src2)
+	return u
+}
+
+// maxCountedText bounds the delivered text kept per stream for counting when
+// the upstream reports no usage.
+const maxCountedText = 1 << 20
+
+var doneEvent = []byte("data: [DONE]\n\n")
+
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, cancel context.CancelFunc, log *slog.Logger) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	req.rec.Status = http.StatusOK
+	fl, _ := w.(http.Flusher)
+
+	// The idle timer cancels the upstream if no event arrives in time.
+	idle := g.opt.Limits.StreamIdleTimeout.D()
+	var idleFired atomic.Bool
+	timer := time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
+	defer timer.Stop()
+
+	rd := sse.NewReader(resp.Body, sse.DefaultMaxLine)
+	var text []byte
+	var vendor usage.Usage
+	haveUsage, done, first := false, false, true
+	chunks := int64(0)
+	var readErr error
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
+		}
+		timer.Reset(idle)
+		if first {
+			req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
+			first = false
+		}
+		forward := true
+		if sse.IsDone(ev.Data) {
+			done = true
+		} else if len(ev.Data) > 0 {
+			c := openai.InspectChunk(ev.Data)
+			if c.HasUsage {
+				vendor, haveUsage = c.Usage, true
+				if c.UsageOnly && !req.clientUsage {
+					forward = false
+				}
+			}
+			if len(c.Content) > 0 {
+				chunks++
+				if len(text) < maxCountedText {
+					text = openai.AppendUnescaped(text, c.Content)
+				}
+			}
+		}
+		if forward {
+			if _, err := w.Write(ev.Raw); err != nil {
+				req.rec.ErrorClass = usage.ErrClientDisconnect
+				break
+			}
+			// Hold the flush while more of the upstream's bytes are already here.
+			if fl != nil && rd.Buffered() == 0 {
+				fl.Flush()
+			}
+		}
+		if done {
+			break
+		}
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	switch {
+	case req.rec.ErrorClass == usage.ErrClientDisconnect || r.Context().Err() != nil:
+		req.rec.ErrorClass = usage.ErrClientDisconnect
+	case idleFired.Load():
+		req.rec.ErrorClass = usage.ErrUpstreamTimeout
+	case readErr != nil || (!done && !haveUsage):
+		req.rec.ErrorClass = usage.ErrStreamBroken
+	}
+	if req.rec.ErrorClass == usage.ErrNone {
+		req.rec.Complete = true
+		if !done {
+			// The upstream closed without [DONE] after sending its usage:
+			// end the stream properly for the client.
+			_, _ = w.Write(doneEvent)
+		}
+	} else if req.rec.ErrorClass != usage.ErrClientDisconnect {
+		log.Warn("stream ended early", "channel", req.channel.Name, "class", req.rec.ErrorClass, "err", readErr)
+		_, _ = w.Write(sse.AppendData(nil, "", []byte(`{"error":{"message":"The upstream stream ended before it was complete.","type":"api_error","param":null,"code":"stream_broken"}}`)))
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	if haveUsage {
+		req.rec.Usage = vendor
+		return
+	}
+	var u usage.Usage
+	var s1, s2 usage.Source
+	u.Input, s1 = g.opt.Counter.CountPrompt(req.model, clientBody)
+	u.Output, s2 = g.opt.Counter.CountText(req.model, text)
+	if u.Output < chunks && s2 == usage.SourceEstimated {
+		u.Output = chunks // each streamed delta carries at least one token
+	}
+	u.Source = max(s1, s2)
+	req.rec.Usage = u
+}

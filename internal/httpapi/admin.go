@@ -1,0 +1,272 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"baimo/internal/apierr"
+	"baimo/internal/keys"
+	"baimo/internal/money"
+	"baimo/internal/usage"
+)
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 1 << 20
+
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		secret := ""
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			secret = strings.TrimSpace(a[7:])
+		}
+		if s.AdminKeyHash == "" || subtle.ConstantTimeCompare([]byte(keys.Hash(secret)), []byte(s.AdminKeyHash)) != 1 {
+			WriteOpenAIError(w, apierr.Unauthorized("The admin API needs the admin key as 'Authorization: Bearer ADMIN_KEY'."))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) *apierr.Error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return apierr.TooLarge(maxAdminBody)
+		}
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return apierr.BadRequest(ute.Field, "The field %q must be of type %s.", ute.Field, ute.Type)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return apierr.BadRequest(strings.Trim(f, `"`), "Unknown field %s.", f)
+		}
+		return apierr.InvalidJSON(err)
+	}
+	return nil
+}
+
+// keyView is a key as the admin API shows it: never its hash.
+type keyView struct {
+	ID        string     `json:"id"`
+	Object    string     `json:"object"`
+	Key       string     `json:"key,omitempty"` // the secret, only when created
+	Prefix    string     `json:"prefix"`
+	Name      string     `json:"name"`
+	TenantID  string     `json:"tenant_id"`
+	Models    []string   `json:"models"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	Disabled  bool       `json:"disabled"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+func viewKey(k keys.Key) keyView {
+	v := keyView{ID: k.ID, Object: "api_key", Prefix: k.Prefix, Name: k.Name, TenantID: k.TenantID, Models: k.Models,
+		Disabled: k.Disabled, CreatedAt: k.CreatedAt}
+	if v.Models == nil {
+		v.Models = []string{}
+	}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	return v
+}
+
+// CreateKeyRequest is the body of POST /admin/keys.
+type CreateKeyRequest struct {
+	Name      string     `json:"name"`
+	Models    []string   `json:"models"`
+	TenantID  string     `json:"tenant_id"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	var req CreateKeyRequest
+	if e := decodeAdmin(w, r, &req); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 128 {
+		WriteOpenAIError(w, apierr.BadRequest("name", "A key needs a name of 1 to 128 characters."))
+		return
+	}
+	for _, m := range req.Models {
+		if strings.TrimSpace(m) == "" || strings.Contains(m, ",") {
+			WriteOpenAIError(w, apierr.BadRequest("models", "Model names must be non-empty and contain no comma."))
+			return
+		}
+	}
+	now := s.Clock.Now().UTC()
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+		WriteOpenAIError(w, apierr.BadRequest("expires_at", "expires_at must be in the future."))
+		return
+	}
+	secret, k, err := keys.Generate()
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	k.ID, k.Name, k.Models, k.TenantID, k.CreatedAt = keys.NewID("key_"), req.Name, req.Models, req.TenantID, now
+	if req.ExpiresAt != nil {
+		k.ExpiresAt = req.ExpiresAt.UTC()
+	}
+	if err := s.Store.CreateKey(r.Context(), k); err != nil {
+		s.Log.Error("create key", "err", err)
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	v := viewKey(k)
+	v.Key = secret
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Store.ListKeys(r.Context())
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	data := make([]keyView, 0, len(list))
+	for _, k := range list {
+		data = append(data, viewKey(k))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.Store.DeleteKey(r.Context(), id); err != nil {
+		if errors.Is(err, keys.ErrNotFound) {
+			WriteOpenAIError(w, apierr.NotFound("No key with id "+id+"."))
+			return
+		}
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	s.GW.InvalidateKeys()
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "api_key", "deleted": true})
+}
+
+func (s *Server) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := s.Store.SetKeyDisabled(r.Context(), id, disabled); err != nil {
+			if errors.Is(err, keys.ErrNotFound) {
+				WriteOpenAIError(w, apierr.NotFound("No key with id "+id+"."))
+				return
+			}
+			WriteOpenAIError(w, apierr.Internal(err))
+			return
+		}
+		s.GW.InvalidateKeys()
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "api_key", "disabled": disabled})
+	}
+}
+
+// recordView is a usage record as the admin API shows it.
+type recordView struct {
+	RequestID     string          `json:"request_id"`
+	KeyID         string          `json:"key_id"`
+	TenantID      string          `json:"tenant_id"`
+	Endpoint      string          `json:"endpoint"`
+	Model         string          `json:"model"`
+	Channel       string          `json:"channel"`
+	UpstreamModel string          `json:"upstream_model"`
+	Stream        bool            `json:"stream"`
+	Status        int             `json:"status"`
+	Input         int64           `json:"input_tokens"`
+	CachedInput   int64           `json:"cached_input_tokens"`
+	CacheWrite5m  int64           `json:"cache_write_5m_tokens"`
+	CacheWrite1h  int64           `json:"cache_write_1h_tokens"`
+	Output        int64           `json:"output_tokens"`
+	Reasoning     int64           `json:"reasoning_tokens"`
+	Source        string          `json:"source"`
+	Complete      bool            `json:"complete"`
+	ErrorClass    string          `json:"error_class"`
+	Start         time.Time       `json:"start"`
+	TTFTms        float64         `json:"ttft_ms"`
+	DurationMs    float64         `json:"duration_ms"`
+	Attempts      []usage.Attempt `json:"attempts"`
+	Cost          string          `json:"cost"`
+	Currency      string          `json:"currency"`
+	PriceVersion  string          `json:"price_version"`
+	Lines         json.RawMessage `json:"lines,omitempty"`
+}
+
+func viewRecord(r usage.Record) recordView {
+	v := recordView{RequestID: r.RequestID, KeyID: r.KeyID, TenantID: r.TenantID, Endpoint: r.Endpoint, Model: r.Model,
+		Channel: r.Channel, UpstreamModel: r.UpstreamModel, Stream: r.Stream, Status: r.Status, Input: r.Usage.Input,
+		CachedInput: r.Usage.CachedInput, CacheWrite5m: r.Usage.CacheWrite5m, CacheWrite1h: r.Usage.CacheWrite1h,
+		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Source: r.Usage.Source.String(), Complete: r.Complete,
+		ErrorClass: string(r.ErrorClass), Start: r.Start, Attempts: r.Attempts,
+		TTFTms:     float64(r.TTFT.Microseconds()) / 1000, DurationMs: float64(r.Duration.Microseconds()) / 1000,
+		Cost:       money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion}
+	if v.Attempts == nil {
+		v.Attempts = []usage.Attempt{}
+	}
+	if len(r.Lines) > 0 && json.Valid(r.Lines) {
+		v.Lines = r.Lines
+	}
+	return v
+}
+
+func parseTime(q, name string) (time.Time, *apierr.Error) {
+	if q == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, q)
+	if err != nil {
+		return time.Time{}, apierr.BadRequest(name, "%s must be an RFC 3339 time such as 2026-11-28T00:00:00Z.", name)
+	}
+	return t, nil
+}
+
+func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := usage.Filter{KeyID: q.Get("key_id"), TenantID: q.Get("tenant_id"), Model: q.Get("model")}
+	var e *apierr.Error
+	if f.From, e = parseTime(q.Get("from"), "from"); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	if f.To, e = parseTime(q.Get("to"), "to"); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			WriteOpenAIError(w, apierr.BadRequest("limit", "limit must be a whole number from 1 to 10000."))
+			return
+		}
+		f.Limit = n
+	}
+	recs, err := s.Store.ListRecords(r.Context(), f)
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	tot, err := s.Store.TotalRecords(r.Context(), f)
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	data := make([]recordView, 0, len(recs))
+	for _, rec := range recs {
+		data = append(data, viewRecord(rec))
+	}
+	cost := map[string]string{}
+	for c, n := range tot.CostNanos {
+		cost[c] = money.FormatNanos(n)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "totals": map[string]any{
+		"requests": tot.Requests, "input_tokens": tot.Input, "cached_input_tokens": tot.CachedInput,
+		"output_tokens": tot.Output, "reasoning_tokens": tot.Reasoning, "cost": cost}})
+}

@@ -1,0 +1,167 @@
+// Package httpapi maps HTTP routes to the gateway: the OpenAI-compatible /v1
+// API, the admin API under /admin, health and metrics. It is the one place
+// that writes errors in each API's format.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"baimo/internal/apierr"
+	"baimo/internal/clock"
+	"baimo/internal/gateway"
+	"baimo/internal/keys"
+	"baimo/internal/usage"
+)
+
+// Store is what the HTTP layer needs from storage.
+type Store interface {
+	keys.Store
+	usage.Store
+	Ping(ctx context.Context) error
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	GW       *gateway.Gateway
+	Store    Store
+	// AdminKeyHash is the hash (keys.Hash) of the admin key.
+	AdminKeyHash string
+	Clock    clock.Clock
+	Log      *slog.Logger
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the gateway should take traffic.
+	Ready func() bool
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	writeErr := WriteOpenAIError
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		s.GW.ServeOpenAI(w, r, gateway.Chat, writeErr)
+	})
+	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) {
+		s.GW.ServeOpenAI(w, r, gateway.Completions, writeErr)
+	})
+	mux.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
+		s.GW.ServeOpenAI(w, r, gateway.Embeddings, writeErr)
+	})
+	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("GET /v1/models/{model...}", s.getModel)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		WriteOpenAIError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
+	})
+
+	mux.HandleFunc("POST /admin/keys", s.admin(s.createKey))
+	mux.HandleFunc("GET /admin/keys", s.admin(s.listKeys))
+	mux.HandleFunc("DELETE /admin/keys/{id}", s.admin(s.deleteKey))
+	mux.HandleFunc("POST /admin/keys/{id}/disable", s.admin(s.setDisabled(true)))
+	mux.HandleFunc("POST /admin/keys/{id}/enable", s.admin(s.setDisabled(false)))
+	mux.HandleFunc("GET /admin/usage", s.admin(s.listUsage))
+	mux.HandleFunc("/admin/", s.admin(func(w http.ResponseWriter, r *http.Request) {
+		WriteOpenAIError(w, apierr.NotFound("Unknown admin URL: "+r.Method+" "+r.URL.Path+"."))
+	}))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.Ready != nil && !s.Ready() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.Store.Ping(ctx); err != nil {
+		s.Log.Error("readyz: store", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// WriteOpenAIError writes e in OpenAI's error shape.
+func WriteOpenAIError(w http.ResponseWriter, e *apierr.Error) {
+	type body struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}
+	b := body{Message: e.Message, Type: e.Type}
+	if e.Param != "" {
+		b.Param = &e.Param
+	}
+	if e.Code != "" {
+		b.Code = &e.Code
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	writeJSON(w, e.Status, map[string]any{"error": b})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding failed","type":"api_error","param":null,"code":null}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	k, aerr := s.GW.Authenticate(r)
+	if aerr != nil {
+		WriteOpenAIError(w, aerr)
+		return
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	data := []model{}
+	for _, m := range s.GW.Models() {
+		if k.Allows(m) {
+			data = append(data, model{ID: m, Object: "model", Created: 1700000000, OwnedBy: "baimo"})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	k, aerr := s.GW.Authenticate(r)
+	if aerr != nil {
+		WriteOpenAIError(w, aerr)
+		return
+	}
+	id := r.PathValue("model")
+	for _, m := range s.GW.Models() {
+		if m == id && k.Allows(m) {
+			writeJSON(w, http.StatusOK, map[string]any{"id": m, "object": "model", "created": 1700000000, "owned_by": "baimo"})
+			return
+		}
+	}
+	WriteOpenAIError(w, apierr.ModelNotFound(id))
+}
