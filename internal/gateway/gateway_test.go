@@ -1,0 +1,473 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"baimo/internal/config"
+	"baimo/internal/gateway"
+	"baimo/internal/httpapi"
+	"baimo/internal/keys"
+	"baimo/internal/usage"
+)
+
+// fakeKeys is an in-memory keys.Store.
+type fakeKeys struct {
+	mu sync.Mutex
+	m  map[string]keys.Key
+}
+
+func (f *fakeKeys) CreateKey(_ context.Context, k keys.Key) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.m[k.Hash] = k
+	return nil
+}
+func (f *fakeKeys) ListKeys(context.Context) ([]keys.Key, error) { return nil, nil }
+func (f *fakeKeys) KeyByHash(_ context.Context, h string) (keys.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.m[h]
+	if !ok {
+		return keys.Key{}, keys.ErrNotFound
+	}
+	return k, nil
+}
+func (f *fakeKeys) DeleteKey(context.Context, string) error            { return nil }
+func (f *fakeKeys) SetKeyDisabled(context.Context, string, bool) error { return nil }
+
+// records collects what the recorder writes.
+type records struct {
+	mu   sync.Mutex
+	recs []usage.Record
+}
+
+func (r *records) write(_ context.Context, recs []usage.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, recs...)
+	return nil
+}
+
+type harness struct {
+	url    string
+	secret string
+	recs   *records
+	rec    *gateway.Recorder
+}
+
+// only returns the single record written, after the recorder drained.
+func (h *harness) only(t *testing.T) usage.Record {
+	t.Helper()
+	if err := h.rec.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.recs.mu.Lock()
+	defer h.recs.mu.Unlock()
+	if len(h.recs.recs) != 1 {
+		t.Fatalf("got %d usage records, want 1: %+v", len(h.recs.recs), h.recs.recs)
+	}
+	return h.recs.recs[0]
+}
+
+func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits), models ...string) *harness {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	cfg := config.Default()
+	if limits != nil {
+		limits(&cfg.Limits)
+	}
+	mm := config.ModelMap{"gpt-test": "upstream-model"}
+	for _, m := range models {
+		mm[m] = m
+	}
+	ks := &fakeKeys{m: map[string]keys.Key{}}
+	secret, k, _ := keys.Generate()
+	k.ID, k.Models = "key_t", []string{"gpt-test", "other"}
+	_ = ks.CreateKey(context.Background(), k)
+	recs := &records{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec := gateway.NewRecorder(recs.write, 16, 64, time.Millisecond, log)
+	gw := gateway.New(gateway.Options{
+		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "up", Kind: "openai", BaseURL: up.URL + "/v1",
+			APIKey: config.Secret{}, Models: mm})},
+		Keys: ks, Recorder: rec, Log: log, Limits: cfg.Limits,
+	})
+	api := &httpapi.Server{GW: gw, Log: log}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return &harness{url: srv.URL, secret: secret, recs: recs, rec: rec}
+}
+
+func (h *harness) post(t *testing.T, path, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// scripted returns an upstream that answers with the given raw body, written
+// in pieces of size step (0: whole), flushing after each piece, and records
+// the body it received.
+func scripted(status int, contentType, body string, step int, got *string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if got != nil {
+			*got = string(b)
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		if step <= 0 {
+			step = len(body)
+		}
+		for i := 0; i < len(body); i += step {
+			_, _ = io.WriteString(w, body[i:min(i+step, len(body))])
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+const chatReq = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"x_unknown":{"keep":[1,2]}}`
+
+func TestNonStreamUsageShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want usage.Usage
+	}{
+		{"openai", `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":8},"completion_tokens_details":{"reasoning_tokens":2}}}`,
+			usage.Usage{Input: 12, CachedInput: 8, Output: 5, Reasoning: 2, Source: usage.SourceVendor}},
+		{"deepseek", `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":60,"completion_tokens":11,"total_tokens":71,"prompt_cache_hit_tokens":50,"prompt_cache_miss_tokens":10}}`,
+			usage.Usage{Input: 60, CachedInput: 50, Output: 11, Source: usage.SourceVendor}},
+		{"no usage: counted by us", `{"id":"x","choices":[{"message":{"content":"hello world, this is it"}}]}`,
+			usage.Usage{Input: 0, Output: 6, Source: usage.SourceEstimated}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sent string
+			h := newHarness(t, scripted(200, "application/json", tt.body, 0, &sent), nil)
+			resp, body := h.post(t, "/v1/chat/completions", chatReq)
+			if resp.StatusCode != 200 || body != tt.body {
+				t.Fatalf("status %d body %q; want the upstream's body untouched", resp.StatusCode, body)
+			}
+			if want := strings.Replace(chatReq, `"gpt-test"`, `"upstream-model"`, 1); sent != want {
+				t.Errorf("upstream got %s\nwant %s", sent, want)
+			}
+			rec := h.only(t)
+			if tt.want.Source == usage.SourceEstimated {
+				if rec.Usage.Source != usage.SourceEstimated || rec.Usage.Input <= 0 || rec.Usage.Output != tt.want.Output {
+					t.Errorf("usage = %+v, want an estimate with output %d", rec.Usage, tt.want.Output)
+				}
+			} else if rec.Usage != tt.want {
+				t.Errorf("usage = %+v, want %+v", rec.Usage, tt.want)
+			}
+			if rec.RequestID == "" || rec.RequestID != resp.Header.Get("X-Request-Id") || !rec.Complete ||
+				rec.Channel != "up" || rec.UpstreamModel != "upstream-model" || rec.Model != "gpt-test" || rec.KeyID != "key_t" {
+				t.Errorf("record = %+v", rec)
+			}
+		})
+	}
+}
+
+const (
+	c1       = `data: {"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}` + "\n\n"
+	c2       = `data: {"id":"a","choices":[{"index":0,"delta":{"content":"你好"}}]}` + "\n\n"
+	c3       = `data: {"id":"a","choices":[{"index":0,"delta":{"content":" world"},"finish_reason":"stop"}]}` + "\n\n"
+	cUsage   = `data: {"id":"a","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}` + "\n\n"
+	cQwen    = `data: {"id":"a","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}` + "\n\n"
+	cDone    = "data: [DONE]\n\n"
+	streamRq = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+)
+
+func readEvents(body string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "data: ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestStream(t *testing.T) {
+	vendorUsage := usage.Usage{Input: 9, Output: 3, Source: usage.SourceVendor}
+	tests := []struct {
+		name      string
+		upstream  string
+		request   string
+		wantBody  string // exact body the client receives; "" to skip
+		want      usage.Usage
+		complete  bool
+		errClass  usage.ErrorClass
+		countOnly bool // usage counted by the gateway
+	}{
+		{name: "usage chunk stripped when not asked", upstream: c1 + c2 + c3 + cUsage + cDone, request: streamRq,
+			wantBody: c1 + c2 + c3 + cDone, want: vendorUsage, complete: true},
+		{name: "usage chunk kept when asked", upstream: c1 + c2 + c3 + cUsage + cDone,
+			request:  `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
+			wantBody: c1 + c2 + c3 + cUsage + cDone, want: vendorUsage, complete: true},
+		{name: "qwen usage in the last content chunk", upstream: c1 + c2 + cQwen + cDone, request: streamRq,
+			wantBody: c1 + c2 + cQwen + cDone, want: vendorUsage, complete: true},
+		{name: "missing [DONE] after usage", upstream: c1 + c2 + c3 + cUsage, request: streamRq,
+			wantBody: c1 + c2 + c3 + cDone, want: vendorUsage, complete: true},
+		{name: "cut mid-way", upstream: c1 + c2, request: streamRq, complete: false,
+			errClass: usage.ErrStreamBroken, countOnly: true},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{0, 1, 7} {
+			t.Run(tt.name+"/step"+string(rune('0'+step)), func(t *testing.T) {
+				var sent string
+				h := newHarness(t, scripted(200, "text/event-stream", tt.upstream, step, &sent), nil)
+				resp, body := h.post(t, "/v1/chat/completions", tt.request)
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if tt.wantBody != "" && body != tt.wantBody {
+					t.Errorf("client got\n%q\nwant\n%q", body, tt.wantBody)
+				}
+				if !strings.Contains(sent, `"include_usage":true`) {
+					t.Errorf("upstream was not asked for usage: %s", sent)
+				}
+				rec := h.only(t)
+				if rec.Complete != tt.complete || rec.ErrorClass != tt.errClass {
+					t.Errorf("complete=%v class=%q, want %v %q", rec.Complete, rec.ErrorClass, tt.complete, tt.errClass)
+				}
+				if tt.countOnly {
+					evs := readEvents(body)
+					if last := evs[len(evs)-1]; !strings.Contains(last, `"code":"stream_broken"`) {
+						t.Errorf("client was not told the stream broke; last event %s", last)
+					}
+					if rec.Usage.Source != usage.SourceEstimated || rec.Usage.Output < 1 || rec.Usage.Input < 1 {
+						t.Errorf("usage = %+v, want an estimate of what was delivered", rec.Usage)
+					}
+				} else if rec.Usage != tt.want {
+					t.Errorf("usage = %+v, want %+v", rec.Usage, tt.want)
+				}
+				if rec.TTFT <= 0 {
+					t.Errorf("TTFT not recorded")
+				}
+			})
+		}
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		header     map[string]string
+		wantStatus int
+		wantCode   string
+		retryAfter string
+	}{
+		{"429 passed on with retry-after", 429, `{"error":{"message":"org-secret over limit"}}`, map[string]string{"Retry-After": "7"}, 429, "rate_limit_exceeded", "7"},
+		{"500 becomes 502", 500, `{"error":{"message":"boom at 10.0.0.7"}}`, nil, 502, "upstream_error", ""},
+		{"401 upstream key is not the client's fault", 401, `{"error":{"message":"Incorrect API key provided: sk-abc***"}}`, nil, 502, "upstream_error", ""},
+		{"400 passes the upstream message", 400, `{"error":{"message":"tools[0] is invalid"}}`, nil, 400, "upstream_rejected", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}), nil)
+			resp, body := h.post(t, "/v1/chat/completions", chatReq)
+			var e struct {
+				Error struct {
+					Message, Type string
+					Code          *string
+				}
+			}
+			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error.Code == nil {
+				t.Fatalf("not an OpenAI error: %s", body)
+			}
+			if resp.StatusCode != tt.wantStatus || *e.Error.Code != tt.wantCode {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, *e.Error.Code, tt.wantStatus, tt.wantCode)
+			}
+			if resp.Header.Get("Retry-After") != tt.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", resp.Header.Get("Retry-After"), tt.retryAfter)
+			}
+			for _, leak := range []string{"org-secret", "10.0.0.7", "sk-abc"} {
+				if strings.Contains(body, leak) {
+					t.Errorf("error leaks %q: %s", leak, body)
+				}
+			}
+			rec := h.only(t)
+			if rec.Status != tt.wantStatus || rec.Complete || len(rec.Attempts) != 1 || rec.Attempts[0].Status != tt.status {
+				t.Errorf("record = %+v", rec)
+			}
+		})
+	}
+}
+
+func TestStalledUpstreamTimesOut(t *testing.T) {
+	stall := make(chan struct{})
+	defer close(stall)
+	t.Run("before the first byte", func(t *testing.T) {
+		h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body) // lets the server notice the gateway hanging up
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+		}), func(l *config.Limits) { l.FirstByteTimeout = config.Duration(100 * time.Millisecond) })
+		resp, body := h.post(t, "/v1/chat/completions", chatReq)
+		if resp.StatusCode != 504 || !strings.Contains(body, "upstream_timeout") {
+			t.Errorf("got %d %s, want 504 upstream_timeout", resp.StatusCode, body)
+		}
+		if rec := h.only(t); rec.ErrorClass != usage.ErrUpstreamTimeout || rec.Status != 504 {
+			t.Errorf("record = %+v", rec)
+		}
+	})
+	t.Run("mid-stream", func(t *testing.T) {
+		h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, c1+c2)
+			w.(http.Flusher).Flush()
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+		}), func(l *config.Limits) { l.StreamIdleTimeout = config.Duration(100 * time.Millisecond) })
+		resp, body := h.post(t, "/v1/chat/completions", streamRq)
+		if resp.StatusCode != 200 || !strings.Contains(body, "stream_broken") || !strings.HasPrefix(body, c1+c2) {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+		if rec := h.only(t); rec.ErrorClass != usage.ErrUpstreamTimeout || rec.Complete || rec.Usage.Output < 1 {
+			t.Errorf("record = %+v", rec)
+		}
+	})
+}
+
+func TestClientDisconnectStillRecords(t *testing.T) {
+	sentFirst := make(chan struct{})
+	upstreamGone := make(chan struct{})
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, c1+c2)
+		w.(http.Flusher).Flush()
+		close(sentFirst)
+		<-r.Context().Done() // the gateway must cancel the upstream when the client leaves
+		close(upstreamGone)
+	}), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", h.url+"/v1/chat/completions", strings.NewReader(streamRq))
+	req.Header.Set("Authorization", "Bearer "+h.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sentFirst
+	buf := make([]byte, len(c1))
+	_, _ = io.ReadFull(resp.Body, buf)
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-upstreamGone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream request was not cancelled after the client left")
+	}
+	rec := h.only(t)
+	if rec.ErrorClass != usage.ErrClientDisconnect || rec.Complete || rec.Usage.Output < 1 {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	h := newHarness(t, scripted(200, "application/json", `{}`, 0, nil), func(l *config.Limits) { l.MaxBodyBytes = 2048 }, "notallowed")
+	tests := []struct {
+		name, auth, body     string
+		status               int
+		code, param, errType string
+	}{
+		{"no key", "-", chatReq, 401, "invalid_api_key", "", "authentication_error"},
+		{"bad key", "Bearer sk-baimo-wrong", chatReq, 401, "invalid_api_key", "", "authentication_error"},
+		{"malformed JSON", "", `{"model":`, 400, "invalid_json", "", "invalid_request_error"},
+		{"not an object", "", `[1]`, 400, "invalid_request", "", "invalid_request_error"},
+		{"model missing", "", `{"messages":[]}`, 400, "invalid_request", "model", "invalid_request_error"},
+		{"model not a string", "", `{"model":3,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", "model", "invalid_request_error"},
+		{"stream not a bool", "", `{"model":"gpt-test","stream":"yes","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", "stream", "invalid_request_error"},
+		{"messages missing", "", `{"model":"gpt-test"}`, 400, "invalid_request", "messages", "invalid_request_error"},
+		{"unknown model", "", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found", "model", "invalid_request_error"},
+		{"model not allowed", "", `{"model":"notallowed","messages":[{"role":"user","content":"x"}]}`, 403, "model_not_allowed", "model", "permission_error"},
+		{"too large", "", `{"model":"gpt-test","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`, 413, "request_too_large", "", "invalid_request_error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(tt.body))
+			switch tt.auth {
+			case "":
+				req.Header.Set("x-api-key", h.secret)
+			case "-":
+			default:
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error struct {
+					Message string  `json:"message"`
+					Type    string  `json:"type"`
+					Param   *string `json:"param"`
+					Code    *string `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatal(err)
+			}
+			param := ""
+			if e.Error.Param != nil {
+				param = *e.Error.Param
+			}
+			if resp.StatusCode != tt.status || e.Error.Code == nil || *e.Error.Code != tt.code || param != tt.param ||
+				e.Error.Type != tt.errType || e.Error.Message == "" {
+				t.Errorf("got %d %+v, want %d code=%s param=%s type=%s", resp.StatusCode, e.Error, tt.status, tt.code, tt.param, tt.errType)
+			}
+		})
+	}
+}
+
+func TestRequestIDHonoured(t *testing.T) {
+	h := newHarness(t, scripted(200, "application/json", `{"usage":{"prompt_tokens":1,"completion_tokens":1}}`, 0, nil), nil)
+	req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(chatReq))
+	req.Header.Set("Authorization", "Bearer "+h.secret)
+	req.Header.Set("X-Request-Id", "my-trace-42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got != "my-trace-42" {
+		t.Errorf("X-Request-Id = %q", got)
+	}
+	if rec := h.only(t); rec.RequestID != "my-trace-42" {
+		t.Errorf("record id %q", rec.RequestID)
+	}
+}
