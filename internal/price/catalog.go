@@ -1,0 +1,179 @@
+package price
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"baimo/internal/money"
+)
+
+// Catalog is the set of priced models. It is safe for concurrent use: reads
+// (rating) see an immutable snapshot through an atomic pointer, and writers
+// (AddVersion) copy what they change and swap the pointer.
+type Catalog struct {
+	mu  sync.Mutex // serialises writers
+	cur atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	models     map[string]*Model // by name and alias
+	list       []*Model          // sorted by vendor, then name
+	calendars  map[string]*Calendar
+	tokenizers map[string]*Tokenizer
+}
+
+func (s *snapshot) addModel(m *Model) error {
+	for _, n := range append([]string{m.Name}, m.Aliases...) {
+		if _, dup := s.models[n]; dup {
+			return fmt.Errorf("model name or alias %q defined twice", n)
+		}
+	}
+	s.models[m.Name] = m
+	for _, a := range m.Aliases {
+		s.models[a] = m
+	}
+	s.list = append(s.list, m)
+	return nil
+}
+
+func (s *snapshot) sortList() {
+	sort.Slice(s.list, func(i, j int) bool {
+		a, b := s.list[i], s.list[j]
+		if a.Vendor != b.Vendor {
+			return a.Vendor < b.Vendor
+		}
+		return a.Name < b.Name
+	})
+}
+
+func (c *Catalog) snap() *snapshot {
+	if s := c.cur.Load(); s != nil {
+		return s
+	}
+	return &snapshot{}
+}
+
+// Model returns the model named name (or one of its aliases).
+func (c *Catalog) Model(name string) (*Model, bool) {
+	m, ok := c.snap().models[name]
+	return m, ok
+}
+
+// Models returns every model sorted by vendor and name. The models must not
+// be modified.
+func (c *Catalog) Models() []*Model {
+	s := c.snap()
+	out := make([]*Model, len(s.list))
+	copy(out, s.list)
+	return out
+}
+
+// Calendar returns the holiday calendar named name.
+func (c *Catalog) Calendar(name string) (*Calendar, bool) {
+	cal, ok := c.snap().calendars[name]
+	return cal, ok
+}
+
+// Tokenizers returns the tokenizer densities known to the catalog.
+func (c *Catalog) Tokenizers() map[string]*Tokenizer {
+	s := c.snap()
+	out := make(map[string]*Tokenizer, len(s.tokenizers))
+	for k, v := range s.tokenizers {
+		out[k] = v
+	}
+	return out
+}
+
+// AddVersion adds a price version at run time (the admin API stores these in
+// the database and replays them at start, in order). spec.Model names the
+// model; an unknown model is created under spec.Vendor (required then).
+// The version must start after the last existing version of that model in
+// that currency: history is never edited. Callers that must not backdate a
+// price also check EffectiveFrom against their clock.
+func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.snap()
+	if err := checkName("model", spec.Model); err != nil {
+		return nil, fmt.Errorf("add version: %w", err)
+	}
+	m, known := old.models[spec.Model]
+	vendor := spec.Vendor
+	if known {
+		if vendor != "" && vendor != m.Vendor {
+			return nil, fmt.Errorf("add version of %s: vendor %q differs from the catalog's %q", spec.Model, vendor, m.Vendor)
+		}
+		vendor = m.Vendor
+	} else if err := checkName("vendor", vendor); err != nil {
+		return nil, fmt.Errorf("add version of new model %s: %w", spec.Model, err)
+	}
+	name := spec.Model
+	if known {
+		name = m.Name // an alias adds to the model it names
+	}
+	v, err := old.buildVersion(spec, name, vendor)
+	if err != nil {
+		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
+	}
+	var nm Model
+	if known {
+		nm = *m
+	} else {
+		nm = Model{Name: name, Vendor: vendor, Kind: "chat"}
+	}
+	nm.Lists = make(map[money.Currency][]*Version, len(nm.Lists)+1)
+	if known {
+		for cur, vs := range m.Lists {
+			nm.Lists[cur] = vs
+		}
+	}
+	prev := nm.Lists[v.Currency]
+	if n := len(prev); n > 0 && !v.EffectiveFrom.After(prev[n-1].EffectiveFrom) {
+		return nil, fmt.Errorf("add version of %s in %s: starts %s, not after the last version (%s): %w",
+			name, v.Currency, v.EffectiveFrom.Format(time.RFC3339), prev[n-1].EffectiveFrom.Format(time.RFC3339), ErrHistory)
+	}
+	list := make([]*Version, len(prev), len(prev)+1)
+	copy(list, prev)
+	nm.Lists[v.Currency] = append(list, v)
+
+	ns := &snapshot{
+		models:     make(map[string]*Model, len(old.models)+1),
+		list:       make([]*Model, 0, len(old.list)+1),
+		calendars:  old.calendars,
+		tokenizers: old.tokenizers,
+	}
+	for k, mm := range old.models {
+		if mm != m || !known {
+			ns.models[k] = mm
+		}
+	}
+	for _, mm := range old.list {
+		if !known || mm != m {
+			ns.list = append(ns.list, mm)
+		}
+	}
+	if err := ns.addModel(&nm); err != nil {
+		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
+	}
+	ns.sortList()
+	c.cur.Store(ns)
+	return v, nil
+}
+
+// versionsOf returns all versions of m in all currencies, by currency then time.
+func versionsOf(m *Model) []*Version {
+	var out []*Version
+	for _, cur := range m.Currencies() {
+		out = append(out, m.Lists[cur]...)
+	}
+	return out
+}
+
+// matchVendor reports whether m belongs to vendor (case-insensitive; "" matches all).
+func matchVendor(m *Model, vendor string) bool {
+	return vendor == "" || strings.EqualFold(m.Vendor, vendor)
+}

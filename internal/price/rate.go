@@ -1,0 +1,302 @@
+package price
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"baimo/internal/money"
+	"baimo/internal/usage"
+)
+
+// ErrNoPrice is matched (errors.Is) by every *NoPriceError.
+var ErrNoPrice = errors.New("no price")
+
+// ErrNoRate is returned when a price must be converted to the account's
+// currency and no exchange rate is in force.
+var ErrNoRate = errors.New("no exchange rate")
+
+// ErrHistory is returned when a new version would rewrite history.
+var ErrHistory = errors.New("price history is append-only")
+
+// ErrBadUsage is returned for usage that cannot be rated (negative counts).
+var ErrBadUsage = errors.New("bad usage")
+
+// NoPriceError says that a model (or one kind of its usage) has no price.
+type NoPriceError struct {
+	Model    string
+	Currency money.Currency
+	At       time.Time
+	Kind     string // the line kind without a price, or "" for the whole model
+	Detail   string
+	Err      error // the cause, such as ErrNoRate, or nil
+}
+
+// Error reads "no price for model X in CNY" (with the kind or detail when known).
+func (e *NoPriceError) Error() string {
+	s := "no price for model " + e.Model
+	if e.Kind != "" {
+		s = "no " + e.Kind + " price for model " + e.Model
+	}
+	if e.Currency != "" {
+		s += " in " + string(e.Currency)
+	}
+	if !e.At.IsZero() {
+		s += " at " + e.At.UTC().Format(time.RFC3339)
+	}
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrNoPrice) true.
+func (e *NoPriceError) Is(target error) bool { return target == ErrNoPrice }
+
+// Unwrap returns the cause, if any.
+func (e *NoPriceError) Unwrap() error { return e.Err }
+
+// RateContext is everything besides usage that decides a request's price.
+type RateContext struct {
+	Model       string         // the model that served the request
+	At          time.Time      // request start: the version in force then applies
+	Batch       bool           // submitted through a batch API
+	ServiceTier string         // "", "default", "standard" or "auto" mean the standard tier
+	PriceList   *PriceList     // the tenant's price list, or nil
+	Currency    money.Currency // the account's currency
+	Rates       *ExchangeRates // dated exchange rates, or nil
+}
+
+// Line is one priced part of a request.
+type Line struct {
+	Kind     Kind  `json:"kind"`
+	Quantity int64 `json:"quantity"`
+	// Price is the listed price per Per units, in the version's currency.
+	Price money.Amount `json:"-"`
+	Per   int64        `json:"per"`
+	// Multiplier combines time of day, batch, service tier, markup and
+	// exchange rate; 1 when none applies.
+	Multiplier money.Ratio  `json:"-"`
+	Amount     money.Amount `json:"-"`
+	Version    string       `json:"version"`
+}
+
+// Rated is the result of rating one request.
+type Rated struct {
+	Model         string         // catalog name of the model
+	Version       string         // ID of the version applied
+	Currency      money.Currency // the account's currency
+	PriceCurrency money.Currency // the currency of the version applied
+	ExchangeRate  money.Ratio    // account units per price unit; 1 when the same
+	Tier          int            // 0 for the base prices, i for Tiers[i-1]
+	Period        string         // schedule window in force, "" when none
+	Free          bool
+	PriceList     string // tenant price list applied, "" when none
+	Override      bool   // the price list's negotiated version was used
+	Lines         []Line
+	Total         money.Amount // exact sum of Lines
+}
+
+// Rate prices u under rc, appending the lines to dst[:0] (pass a reused slice
+// with room for numKinds lines to rate without allocating). The catalog's
+// version in force at rc.At applies; a model with no price is refused with a
+// *NoPriceError unless its version is marked free.
+func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error) {
+	r := Rated{Lines: dst[:0], Currency: rc.Currency, ExchangeRate: money.One}
+	if err := checkUsage(u); err != nil {
+		return r, err
+	}
+	if rc.Currency == "" {
+		return r, fmt.Errorf("rate %s: no account currency", rc.Model)
+	}
+	m, ok := c.snap().models[rc.Model]
+	var v *Version
+	markup := money.One
+	if rc.PriceList != nil {
+		r.PriceList = rc.PriceList.Name
+		if ov := rc.PriceList.override(rc.Model, m, rc.At); ov != nil {
+			v, r.Override = ov, true
+		} else if !rc.PriceList.Markup.IsOne() && rc.PriceList.Markup.Den != 0 {
+			markup = rc.PriceList.Markup
+		}
+	}
+	if v == nil {
+		if !ok {
+			return r, &NoPriceError{Model: rc.Model, Currency: rc.Currency, Detail: "model not in the catalog"}
+		}
+		var err error
+		if v, r.ExchangeRate, err = pick(m, rc); err != nil {
+			return r, err
+		}
+		r.Model = m.Name
+	} else {
+		r.Model = v.Model
+		if v.Currency != rc.Currency {
+			fx, err := rc.Rates.lookup(v.Currency, rc.Currency, rc.At)
+			if err != nil {
+				return r, fmt.Errorf("rate %s: %w", rc.Model, err)
+			}
+			r.ExchangeRate = fx
+		}
+	}
+	r.Version, r.PriceCurrency, r.Free = v.ID, v.Currency, v.Free
+	tier, prices := v.pricesFor(u.Input)
+	r.Tier = tier
+
+	// Multipliers: tokens get time of day, batch and service tier; every
+	// kind gets the markup and the exchange rate.
+	flat, err := markup.Mul(r.ExchangeRate)
+	if err != nil {
+		return r, fmt.Errorf("rate %s: multiplier: %w", rc.Model, err)
+	}
+	tok := flat
+	if v.Schedule != nil {
+		r.Period = v.Schedule.Default
+		if w, ok := v.Schedule.At(rc.At); ok {
+			r.Period = w.Name
+			if tok, err = tok.Mul(w.Multiplier); err != nil {
+				return r, fmt.Errorf("rate %s: multiplier: %w", rc.Model, err)
+			}
+		}
+	}
+	if rc.Batch && v.Batch.Den != 0 {
+		if tok, err = tok.Mul(v.Batch); err != nil {
+			return r, fmt.Errorf("rate %s: multiplier: %w", rc.Model, err)
+		}
+	}
+	switch rc.ServiceTier {
+	case "", "default", "standard", "auto":
+	default:
+		st, ok := v.ServiceTiers[rc.ServiceTier]
+		if !ok {
+			return r, &NoPriceError{Model: r.Model, Currency: v.Currency, At: rc.At, Kind: "service tier " + rc.ServiceTier}
+		}
+		if tok, err = tok.Mul(st); err != nil {
+			return r, fmt.Errorf("rate %s: multiplier: %w", rc.Model, err)
+		}
+	}
+
+	// Quantities per kind.
+	var q [numKinds]int64
+	q[KindInput] = u.UncachedInput()
+	q[KindCachedInput] = u.CachedInput
+	q[KindCacheWrite5m] = u.CacheWrite5m
+	q[KindCacheWrite1h] = u.CacheWrite1h
+	q[KindOutput] = u.Output
+	if prices[KindReasoning].Set() {
+		q[KindReasoning] = u.Reasoning
+		q[KindOutput] = u.Output - u.Reasoning
+	}
+	q[KindImage] = u.Images
+	q[KindAudioSecond] = u.AudioSeconds
+	q[KindCharacter] = u.Characters
+	q[KindSearchCall] = u.SearchCalls
+
+	total := money.Zero(rc.Currency)
+	for k := Kind(0); k < numKinds; k++ {
+		n := q[k]
+		if n == 0 {
+			continue
+		}
+		p := prices[k]
+		if !p.Set() && !v.Free {
+			switch k {
+			case KindCachedInput, KindCacheWrite5m, KindCacheWrite1h:
+				// A vendor without a cache price bills those tokens as input.
+				p = prices[KindInput]
+			}
+		}
+		if !p.Set() && !v.Free {
+			return r, &NoPriceError{Model: r.Model, Currency: v.Currency, At: rc.At, Kind: k.String()}
+		}
+		mul := flat
+		if k.IsToken() {
+			mul = tok
+		}
+		line := Line{Kind: k, Quantity: n, Per: p.Per, Multiplier: mul, Version: v.ID,
+			Price: money.New(p.Nanos, v.Currency), Amount: money.Zero(rc.Currency)}
+		if v.Free {
+			line.Per, line.Multiplier = 1, money.One
+		} else {
+			den, err := money.MulNanos(p.Per, mul.Den)
+			if err != nil {
+				return r, fmt.Errorf("rate %s %s: %w", rc.Model, k, err)
+			}
+			amt, err := money.MulDiv3(n, p.Nanos, mul.Num, den)
+			if err != nil {
+				return r, fmt.Errorf("rate %s %s: %w", rc.Model, k, err)
+			}
+			line.Amount.Nanos = amt
+		}
+		if total, err = total.Add(line.Amount); err != nil {
+			return r, fmt.Errorf("rate %s: total: %w", rc.Model, err)
+		}
+		r.Lines = append(r.Lines, line)
+	}
+	r.Total = total
+	return r, nil
+}
+
+// Quote prices a request before it runs: promptTokens of input and at most
+// maxOutput tokens of output, so the result is the most the request can cost
+// (at the tier its prompt selects).
+func (c *Catalog) Quote(promptTokens, maxOutput int64, rc RateContext) (Rated, error) {
+	return c.Rate(usage.Usage{Input: promptTokens, Output: maxOutput}, rc, nil)
+}
+
+func checkUsage(u usage.Usage) error {
+	for _, n := range [...]int64{u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h, u.Output, u.Reasoning,
+		u.Images, u.AudioSeconds, u.Characters, u.SearchCalls} {
+		if n < 0 {
+			return fmt.Errorf("%w: negative count", ErrBadUsage)
+		}
+	}
+	if u.CachedInput+u.CacheWrite5m+u.CacheWrite1h > u.Input {
+		return fmt.Errorf("%w: cached and cache-write tokens exceed input", ErrBadUsage)
+	}
+	if u.Reasoning > u.Output {
+		return fmt.Errorf("%w: reasoning tokens exceed output", ErrBadUsage)
+	}
+	return nil
+}
+
+// pick returns the version of m for the account currency at rc.At: the list
+// in that currency when one is in force, else another currency's list
+// converted with the rate in force.
+func pick(m *Model, rc RateContext) (*Version, money.Ratio, error) {
+	if v, ok := m.At(rc.Currency, rc.At); ok {
+		return v, money.One, nil
+	}
+	var missing error
+	// Try other currencies in a fixed order so results are reproducible.
+	for _, cur := range [...]money.Currency{money.CNY, money.USD} {
+		if cur == rc.Currency {
+			continue
+		}
+		if v, ok := m.At(cur, rc.At); ok {
+			fx, err := rc.Rates.lookup(cur, rc.Currency, rc.At)
+			if err != nil {
+				missing = err
+				continue
+			}
+			return v, fx, nil
+		}
+	}
+	for cur := range m.Lists {
+		if cur == rc.Currency || cur == money.CNY || cur == money.USD {
+			continue
+		}
+		if v, ok := m.At(cur, rc.At); ok {
+			fx, err := rc.Rates.lookup(cur, rc.Currency, rc.At)
+			if err != nil {
+				missing = err
+				continue
+			}
+			return v, fx, nil
+		}
+	}
+	if missing != nil {
+		return nil, money.Ratio{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At, Detail: missing.Error(), Err: missing}
+	}
+	return nil, money.Ratio{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At}
+}
