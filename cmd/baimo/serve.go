@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,14 +19,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gopkg.in/yaml.v3"
 
+	"baimo/catalog"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
+	"baimo/internal/money"
+	"baimo/internal/price"
 	"baimo/internal/provider/sim"
 	"baimo/internal/store/sqlite"
+	"baimo/internal/usage"
 )
 
 func init() {
@@ -98,16 +104,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
+	rater, err := newRater(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	for _, ch := range channels {
+		for pub := range ch.Models {
+			if err := rater.Check(&usage.Record{Model: pub, UpstreamModel: ch.Models[pub], Start: time.Now()}); err != nil {
+				log.Warn("model has no price and is not marked free: requests for it will be refused", "model", pub, "channel", ch.Name)
+			}
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rec := gateway.NewRecorder(db.WriteRecords, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
+	write := func(ctx context.Context, recs []usage.Record) error {
+		for i := range recs {
+			if err := rater.RateRecord(&recs[i]); err != nil {
+				log.Error("usage record not rated", "request_id", recs[i].RequestID, "err", err)
+			}
+		}
+		return db.WriteRecords(ctx, recs)
+	}
+	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
 	gw := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg),
+		Metrics: gateway.NewMetrics(reg), Rater: rater,
 	})
 	var stopping atomic.Bool
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
-		Ready: func() bool { return !stopping.Load() }}
+		Ready: func() bool { return !stopping.Load() },
+		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
+			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Estimator{}.CountPrompt(model, body); return n }},
+	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -155,6 +184,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("stopped; all usage records written")
 	return nil
+}
+
+// newRater loads the shipped catalog, replays the price versions added through
+// the admin API, and sets the billing currency, free models and exchange rates.
+func newRater(ctx context.Context, cfg *config.Config, store price.Store, log *slog.Logger) (*gateway.Rater, error) {
+	cat, err := catalog.Load()
+	if err != nil {
+		return nil, fmt.Errorf("price catalog: %w", err)
+	}
+	stored, err := store.ListPriceVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range stored {
+		var spec price.VersionSpec
+		if err := json.Unmarshal(sv.Spec, &spec); err != nil {
+			return nil, fmt.Errorf("stored price version %s: %w", sv.ID, err)
+		}
+		if _, err := cat.AddVersion(spec); err != nil {
+			// A newer shipped catalog may already hold a later version.
+			log.Warn("stored price version not applied", "id", sv.ID, "model", spec.Model, "err", err)
+		}
+	}
+	r := &gateway.Rater{Catalog: cat, Currency: money.Currency(cfg.Billing.Currency), Free: map[string]bool{}}
+	for _, m := range cfg.Billing.FreeModels {
+		r.Free[m] = true
+	}
+	if cfg.Billing.ExchangeRates.Kind != 0 {
+		b, err := yaml.Marshal(&cfg.Billing.ExchangeRates)
+		if err != nil {
+			return nil, fmt.Errorf("billing.exchange_rates: %w", err)
+		}
+		if r.Rates, err = price.ParseExchangeRates(b); err != nil {
+			return nil, fmt.Errorf("billing.exchange_rates: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // adminKeyHash returns the hash of the admin key: BAIMO_ADMIN_KEY if set,

@@ -26,6 +26,19 @@ type Config struct {
 	Limits   Limits    `yaml:"limits"`
 	Channels []Channel `yaml:"channels"`
 	Usage    Usage     `yaml:"usage"`
+	Billing  Billing   `yaml:"billing"`
+}
+
+// Billing says how requests are priced.
+type Billing struct {
+	// Currency of accounts and usage records: CNY (default) or USD.
+	Currency string `yaml:"currency"`
+	// FreeModels are public model names served free of charge (a self-hosted
+	// model, say); any other model without a price is refused.
+	FreeModels []string `yaml:"free_models"`
+	// ExchangeRates is a dated list of rates, used when an account's currency
+	// differs from a price's: - {from: USD, to: CNY, effective_from: ..., rate: "7.1", source: ...}
+	ExchangeRates yaml.Node `yaml:"exchange_rates"`
 }
 
 // Sim configures the built-in simulated upstream.
@@ -206,6 +219,9 @@ func (c *Config) applyDefaults() {
 	if c.Sim.OutputTokens == 0 {
 		c.Sim.OutputTokens = 16
 	}
+	if c.Billing.Currency == "" {
+		c.Billing.Currency = "CNY"
+	}
 	if c.Usage.BatchSize == 0 {
 		c.Usage.BatchSize = 256
 	}
@@ -281,6 +297,9 @@ func (c *Config) check() error {
 		default:
 			ch.Active = true
 		}
+	}
+	if c.Billing.Currency != "CNY" && c.Billing.Currency != "USD" {
+		return fmt.Errorf("billing.currency: %q is not CNY or USD", c.Billing.Currency)
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		return fmt.Errorf("limits.max_body_bytes: %d is below 1024", c.Limits.MaxBodyBytes)

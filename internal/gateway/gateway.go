@@ -85,6 +85,9 @@ type Options struct {
 	Metrics   *Metrics
 	Transport http.RoundTripper
 	Counter   TokenCounter
+	// Rater refuses unpriced models before the upstream call; nil serves
+	// every model unrated.
+	Rater *Rater
 }
 
 // Gateway serves the OpenAI-compatible API.
@@ -274,6 +277,9 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 		return
 	}
 	upstreamBody, aerr := g.prepare(req, body)
+	if aerr == nil {
+		aerr = g.opt.Rater.Check(&req.rec)
+	}
 	if aerr != nil {
 		g.fail(w, req, aerr, writeErr, log)
 		return

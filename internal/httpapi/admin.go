@@ -206,8 +206,8 @@ func viewRecord(r usage.Record) recordView {
 		CachedInput: r.Usage.CachedInput, CacheWrite5m: r.Usage.CacheWrite5m, CacheWrite1h: r.Usage.CacheWrite1h,
 		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Source: r.Usage.Source.String(), Complete: r.Complete,
 		ErrorClass: string(r.ErrorClass), Start: r.Start, Attempts: r.Attempts,
-		TTFTms:     float64(r.TTFT.Microseconds()) / 1000, DurationMs: float64(r.Duration.Microseconds()) / 1000,
-		Cost:       money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion}
+		TTFTms: float64(r.TTFT.Microseconds()) / 1000, DurationMs: float64(r.Duration.Microseconds()) / 1000,
+		Cost: money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion}
 	if v.Attempts == nil {
 		v.Attempts = []usage.Attempt{}
 	}

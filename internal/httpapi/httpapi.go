@@ -30,13 +30,15 @@ type Store interface {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	GW       *gateway.Gateway
-	Store    Store
+	GW    *gateway.Gateway
+	Store Store
 	// AdminKeyHash is the hash (keys.Hash) of the admin key.
 	AdminKeyHash string
-	Clock    clock.Clock
-	Log      *slog.Logger
-	Gatherer prometheus.Gatherer
+	Clock        clock.Clock
+	Log          *slog.Logger
+	Gatherer     prometheus.Gatherer
+	// Prices serves the price catalog routes; nil leaves them out.
+	Prices *Prices
 	// Ready reports whether the gateway should take traffic.
 	Ready func() bool
 }
@@ -56,6 +58,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/models", s.listModels)
 	mux.HandleFunc("GET /v1/models/{model...}", s.getModel)
+	s.pricesRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
 	})

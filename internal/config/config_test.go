@@ -1,0 +1,66 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	t.Setenv("BAIMO_TEST_DS_KEY", "sk-secret-value")
+	c, err := Parse("c.yaml", []byte(`
+sim: {enabled: false}
+limits: {first_byte_timeout: 5s}
+channels:
+  - name: deepseek
+    kind: openai
+    base_url: https://api.deepseek.com/v1/
+    api_key: ${BAIMO_TEST_DS_KEY}
+    models: [deepseek-chat, deepseek-reasoner]
+  - name: qwen
+    kind: openai
+    base_url: https://dashscope.aliyuncs.com/compatible-mode/v1
+    api_key: ${BAIMO_TEST_UNSET_KEY}
+    models: {qwen: qwen-plus}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sim.On() || c.Limits.FirstByteTimeout.D() != 5*time.Second || c.Limits.MaxBodyBytes != 8<<20 {
+		t.Errorf("sim/limits = %+v %+v", c.Sim, c.Limits)
+	}
+	ds, qw := c.Channels[0], c.Channels[1]
+	if !ds.Active || ds.APIKey.Value() != "sk-secret-value" || ds.BaseURL != "https://api.deepseek.com/v1" ||
+		ds.Models["deepseek-chat"] != "deepseek-chat" {
+		t.Errorf("deepseek = %+v", ds)
+	}
+	if qw.Active || !strings.Contains(qw.InactiveReason, "BAIMO_TEST_UNSET_KEY") || qw.Models["qwen"] != "qwen-plus" {
+		t.Errorf("qwen = %+v", qw)
+	}
+	if s := ds.APIKey.String(); strings.Contains(s, "secret") {
+		t.Errorf("secret printed: %s", s)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"channels:\n  - name: a\n    kind: grpc\n    base_url: http://x\n    models: [m]\n", "c.yaml: channels[0].kind: unknown kind \"grpc\""},
+		{"channels:\n  - name: a\n    kind: openai\n    base_url: ftp://x\n    models: [m]\n", "channels[0].base_url"},
+		{"channels:\n  - name: a\n    kind: openai\n    base_url: http://x\n", "channels[0].models"},
+		{"channels:\n  - {name: a, kind: openai, base_url: 'http://x', models: [m]}\n  - {name: a, kind: openai, base_url: 'http://y', models: [m]}\n", "channels[1].name"},
+		{"chanels: []\n", "field chanels not found"},
+		{"limits: {first_byte_timeout: soon}\n", "not a duration"},
+		{"channels:\n  - {name: a, kind: openai, base_url: 'http://x', models: [m], api_key: 'x${Y}'}\n", "literal or exactly ${VAR}"},
+		{"billing: {currency: EUR}\n", "billing.currency"},
+		{"usage: {batch_size: 0, queue_size: 1}\nlimits: {max_body_bytes: 10}\n", "limits.max_body_bytes"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("c.yaml", []byte(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "config c.yaml: ") {
+			t.Errorf("Parse(%q) err = %v, want it to name the file and contain %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := Parse("empty.yaml", nil); err != nil {
+		t.Errorf("empty config: %v", err)
+	}
+}

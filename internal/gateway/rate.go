@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"baimo/internal/apierr"
+	"baimo/internal/money"
+	"baimo/internal/price"
+	"baimo/internal/usage"
+)
+
+// Rater prices requests with the catalog: it refuses, before any upstream
+// call, a model that has no price (unless the operator marked it free), and
+// rates each usage record at the price in force when its request started.
+type Rater struct {
+	Catalog  *price.Catalog
+	Currency money.Currency
+	Rates    *price.ExchangeRates
+	// Free lists public model names the operator serves free of charge.
+	Free map[string]bool
+}
+
+// ratingModel returns the catalog name for a request: the upstream name when
+// the catalog knows it (it is the vendor's own name), else the public one.
+func (r *Rater) ratingModel(public, upstream string) string {
+	if upstream != "" {
+		if _, ok := r.Catalog.Model(upstream); ok {
+			return upstream
+		}
+	}
+	return public
+}
+
+// Check refuses a model without a price, with a clear error.
+func (r *Rater) Check(rec *usage.Record) *apierr.Error {
+	if r == nil || r.Free[rec.Model] {
+		return nil
+	}
+	m := r.ratingModel(rec.Model, rec.UpstreamModel)
+	_, err := r.Catalog.Quote(0, 0, price.RateContext{Model: m, At: rec.Start, Currency: r.Currency, Rates: r.Rates})
+	if err == nil {
+		return nil
+	}
+	var np *price.NoPriceError
+	if errors.As(err, &np) || errors.Is(err, price.ErrNoRate) {
+		return &apierr.Error{Status: 400, Type: "invalid_request_error", Code: "model_not_priced", Param: "model",
+			Message: fmt.Sprintf("No price for model %s in %s: the gateway refuses to serve it unpriced. An operator can add a price or mark it free.", rec.Model, r.Currency),
+			Cause:   err}
+	}
+	return apierr.Internal(err)
+}
+
+// RateRecord fills the record's cost, currency, price version and lines.
+func (r *Rater) RateRecord(rec *usage.Record) error {
+	if r == nil || rec.Channel == "" {
+		return nil // refused before routing: nothing to rate
+	}
+	rec.Currency = string(r.Currency)
+	if r.Free[rec.Model] {
+		rec.CostNanos, rec.PriceVersion, rec.Lines = 0, "free", nil
+		return nil
+	}
+	m := r.ratingModel(rec.Model, rec.UpstreamModel)
+	var lines [16]price.Line
+	rated, err := r.Catalog.Rate(rec.Usage, price.RateContext{Model: m, At: rec.Start, Currency: r.Currency, Rates: r.Rates}, lines[:0])
+	if err != nil {
+		return fmt.Errorf("rate %s (%s): %w", rec.RequestID, m, err)
+	}
+	rec.CostNanos, rec.PriceVersion = rated.Total.Nanos, rated.Version
+	b, err := json.Marshal(rated.Lines)
+	if err != nil {
+		return fmt.Errorf("rate %s: %w", rec.RequestID, err)
+	}
+	rec.Lines = b
+	return nil
+}

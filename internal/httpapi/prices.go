@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"baimo/internal/apierr"
+	"baimo/internal/keys"
+	"baimo/internal/money"
+	"baimo/internal/price"
+)
+
+// Prices is what the price routes need.
+type Prices struct {
+	Catalog *price.Catalog
+	Store   price.Store
+	// Currency is the currency quotes are given in.
+	Currency money.Currency
+	// Rates converts a price's currency into Currency.
+	Rates *price.ExchangeRates
+	// CountPrompt counts the prompt tokens of a chat request body.
+	CountPrompt func(model string, body []byte) int64
+}
+
+func (s *Server) pricesRoutes(mux *http.ServeMux) {
+	if s.Prices == nil {
+		return
+	}
+	mux.HandleFunc("GET /v1/prices", s.listPrices)
+	mux.HandleFunc("POST /v1/quote", s.quote)
+	mux.HandleFunc("POST /admin/prices", s.admin(s.addPriceVersion))
+	mux.HandleFunc("GET /admin/prices", s.admin(s.listPriceVersions))
+}
+
+func (s *Server) listPrices(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := price.ViewOptions{At: s.Clock.Now(), Vendor: q.Get("vendor"), Currency: money.Currency(strings.ToUpper(q.Get("currency"))),
+		History: q.Get("history") == "1" || q.Get("history") == "true"}
+	if at := q.Get("at"); at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			WriteOpenAIError(w, apierr.BadRequest("at", "at must be an RFC 3339 time such as 2026-11-28T09:00:00+08:00."))
+			return
+		}
+		o.At = t
+	}
+	writeJSON(w, http.StatusOK, s.Prices.Catalog.View(o))
+}
+
+// QuoteRequest is the body of POST /v1/quote: a chat request (its messages
+// are counted) or explicit token counts.
+type QuoteRequest struct {
+	Model               string          `json:"model"`
+	Messages            json.RawMessage `json:"messages"`
+	InputTokens         *int64          `json:"input_tokens"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	At                  *time.Time      `json:"at"`
+	Batch               bool            `json:"batch"`
+}
+
+func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
+	body, aerr := readLimited(w, r, 4<<20)
+	if aerr != nil {
+		WriteOpenAIError(w, aerr)
+		return
+	}
+	var q QuoteRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&q); err != nil {
+		WriteOpenAIError(w, apierr.InvalidJSON(err))
+		return
+	}
+	if q.Model == "" {
+		WriteOpenAIError(w, apierr.BadRequest("model", "You must provide a model parameter."))
+		return
+	}
+	var prompt int64
+	switch {
+	case q.InputTokens != nil:
+		prompt = *q.InputTokens
+	case len(q.Messages) > 0:
+		prompt = s.Prices.CountPrompt(q.Model, body)
+	default:
+		WriteOpenAIError(w, apierr.BadRequest("messages", "Give messages (counted by the gateway) or input_tokens."))
+		return
+	}
+	var out int64
+	if q.MaxTokens != nil {
+		out = *q.MaxTokens
+	} else if q.MaxCompletionTokens != nil {
+		out = *q.MaxCompletionTokens
+	}
+	if prompt < 0 || out < 0 {
+		WriteOpenAIError(w, apierr.BadRequest("input_tokens", "Token counts must not be negative."))
+		return
+	}
+	at := s.Clock.Now()
+	if q.At != nil {
+		at = *q.At
+	}
+	rated, err := s.Prices.Catalog.Quote(prompt, out, price.RateContext{Model: q.Model, At: at, Batch: q.Batch,
+		Currency: s.Prices.Currency, Rates: s.Prices.Rates})
+	if err != nil {
+		var np *price.NoPriceError
+		if errors.As(err, &np) || errors.Is(err, price.ErrNoRate) {
+			WriteOpenAIError(w, &apierr.Error{Status: 404, Type: "invalid_request_error", Code: "model_not_priced", Param: "model", Message: err.Error()})
+			return
+		}
+		WriteOpenAIError(w, apierr.BadRequest("", "%v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "quote", "model": q.Model, "at": at, "input_tokens": prompt,
+		"max_output_tokens": out, "currency": rated.Currency, "max_cost": money.FormatNanos(rated.Total.Nanos),
+		"price_version": rated.Version, "lines": rated.Lines})
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apierr.Error) {
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, apierr.TooLarge(limit)
+	}
+	if err != nil {
+		return nil, apierr.BadRequest("", "The request body could not be read.")
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *Server) addPriceVersion(w http.ResponseWriter, r *http.Request) {
+	var spec price.VersionSpec
+	if e := decodeAdmin(w, r, &spec); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	from, err := time.Parse(time.RFC3339, spec.EffectiveFrom)
+	if err != nil {
+		WriteOpenAIError(w, apierr.BadRequest("effective_from", "effective_from must be an RFC 3339 time with a zone."))
+		return
+	}
+	now := s.Clock.Now()
+	if from.Before(now) {
+		WriteOpenAIError(w, apierr.BadRequest("effective_from", "A price version cannot start in the past: requests already rated keep their price. Use a time from now on."))
+		return
+	}
+	b, _ := json.Marshal(spec)
+	sv := price.StoredVersion{ID: keys.NewID("pv_"), Created: now.UTC(), Spec: b}
+	// Store first, then apply: a version the catalog refuses is removed again,
+	// so the store never holds one that would not replay.
+	if err := s.Prices.Store.AddPriceVersion(r.Context(), sv); err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	v, err := s.Prices.Catalog.AddVersion(spec)
+	if err != nil {
+		if derr := s.Prices.Store.DeletePriceVersion(r.Context(), sv.ID); derr != nil {
+			s.Log.Error("undo refused price version", "id", sv.ID, "err", derr)
+		}
+		WriteOpenAIError(w, apierr.BadRequest("", "%v", err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": sv.ID, "object": "price_version", "version": v.ID, "model": v.Model,
+		"currency": v.Currency, "effective_from": v.EffectiveFrom, "rule_kinds": v.RuleKinds()})
+}
+
+func (s *Server) listPriceVersions(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Prices.Store.ListPriceVersions(r.Context())
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	data := make([]map[string]any, 0, len(list))
+	for _, v := range list {
+		data = append(data, map[string]any{"id": v.ID, "created": v.Created, "spec": json.RawMessage(v.Spec)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}

@@ -1,0 +1,6 @@
+CREATE TABLE price_versions (
+    seq        BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    created_ns BIGINT NOT NULL,
+    spec       TEXT NOT NULL
+);

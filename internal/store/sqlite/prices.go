@@ -1,0 +1,50 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"baimo/internal/price"
+)
+
+var _ price.Store = (*DB)(nil)
+
+// AddPriceVersion stores a price version added at run time.
+func (db *DB) AddPriceVersion(ctx context.Context, v price.StoredVersion) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO price_versions (id, created_ns, spec) VALUES (?, ?, ?)`,
+		v.ID, unixNanos(v.Created), string(v.Spec))
+	if err != nil {
+		return fmt.Errorf("add price version %s: %w", v.ID, err)
+	}
+	return nil
+}
+
+// DeletePriceVersion removes a stored price version (used to undo an add
+// that the catalog then refused).
+func (db *DB) DeletePriceVersion(ctx context.Context, id string) error {
+	if _, err := db.write.ExecContext(ctx, `DELETE FROM price_versions WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete price version %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListPriceVersions returns the stored versions in the order added.
+func (db *DB) ListPriceVersions(ctx context.Context) ([]price.StoredVersion, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT id, created_ns, spec FROM price_versions ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("list price versions: %w", err)
+	}
+	defer rows.Close()
+	var out []price.StoredVersion
+	for rows.Next() {
+		var v price.StoredVersion
+		var created int64
+		var spec string
+		if err := rows.Scan(&v.ID, &created, &spec); err != nil {
+			return nil, fmt.Errorf("list price versions: %w", err)
+		}
+		v.Created, v.Spec = fromUnixNanos(created), []byte(spec)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
