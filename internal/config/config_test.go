@@ -64,3 +64,18 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("empty config: %v", err)
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../../examples/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Channels) < 13 {
+		t.Errorf("example has %d channels", len(c.Channels))
+	}
+	for _, ch := range c.Channels {
+		if ch.APIKey.Var == "" {
+			t.Errorf("channel %s: key is not taken from the environment", ch.Name)
+		}
+	}
+}
