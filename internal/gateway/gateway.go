@@ -251,7 +251,7 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 	req := &request{endpoint: ep, start: g.opt.Clock.Now(), id: RequestID(r)}
 	w.Header().Set("X-Request-Id", req.id)
 	req.rec = usage.Record{RequestID: req.id, Endpoint: ep.Name, Start: req.start}
-	log := g.opt.Log.With("request_id", req.id)
+	log := requestLog{g.opt.Log, req.id}
 
 	if g.closing.Load() {
 		writeErr(w, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil))
@@ -433,7 +433,7 @@ func (g *Gateway) prepare(req *request, body []byte) ([]byte, *apierr.Error) {
 }
 
 // fail writes an error before anything was sent upstream and records it.
-func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, writeErr ErrorWriter, log *slog.Logger) {
+func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, writeErr ErrorWriter, log requestLog) {
 	writeErr(w, e)
 	req.rec.Status = e.Status
 	req.rec.Complete = false
@@ -451,7 +451,7 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 	g.finish(req, log)
 }
 
-func (g *Gateway) finish(req *request, log *slog.Logger) {
+func (g *Gateway) finish(req *request, log requestLog) {
 	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
@@ -459,6 +459,21 @@ func (g *Gateway) finish(req *request, log *slog.Logger) {
 	if err := g.opt.Recorder.Submit(req.rec); err != nil {
 		log.Error("usage record not submitted", "err", err)
 	}
+}
+
+// requestLog logs with the request id, building the attribute only when a
+// line is written (most requests write none).
+type requestLog struct {
+	l  *slog.Logger
+	id string
+}
+
+func (r requestLog) Warn(msg string, args ...any) {
+	r.l.Warn(msg, append([]any{"request_id", r.id}, args...)...)
+}
+
+func (r requestLog) Error(msg string, args ...any) {
+	r.l.Error(msg, append([]any{"request_id", r.id}, args...)...)
 }
 
 // classify turns an error from the upstream round trip into a client error.
@@ -473,7 +488,7 @@ func classify(r *http.Request, err error) (*apierr.Error, usage.ErrorClass) {
 	return apierr.UpstreamFailed("The upstream model server could not be reached.", err), usage.ErrUpstreamConnect
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, upstreamBody, clientBody []byte, writeErr ErrorWriter, log *slog.Logger) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, upstreamBody, clientBody []byte, writeErr ErrorWriter, log requestLog) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
 	ch := req.channel
@@ -525,7 +540,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 // upstream's own message is passed on only for faults of the request itself
 // (400, 413, 422), where it helps the client; otherwise it may name the
 // gateway's upstream account, so the client gets the gateway's words.
-func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, writeErr ErrorWriter, log *slog.Logger) {
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, writeErr ErrorWriter, log requestLog) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	st := resp.StatusCode
 	req.rec.ErrorClass = usage.ErrUpstream
@@ -560,7 +575,7 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, writeErr ErrorWriter, log *slog.Logger) {
+func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, writeErr ErrorWriter, log requestLog) {
 	buf := g.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer g.putBuf(buf)
@@ -635,7 +650,7 @@ const maxCountedText = 1 << 20
 
 var doneEvent = []byte("data: [DONE]\n\n")
 
-func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, cancel context.CancelFunc, log *slog.Logger) {
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, cancel context.CancelFunc, log requestLog) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
