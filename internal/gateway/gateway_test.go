@@ -63,11 +63,16 @@ type harness struct {
 	secret string
 	recs   *records
 	rec    *gateway.Recorder
+	gw     *gateway.Gateway
 }
 
 // only returns the single record written, after the recorder drained.
 func (h *harness) only(t *testing.T) usage.Record {
 	t.Helper()
+	// As at shutdown: wait for in-flight requests to submit, then drain.
+	if err := h.gw.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.rec.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits)
 	api := &httpapi.Server{GW: gw, Log: log}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{url: srv.URL, secret: secret, recs: recs, rec: rec}
+	return &harness{url: srv.URL, secret: secret, recs: recs, rec: rec, gw: gw}
 }
 
 func (h *harness) post(t *testing.T, path, body string) (*http.Response, string) {
