@@ -127,10 +127,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return db.WriteRecords(ctx, recs)
 	}
 	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
-	gw := gateway.New(gateway.Options{
+	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Rater: rater,
+		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits,
 	})
+	if err != nil {
+		return err
+	}
 	var stopping atomic.Bool
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
 		Ready: func() bool { return !stopping.Load() },

@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"baimo/internal/ratelimit"
+	"baimo/internal/route"
 )
 
 // Config is the whole configuration.
@@ -27,6 +30,41 @@ type Config struct {
 	Channels []Channel `yaml:"channels"`
 	Usage    Usage     `yaml:"usage"`
 	Billing  Billing   `yaml:"billing"`
+	Routing  Routing   `yaml:"routing"`
+	// RateLimits are the limits baimo puts on its own users.
+	RateLimits RateLimits `yaml:"rate_limits"`
+}
+
+// Routing tunes channel selection and health; every field has a default.
+type Routing struct {
+	Defaults       route.Model   `yaml:"defaults"`
+	Models         []route.Model `yaml:"models"`
+	ChannelBreaker route.Breaker `yaml:"channel_breaker"`
+	KeyBreaker     route.Breaker `yaml:"key_breaker"`
+	ParkFor        Duration      `yaml:"park_for"`
+	MaxCooldown    Duration      `yaml:"max_cooldown"`
+}
+
+// RateLimits are RPM, TPM and concurrency limits per API key, per tenant and
+// per key and model. Zero means no limit. With Redis set, all gateway nodes
+// share them.
+type RateLimits struct {
+	Key    ratelimit.Rates `yaml:"key"`
+	Tenant ratelimit.Rates `yaml:"tenant"`
+	// Model applies to each key and model pair.
+	Model ratelimit.Rates `yaml:"model"`
+	// Keys overrides Key for the API keys named by id.
+	Keys  map[string]ratelimit.Rates `yaml:"keys"`
+	Redis *RedisLimits               `yaml:"redis"`
+}
+
+// RedisLimits points the rate limits at a Redis shared by all nodes.
+type RedisLimits struct {
+	Addr   string `yaml:"addr"`
+	Prefix string `yaml:"prefix"`
+	// FailOpen lets requests through unchecked while Redis is down (logged);
+	// false refuses them. Money limits never depend on Redis.
+	FailOpen bool `yaml:"fail_open"`
 }
 
 // Billing says how requests are priced.
@@ -71,12 +109,18 @@ type Usage struct {
 
 // Channel is one upstream: a vendor endpoint or a self-hosted server.
 type Channel struct {
-	Name    string            `yaml:"name"`
-	Kind    string            `yaml:"kind"`
-	BaseURL string            `yaml:"base_url"`
-	APIKey  Secret            `yaml:"api_key"`
-	Models  ModelMap          `yaml:"models"`
-	Headers map[string]string `yaml:"headers"`
+	Name    string `yaml:"name"`
+	Kind    string `yaml:"kind"`
+	BaseURL string `yaml:"base_url"`
+	APIKey  Secret `yaml:"api_key"`
+	// APIKeys are further upstream keys of the same account or of others;
+	// requests are spread across them and a failing key is set aside.
+	APIKeys  []Secret          `yaml:"api_keys"`
+	Priority int               `yaml:"priority"` // lower is tried first
+	Weight   int               `yaml:"weight"`   // share inside a priority group
+	Limits   route.Limits      `yaml:"limits"`   // what the vendor allows this channel
+	Models   ModelMap          `yaml:"models"`
+	Headers  map[string]string `yaml:"headers"`
 	// Disabled turns the channel off without deleting it.
 	Disabled bool `yaml:"disabled"`
 
@@ -92,6 +136,25 @@ const (
 	KindAnthropic = "anthropic"
 	KindGemini    = "gemini"
 )
+
+// Keys returns the channel's usable upstream keys; a channel that names no key
+// variable at all (a local server) has one empty key.
+func (c *Channel) Keys() []Secret {
+	var out []Secret
+	named := false
+	for _, k := range append([]Secret{c.APIKey}, c.APIKeys...) {
+		if k.Var != "" || k.Set {
+			named = true
+		}
+		if k.Set {
+			out = append(out, k)
+		}
+	}
+	if !named {
+		return []Secret{{}}
+	}
+	return out
+}
 
 // ModelMap maps public model names to upstream model names. In YAML it is a
 // list (same name both sides) or a mapping.
@@ -292,8 +355,14 @@ func (c *Config) check() error {
 		switch {
 		case ch.Disabled:
 			ch.InactiveReason = "disabled in config"
-		case ch.APIKey.Var != "" && !ch.APIKey.Set:
+		case len(ch.Keys()) == 0:
 			ch.InactiveReason = "environment variable " + ch.APIKey.Var + " is not set"
+			for _, k := range ch.APIKeys {
+				if k.Var != "" {
+					ch.InactiveReason = "no key variable is set (" + ch.APIKey.Var + ", " + k.Var + ", ...)"
+					break
+				}
+			}
 		default:
 			ch.Active = true
 		}

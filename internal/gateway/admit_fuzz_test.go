@@ -17,9 +17,12 @@ func FuzzRequestDecoder(f *testing.F) {
 	f.Add([]byte(`{"model":"pub","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false,"x":1}}`))
 	f.Add([]byte(`{"model":"pub","messages":[],"stream":"yes"}`))
 	f.Add([]byte(`{"mod\u0065l":"pub","messages":[1],"stream_options":null,"stream":true}`))
-	g := New(Options{Channels: []*Channel{{Name: "c", Models: map[string]string{"pub": "up-model"}}}})
+	g, err := New(Options{Channels: []*Channel{{Name: "c", Models: map[string]string{"pub": "up-model"}, auth: []string{""}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := &request{endpoint: Chat, key: &keys.Key{}}
+		req := &request{endpoint: Chat, key: &keys.Key{}, channel: g.opt.Channels[0]}
 		if aerr := g.admit(req, body); aerr != nil {
 			if aerr.Status < 400 || aerr.Status > 499 || aerr.Message == "" {
 				t.Fatalf("admit error %+v", aerr)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,8 @@ import (
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
 	"baimo/internal/provider/openai"
+	"baimo/internal/ratelimit"
+	"baimo/internal/route"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -46,24 +49,57 @@ var (
 
 // Channel is one upstream the gateway can send a model's requests to.
 type Channel struct {
-	Name    string
-	Kind    string
-	BaseURL string
-	Models  map[string]string // public name → upstream name
-	header  http.Header       // auth and extra headers sent upstream
+	Name     string
+	Kind     string
+	BaseURL  string
+	Models   map[string]string // public name → upstream name
+	Priority int
+	Weight   int
+	Limits   route.Limits
+	header   http.Header // extra headers sent upstream
+	auth     []string    // "Bearer <key>" for each upstream key; "" for none
 }
 
 // NewChannel builds a channel from its configuration.
 func NewChannel(c config.Channel) *Channel {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	if k := c.APIKey.Value(); k != "" {
-		h.Set("Authorization", "Bearer "+k)
-	}
 	for k, v := range c.Headers {
 		h.Set(k, v)
 	}
-	return &Channel{Name: c.Name, Kind: c.Kind, BaseURL: c.BaseURL, Models: c.Models, header: h}
+	ch := &Channel{Name: c.Name, Kind: c.Kind, BaseURL: c.BaseURL, Models: c.Models, header: h,
+		Priority: c.Priority, Weight: c.Weight, Limits: c.Limits}
+	for _, k := range c.Keys() {
+		if v := k.Value(); v != "" {
+			ch.auth = append(ch.auth, "Bearer "+v)
+		} else {
+			ch.auth = append(ch.auth, "")
+		}
+	}
+	if len(ch.auth) == 0 {
+		ch.auth = []string{""}
+	}
+	return ch
+}
+
+// RouteConfig turns the routing configuration and the channels into the
+// router's configuration. Upstream keys are named k0, k1, ... in the order
+// configured; their secrets stay in the gateway.
+func RouteConfig(rc config.Routing, chans []*Channel) route.Config {
+	cfg := route.Config{Defaults: rc.Defaults, Models: rc.Models, ChannelBreaker: rc.ChannelBreaker,
+		KeyBreaker: rc.KeyBreaker, ParkFor: rc.ParkFor.D(), MaxCooldown: rc.MaxCooldown.D()}
+	for _, ch := range chans {
+		rch := route.Channel{ID: ch.Name, Priority: ch.Priority, Weight: ch.Weight, Limits: ch.Limits, Data: ch}
+		for pub := range ch.Models {
+			rch.Models = append(rch.Models, pub)
+		}
+		sort.Strings(rch.Models)
+		for i, a := range ch.auth {
+			rch.Keys = append(rch.Keys, route.Key{ID: "k" + strconv.Itoa(i), Data: a})
+		}
+		cfg.Channels = append(cfg.Channels, rch)
+	}
+	return cfg
 }
 
 // TokenCounter counts tokens when the upstream did not report them.
@@ -88,6 +124,17 @@ type Options struct {
 	// Rater refuses unpriced models before the upstream call; nil serves
 	// every model unrated.
 	Rater *Rater
+	// Routing tunes channel selection; Router, if set, is used instead of
+	// one built from Routing and Channels.
+	Routing config.Routing
+	Router  *route.Router
+	// Limiter enforces RateLimits on API keys and tenants; nil with all
+	// rates zero checks nothing.
+	Limiter    ratelimit.Limiter
+	RateLimits config.RateLimits
+	// MaxTokensCap bounds the output tokens reserved for a request that does
+	// not set max_tokens (and any larger max_tokens).
+	MaxTokensCap int64
 }
 
 // Gateway serves the OpenAI-compatible API.
@@ -100,10 +147,11 @@ type Gateway struct {
 	inflight sync.WaitGroup
 	closing  atomic.Bool
 	bufs     sync.Pool
+	limited  bool // some rate limit is configured
 }
 
 // New returns a gateway.
-func New(opt Options) *Gateway {
+func New(opt Options) (*Gateway, error) {
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
@@ -115,6 +163,9 @@ func New(opt Options) *Gateway {
 	}
 	if opt.Transport == nil {
 		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
+	}
+	if opt.MaxTokensCap <= 0 {
+		opt.MaxTokensCap = 4096
 	}
 	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
 		keyCache: newKeyCache(opt.Keys, opt.Clock)}
@@ -132,8 +183,23 @@ func New(opt Options) *Gateway {
 		}
 	}
 	g.bufs.New = func() any { return new(bytes.Buffer) }
-	return g
+	if g.opt.Router == nil {
+		r, err := route.New(RouteConfig(opt.Routing, opt.Channels), route.Options{Clock: opt.Clock, Logger: opt.Log})
+		if err != nil {
+			return nil, fmt.Errorf("routing: %w", err)
+		}
+		g.opt.Router = r
+	}
+	rl := opt.RateLimits
+	g.limited = !rl.Key.Zero() || !rl.Tenant.Zero() || !rl.Model.Zero() || len(rl.Keys) > 0
+	if g.limited && g.opt.Limiter == nil {
+		g.opt.Limiter = ratelimit.NewLocal(opt.Clock)
+	}
+	return g, nil
 }
+
+// Router returns the router, for the admin API.
+func (g *Gateway) Router() *route.Router { return g.opt.Router }
 
 // NewTransport returns the HTTP transport used towards upstreams.
 func NewTransport(firstByte time.Duration) *http.Transport {
@@ -215,8 +281,12 @@ type request struct {
 	// clientUsage is whether the client asked for the usage chunk itself.
 	clientUsage bool
 	channel     *Channel
+	auth        string // the upstream key's Authorization value
 	rec         usage.Record
 	start       time.Time
+	maxTokens   int64 // max_tokens or max_completion_tokens; 0 when not set
+	lease       ratelimit.Lease
+	leased      bool
 }
 
 var validRequestID = func(s string) bool {
@@ -276,15 +346,70 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 		g.fail(w, req, aerr, writeErr, log)
 		return
 	}
-	upstreamBody, aerr := g.prepare(req, body)
-	if aerr == nil {
-		aerr = g.opt.Rater.Check(&req.rec)
+	if g.limited {
+		if aerr := g.acquire(w, r, req, body); aerr != nil {
+			req.rec.ErrorClass = usage.ErrRateLimited
+			g.fail(w, req, aerr, writeErr, log)
+			return
+		}
 	}
-	if aerr != nil {
-		g.fail(w, req, aerr, writeErr, log)
-		return
+	g.forward(w, r, req, body, writeErr, log)
+}
+
+// reservation is the token estimate reserved against TPM limits: the prompt
+// plus the output the request may produce (max_tokens, capped).
+func (g *Gateway) reservation(req *request, body []byte) int64 {
+	prompt, _ := g.opt.Counter.CountPrompt(req.model, body)
+	out := req.maxTokens
+	if out <= 0 || out > g.opt.MaxTokensCap {
+		out = g.opt.MaxTokensCap
 	}
-	g.forward(w, r, req, upstreamBody, body, writeErr, log)
+	if req.endpoint.Name == Embeddings.Name {
+		out = 0
+	}
+	return prompt + out
+}
+
+// acquire checks the rate limits of the key, its tenant and the key's use of
+// the model, reserving the token estimate; finish releases it.
+func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, req *request, body []byte) *apierr.Error {
+	rl := &g.opt.RateLimits
+	kr := rl.Key
+	if o, ok := rl.Keys[req.key.ID]; ok {
+		kr = o
+	}
+	var buf [3]ratelimit.Limit
+	limits := buf[:0]
+	if !kr.Zero() {
+		limits = append(limits, kr.For("k:"+req.key.ID))
+	}
+	if !rl.Tenant.Zero() {
+		tenant := req.key.TenantID
+		if tenant == "" {
+			tenant = "default"
+		}
+		limits = append(limits, rl.Tenant.For("t:"+tenant))
+	}
+	if !rl.Model.Zero() {
+		limits = append(limits, rl.Model.For("k:"+req.key.ID+"|m:"+req.model))
+	}
+	if len(limits) == 0 {
+		return nil
+	}
+	res, err := g.opt.Limiter.Acquire(r.Context(), ratelimit.Request{Limits: limits, Tokens: g.reservation(req, body), Now: req.start})
+	if err != nil {
+		return apierr.Unavailable("The gateway cannot check rate limits right now.", err)
+	}
+	ratelimit.SetHeaders(w.Header(), res)
+	if !res.Allowed {
+		msg := "Rate limit reached for " + res.Refused.String() + " (" + res.RefusedKey + "). Retry after the time in the retry-after header."
+		if res.TooLarge {
+			msg = "This request's token estimate is larger than the tokens-per-minute limit; lower max_tokens."
+		}
+		return apierr.RateLimited(msg, res.RetryAfter)
+	}
+	req.lease, req.leased = res.Lease, true
+	return nil
 }
 
 func (g *Gateway) putBuf(b *bytes.Buffer) {
@@ -336,6 +461,10 @@ func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
 			prompt, hasPrompt = v, true
 		case "input":
 			input, hasInput = v, true
+		case "max_tokens", "max_completion_tokens", "max_output_tokens":
+			if n, ok := jsonfield.Int(body[v.Start:v.End]); ok && n > req.maxTokens {
+				req.maxTokens = n
+			}
 		}
 		return true
 	})
@@ -395,7 +524,6 @@ func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
 	if !req.key.Allows(m) {
 		return apierr.ModelNotAllowed(m)
 	}
-	req.channel = chans[0]
 	return nil
 }
 
@@ -453,6 +581,16 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 
 func (g *Gateway) finish(req *request, log requestLog) {
 	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
+	if req.leased {
+		// Settle the token reservation with what was used. A background
+		// context: the client may be gone, the limiter's books must not be.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := g.opt.Limiter.Release(ctx, &req.lease, req.rec.Usage.Total()); err != nil {
+			log.Warn("rate limit release", "err", err)
+		}
+		cancel()
+		req.leased = false
+	}
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
 	}
@@ -488,68 +626,170 @@ func classify(r *http.Request, err error) (*apierr.Error, usage.ErrorClass) {
 	return apierr.UpstreamFailed("The upstream model server could not be reached.", err), usage.ErrUpstreamConnect
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, upstreamBody, clientBody []byte, writeErr ErrorWriter, log requestLog) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, clientBody []byte, writeErr ErrorWriter, log requestLog) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
-	ch := req.channel
-	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.endpoint.Path, bytes.NewReader(upstreamBody))
+	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req, clientBody), Now: req.start,
+		Cost: g.costFunc(req, clientBody)})
 	if err != nil {
-		g.fail(w, req, apierr.Internal(err), writeErr, log)
+		g.fail(w, req, apierr.ModelNotFound(req.model), writeErr, log)
 		return
 	}
+	var last *apierr.Error
+	for {
+		a, err := plan.Next()
+		if err != nil {
+			break
+		}
+		req.channel, req.auth = a.Channel.Data.(*Channel), a.Key.Data.(string)
+		upstreamBody, aerr := g.prepare(req, clientBody)
+		if aerr == nil {
+			aerr = g.opt.Rater.Check(&req.rec)
+		}
+		if aerr != nil {
+			plan.Done(&a, route.Outcome{Canceled: true})
+			g.fail(w, req, aerr, writeErr, log)
+			return
+		}
+		retry, served := g.attempt(ctx, cancel, w, r, req, &plan, &a, upstreamBody, clientBody, &last, writeErr, log)
+		if served || !retry || r.Context().Err() != nil {
+			if !served && last != nil {
+				writeErr(w, last)
+				req.rec.Status = last.Status
+			}
+			g.finish(req, log)
+			return
+		}
+	}
+	if last == nil {
+		last = apierr.Unavailable("No upstream channel for model "+req.model+" is available right now; retry later.", nil)
+		req.rec.ErrorClass = usage.ErrUpstream
+	}
+	writeErr(w, last)
+	req.rec.Status = last.Status
+	g.finish(req, log)
+}
+
+// costFunc rates a channel for this request with the catalog, for the cost
+// routing policy: the prompt and the capped output at the channel's model.
+func (g *Gateway) costFunc(req *request, body []byte) route.CostFunc {
+	if g.opt.Rater == nil {
+		return nil
+	}
+	var prompt int64 = -1
+	return func(rc *route.Channel) (int64, bool) {
+		ch, ok := rc.Data.(*Channel)
+		if !ok {
+			return 0, false
+		}
+		if prompt < 0 {
+			prompt, _ = g.opt.Counter.CountPrompt(req.model, body)
+		}
+		out := req.maxTokens
+		if out <= 0 || out > g.opt.MaxTokensCap {
+			out = 256
+		}
+		return g.opt.Rater.Cost(req.model, ch.Models[req.model], prompt, out, req.start)
+	}
+}
+
+// attempt sends the request to one channel. It reports whether the plan
+// should go on to another channel and whether this attempt served the client.
+// An error for the client, if it is the last word, is left in *last.
+func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, req *request,
+	plan *route.Plan, a *route.Attempt, upstreamBody, clientBody []byte, last **apierr.Error, writeErr ErrorWriter, log requestLog) (retry, served bool) {
+	ch := req.channel
+	t0 := g.opt.Clock.Now()
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.endpoint.Path, bytes.NewReader(upstreamBody))
+	if err != nil {
+		plan.Done(a, route.Outcome{Canceled: true})
+		*last = apierr.Internal(err)
+		return false, false
+	}
 	ureq.Header = ch.header.Clone()
+	if req.auth != "" {
+		ureq.Header.Set("Authorization", req.auth)
+	}
 	ureq.ContentLength = int64(len(upstreamBody))
 	if req.stream {
 		ureq.Header.Set("Accept", "text/event-stream")
 	}
-	t0 := g.opt.Clock.Now()
 	resp, err := g.client.Do(ureq)
 	if err != nil {
 		aerr, class := classify(r, err)
 		req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, ErrorClass: class, Duration: g.opt.Clock.Now().Sub(t0)})
 		req.rec.ErrorClass = class
-		if aerr == nil {
+		if aerr == nil { // the client left
+			plan.Done(a, route.Outcome{Canceled: true})
 			req.rec.Status = 499
-			g.finish(req, log)
-			return
+			*last = nil
+			return false, false
 		}
-		log.Warn("upstream round trip failed", "channel", ch.Name, "err", err)
-		writeErr(w, aerr)
-		req.rec.Status = aerr.Status
-		g.finish(req, log)
-		return
+		log.Warn("upstream round trip failed", "channel", ch.Name, "attempt", a.Number, "err", err)
+		d := plan.Done(a, route.Outcome{ConnectErr: class == usage.ErrUpstreamConnect, FirstByteTimeout: class == usage.ErrUpstreamTimeout})
+		*last = aerr
+		return d.Retry, false
 	}
 	defer resp.Body.Close()
 	req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Status: resp.StatusCode})
+	at := &req.rec.Attempts[len(req.rec.Attempts)-1]
 	if resp.StatusCode != http.StatusOK {
-		g.upstreamError(w, r, req, resp, writeErr, log)
-		req.rec.Attempts[len(req.rec.Attempts)-1].Duration = g.opt.Clock.Now().Sub(t0)
-		g.finish(req, log)
-		return
+		aerr, code, ra := g.upstreamError(resp, req, log)
+		at.Duration = g.opt.Clock.Now().Sub(t0)
+		at.ErrorClass = req.rec.ErrorClass
+		d := plan.Done(a, route.Outcome{Status: resp.StatusCode, ErrorCode: code, RetryAfter: ra})
+		*last = aerr
+		return d.Retry, false
 	}
+	// From here the answer goes to the client: no more failover.
+	*last = nil
+	req.rec.ErrorClass = usage.ErrNone
 	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		g.relayStream(w, r, req, resp, clientBody, cancel, log)
 	} else {
 		g.relayBody(w, r, req, resp, clientBody, writeErr, log)
 	}
-	req.rec.Attempts[len(req.rec.Attempts)-1].Duration = g.opt.Clock.Now().Sub(t0)
-	g.finish(req, log)
+	at.Duration = g.opt.Clock.Now().Sub(t0)
+	o := route.Outcome{Status: 200, ClientGotBytes: true, TTFT: req.rec.TTFT, Tokens: req.rec.Usage.Total(),
+		Canceled: req.rec.ErrorClass == usage.ErrClientDisconnect,
+		Broken:   req.rec.ErrorClass == usage.ErrStreamBroken || req.rec.ErrorClass == usage.ErrUpstreamTimeout}
+	if out := req.rec.Usage.Output; out > 1 && at.Duration > req.rec.TTFT {
+		o.PerToken = (at.Duration - req.rec.TTFT) / time.Duration(out-1)
+	}
+	plan.Done(a, o)
+	if req.rec.Status >= 400 {
+		at.ErrorClass = req.rec.ErrorClass
+	}
+	return false, req.rec.Status != 0
 }
 
 // upstreamError maps an upstream error status to the client's error. The
 // upstream's own message is passed on only for faults of the request itself
 // (400, 413, 422), where it helps the client; otherwise it may name the
-// gateway's upstream account, so the client gets the gateway's words.
-func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, writeErr ErrorWriter, log requestLog) {
+// gateway's upstream account, so the client gets the gateway's words. It also
+// returns the vendor's error code and retry-after, for the router.
+func (g *Gateway) upstreamError(resp *http.Response, req *request, log requestLog) (*apierr.Error, string, time.Duration) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	st := resp.StatusCode
 	req.rec.ErrorClass = usage.ErrUpstream
 	log.Warn("upstream error", "channel", req.channel.Name, "status", st, "body", truncate(body, 512))
+	code := ""
+	for _, f := range []string{"code", "type"} {
+		if s, ok := jsonfield.Path(body, "error", f); ok {
+			if c, ok := jsonfield.String(body[s.Start:s.End]); ok && c != "" {
+				code = c
+				break
+			}
+		}
+	}
+	ra := time.Duration(0)
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		ra = time.Duration(n) * time.Second
+	}
 	var e *apierr.Error
 	switch {
 	case st == http.StatusTooManyRequests:
-		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		e = apierr.RateLimited("The upstream model server is rate limiting requests; retry later.", time.Duration(ra)*time.Second)
+		e = apierr.RateLimited("The upstream model server is rate limiting requests; retry later.", ra)
 	case st == http.StatusBadRequest || st == http.StatusRequestEntityTooLarge || st == http.StatusUnprocessableEntity:
 		msg := "The upstream model server rejected the request."
 		if s, ok := jsonfield.Path(body, "error", "message"); ok {
@@ -564,8 +804,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, req *req
 	default:
 		e = apierr.UpstreamFailed("The upstream model server refused the gateway's request ("+strconv.Itoa(st)+").", nil)
 	}
-	writeErr(w, e)
-	req.rec.Status = e.Status
+	return e, code, ra
 }
 
 func truncate(b []byte, n int) string {

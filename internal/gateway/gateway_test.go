@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,16 +87,30 @@ func (h *harness) only(t *testing.T) usage.Record {
 
 func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits), models ...string) *harness {
 	t.Helper()
-	up := httptest.NewServer(upstream)
-	t.Cleanup(up.Close)
+	return newMulti(t, []http.Handler{upstream}, func(o *gateway.Options) {
+		if limits != nil {
+			limits(&o.Limits)
+		}
+	}, models...)
+}
+
+// newMulti starts one channel per upstream handler, all serving gpt-test
+// (channel i at priority i), and a gateway in front of them.
+func newMulti(t *testing.T, upstreams []http.Handler, mutate func(*gateway.Options), models ...string) *harness {
+	t.Helper()
 	cfg := config.Default()
-	if limits != nil {
-		limits(&cfg.Limits)
+	var chans []*gateway.Channel
+	for i, u := range upstreams {
+		up := httptest.NewServer(u)
+		t.Cleanup(up.Close)
+		mm := config.ModelMap{"gpt-test": "upstream-model"}
+		for _, m := range models {
+			mm[m] = m
+		}
+		chans = append(chans, gateway.NewChannel(config.Channel{Name: fmt.Sprintf("up%d", i), Kind: "openai",
+			BaseURL: up.URL + "/v1", Models: mm, Priority: i}))
 	}
-	mm := config.ModelMap{"gpt-test": "upstream-model"}
-	for _, m := range models {
-		mm[m] = m
-	}
+	chans[0].Name = "up"
 	ks := &fakeKeys{m: map[string]keys.Key{}}
 	secret, k, _ := keys.Generate()
 	k.ID, k.Models = "key_t", []string{"gpt-test", "other"}
@@ -103,11 +118,14 @@ func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits)
 	recs := &records{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rec := gateway.NewRecorder(recs.write, 16, 64, time.Millisecond, log)
-	gw := gateway.New(gateway.Options{
-		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "up", Kind: "openai", BaseURL: up.URL + "/v1",
-			APIKey: config.Secret{}, Models: mm})},
-		Keys: ks, Recorder: rec, Log: log, Limits: cfg.Limits,
-	})
+	opt := gateway.Options{Channels: chans, Keys: ks, Recorder: rec, Log: log, Limits: cfg.Limits}
+	if mutate != nil {
+		mutate(&opt)
+	}
+	gw, err := gateway.New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := &httpapi.Server{GW: gw, Log: log}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -474,5 +492,98 @@ func TestRequestIDHonoured(t *testing.T) {
 	}
 	if rec := h.only(t); rec.RequestID != "my-trace-42" {
 		t.Errorf("record id %q", rec.RequestID)
+	}
+}
+
+func status(code int, body string, header ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
+	tests := []struct {
+		name       string
+		first      http.Handler
+		wantStatus int
+		attempts   []int // statuses of the attempts recorded, 0 for a connection error
+	}{
+		{"500 then the next channel", status(500, `{"error":{"message":"x"}}`), 200, []int{500, 200}},
+		{"429 then the next channel", status(429, `{"error":{"message":"x"}}`, "Retry-After", "3"), 200, []int{429, 200}},
+		{"client fault is not retried", status(400, `{"error":{"message":"bad tools"}}`), 400, []int{400}},
+		{"connection refused then the next channel", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hj, _ := w.(http.Hijacker)
+			c, _, _ := hj.Hijack()
+			c.Close()
+		}), 200, []int{0, 200}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var secondCalls int
+			second := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				secondCalls++
+				status(200, ok)(w, r)
+			})
+			h := newMulti(t, []http.Handler{tt.first, second}, nil)
+			resp, body := h.post(t, "/v1/chat/completions", chatReq)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			rec := h.only(t)
+			var got []int
+			for _, a := range rec.Attempts {
+				got = append(got, a.Status)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.attempts) {
+				t.Errorf("attempts %v, want %v", got, tt.attempts)
+			}
+			if tt.wantStatus == 200 {
+				// Only the attempt that served is billed.
+				if rec.Channel != "up1" || rec.Usage.Input != 3 || rec.Usage.Output != 2 || !rec.Complete || secondCalls != 1 {
+					t.Errorf("record = %+v (second called %d times)", rec, secondCalls)
+				}
+			} else if secondCalls != 0 {
+				t.Errorf("a client fault was retried on another channel")
+			}
+		})
+	}
+}
+
+func TestNoRetryAfterFirstByte(t *testing.T) {
+	var secondCalls int
+	h := newMulti(t, []http.Handler{scripted(200, "text/event-stream", c1+c2, 0, nil),
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { secondCalls++ })}, nil)
+	resp, body := h.post(t, "/v1/chat/completions", streamRq)
+	if resp.StatusCode != 200 || !strings.Contains(body, "stream_broken") || secondCalls != 0 {
+		t.Errorf("status %d, second channel called %d times, body %q", resp.StatusCode, secondCalls, body)
+	}
+	if rec := h.only(t); len(rec.Attempts) != 1 || rec.Complete {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
+	h := newMulti(t, []http.Handler{status(200, ok)}, func(o *gateway.Options) {
+		o.RateLimits.Key.RPM = 2
+		o.RateLimits.Key.Burst = 2
+	})
+	for i := 0; i < 2; i++ {
+		resp, body := h.post(t, "/v1/chat/completions", chatReq)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Ratelimit-Limit-Requests") != "2" {
+			t.Fatalf("request %d: %d %s headers %v", i, resp.StatusCode, body, resp.Header)
+		}
+	}
+	resp, body := h.post(t, "/v1/chat/completions", chatReq)
+	if resp.StatusCode != 429 || !strings.Contains(body, `"code":"rate_limit_exceeded"`) || resp.Header.Get("Retry-After") == "" ||
+		resp.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
+		t.Errorf("third request: %d %s %v", resp.StatusCode, body, resp.Header)
 	}
 }

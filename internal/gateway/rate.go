@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"baimo/internal/apierr"
 	"baimo/internal/money"
@@ -75,4 +76,19 @@ func (r *Rater) RateRecord(rec *usage.Record) error {
 	}
 	rec.Lines = b
 	return nil
+}
+
+// Cost returns what prompt input and out output tokens of a request cost at
+// the channel's model (its upstream name when the catalog knows it), for the
+// cost routing policy. ok is false when the model has no price.
+func (r *Rater) Cost(public, upstream string, prompt, out int64, at time.Time) (int64, bool) {
+	if r.Free[public] {
+		return 0, true
+	}
+	m := r.ratingModel(public, upstream)
+	rated, err := r.Catalog.Quote(prompt, out, price.RateContext{Model: m, At: at, Currency: r.Currency, Rates: r.Rates})
+	if err != nil {
+		return 0, false
+	}
+	return rated.Total.Nanos, true
 }

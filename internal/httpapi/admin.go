@@ -270,3 +270,25 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 		"requests": tot.Requests, "input_tokens": tot.Input, "cached_input_tokens": tot.CachedInput,
 		"output_tokens": tot.Output, "reasoning_tokens": tot.Reasoning, "cost": cost}})
 }
+
+func (s *Server) routingState(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.GW.Router().Snapshot())
+}
+
+func (s *Server) unpark(w http.ResponseWriter, r *http.Request) {
+	ch, key := r.PathValue("channel"), r.PathValue("key")
+	if err := s.GW.Router().Unpark(ch, key); err != nil {
+		WriteOpenAIError(w, apierr.NotFound(err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "key": key, "parked": false})
+}
+
+func (s *Server) resetChannel(w http.ResponseWriter, r *http.Request) {
+	ch := r.PathValue("channel")
+	if err := s.GW.Router().ResetChannel(ch); err != nil {
+		WriteOpenAIError(w, apierr.NotFound(err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "reset": true})
+}

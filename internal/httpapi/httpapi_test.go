@@ -41,10 +41,13 @@ func newEnv(t *testing.T) *env {
 	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	rec := gateway.NewRecorder(db.WriteRecords, 8, 64, time.Millisecond, log)
 	t.Cleanup(func() { _ = rec.Close(context.Background()) })
-	gw := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
+	gw, err := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
 		Rater: &gateway.Rater{Catalog: cat, Currency: "CNY"},
 		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "x", Kind: "openai", BaseURL: "http://127.0.0.1:1",
 			Models: config.ModelMap{"sim-chat": "sim-chat", "unpriced": "unpriced"}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash("adm"), Clock: clk, Log: log,
 		Prices: &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY",
 			CountPrompt: func(string, []byte) int64 { return 42 }}}
