@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"baimo/catalog"
@@ -30,6 +31,7 @@ import (
 	"baimo/internal/money"
 	"baimo/internal/price"
 	"baimo/internal/provider/sim"
+	"baimo/internal/ratelimit"
 	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
 )
@@ -127,9 +129,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return db.WriteRecords(ctx, recs)
 	}
 	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
+	var limiter ratelimit.Limiter
+	if rl := cfg.RateLimits.Redis; rl != nil && rl.Addr != "" {
+		rc := redis.NewClient(&redis.Options{Addr: rl.Addr})
+		defer rc.Close()
+		if limiter, err = ratelimit.NewRedis(ratelimit.RedisOptions{Client: rc, Prefix: rl.Prefix, FailOpen: rl.FailOpen,
+			Logger: log, LeaseTTL: cfg.Limits.RequestTimeout.D() + time.Minute}); err != nil {
+			return fmt.Errorf("rate_limits.redis: %w", err)
+		}
+		log.Info("rate limits shared through Redis", "addr", rl.Addr, "fail_open", rl.FailOpen)
+	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits,
+		Limiter: limiter,
 	})
 	if err != nil {
 		return err
