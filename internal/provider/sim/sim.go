@@ -12,7 +12,10 @@
 package sim
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,6 +68,7 @@ type request struct {
 	Prompt        json.RawMessage `json:"prompt"`
 	Input         json.RawMessage `json:"input"`
 	Stream        bool            `json:"stream"`
+	Encoding      string          `json:"encoding_format"`
 	MaxTokens     int             `json:"max_tokens"`
 	MaxCompletion int             `json:"max_completion_tokens"`
 	StreamOptions *struct {
@@ -400,18 +404,32 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		b = append(b, `{"object":"embedding","index":`...)
 		b = strconv.AppendInt(b, int64(i), 10)
-		b = append(b, `,"embedding":[`...)
 		h := uint32(2166136261)
 		for j := 0; j < len(in); j++ {
 			h = (h ^ uint32(in[j])) * 16777619
 		}
-		for d := 0; d < 8; d++ {
+		var vec [8]float32
+		for d := range vec {
+			h = h*1664525 + 1013904223
+			vec[d] = float32(h%1000000) / 1e6
+		}
+		if req.Encoding == "base64" {
+			// As OpenAI does: little-endian float32s, base64-encoded.
+			raw := make([]byte, 0, 4*len(vec))
+			for _, f := range vec {
+				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(f))
+			}
+			b = append(b, `,"embedding":"`...)
+			b = base64.StdEncoding.AppendEncode(b, raw)
+			b = append(b, `"}`...)
+			continue
+		}
+		b = append(b, `,"embedding":[`...)
+		for d, f := range vec {
 			if d > 0 {
 				b = append(b, ',')
 			}
-			h = h*1664525 + 1013904223
-			b = append(b, "0."...)
-			b = strconv.AppendUint(b, uint64(h%1000000), 10)
+			b = strconv.AppendFloat(b, float64(f), 'f', -1, 32)
 		}
 		b = append(b, "]}"...)
 	}
