@@ -662,7 +662,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 		}
 	}
 	if last == nil {
+		// Every channel is resting (a breaker is open, an upstream asked to
+		// wait) or at its vendor limit: say when to come back.
 		last = apierr.Unavailable("No upstream channel for model "+req.model+" is available right now; retry later.", nil)
+		last.RetryAfter = time.Second
 		req.rec.ErrorClass = usage.ErrUpstream
 	}
 	writeErr(w, last)
