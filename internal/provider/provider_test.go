@@ -1,0 +1,211 @@
+package provider
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"baimo/internal/sse"
+)
+
+func TestParseFormat(t *testing.T) {
+	for _, f := range formats {
+		got, err := ParseFormat(f.String())
+		if err != nil || got != f {
+			t.Errorf("ParseFormat(%q) = %v, %v", f, got, err)
+		}
+	}
+	if _, err := ParseFormat("unknown"); err == nil {
+		t.Error("ParseFormat(unknown) succeeded")
+	}
+}
+
+func TestNewTranslatorRefusesSameFormatAndUnknown(t *testing.T) {
+	tests := []struct{ c, u Format }{
+		{FormatOpenAI, FormatOpenAI}, {FormatGemini, FormatGemini},
+		{FormatUnknown, FormatOpenAI}, {FormatOpenAI, Format(9)},
+	}
+	for _, tt := range tests {
+		if _, err := NewTranslator(tt.c, tt.u, nil); err == nil {
+			t.Errorf("NewTranslator(%v, %v) succeeded", tt.c, tt.u)
+		}
+	}
+}
+
+func TestUnsupportedErrorNamesFeatureAndUpstream(t *testing.T) {
+	tr := newTestTranslator(t, FormatAnthropic, FormatOpenAI)
+	_, err := tr.Request(Request{Body: []byte(`{"model":"m","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"x"}]}`)})
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || ue.Feature != "top_k" || ue.To != FormatOpenAI || ue.HTTPStatus() != 400 {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(err.Error(), "top_k") || !strings.Contains(err.Error(), "openai") {
+		t.Errorf("message %q names neither feature nor upstream", err)
+	}
+}
+
+func TestBadRequest(t *testing.T) {
+	for _, c := range formats {
+		u := FormatOpenAI
+		if c == u {
+			u = FormatGemini
+		}
+		_, err := newTestTranslator(t, c, u).Request(Request{Body: []byte(`[1,2]`)})
+		var be *BadRequestError
+		if !errors.As(err, &be) || be.HTTPStatus() != 400 {
+			t.Errorf("%v: got %v, want a *BadRequestError", c, err)
+		}
+	}
+}
+
+func readVendor(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir, "vendors", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStreamIncremental checks that every upstream content event yields
+// client bytes in the same call: nothing waits for the end of the stream.
+func TestStreamIncremental(t *testing.T) {
+	upstreams := map[Format]string{FormatOpenAI: "openai/stream.sse", FormatAnthropic: "anthropic/stream.sse", FormatGemini: "gemini/stream.sse"}
+	for _, pr := range pairs() {
+		c, u := pr[0], pr[1]
+		t.Run(c.String()+"-to-"+u.String(), func(t *testing.T) {
+			tr := newTestTranslator(t, c, u)
+			if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "m", Stream: true}); err != nil {
+				t.Fatal(err)
+			}
+			rd := sse.NewReader(bytes.NewReader(readVendor(t, upstreams[u])), 0)
+			for {
+				ev, err := rd.Next()
+				if err != nil {
+					break
+				}
+				text := bytes.Contains(ev.Data, []byte(`"text_delta"`)) ||
+					(u == FormatOpenAI && bytes.Contains(ev.Data, []byte(`"content":"Hello"`))) ||
+					(u == FormatGemini && bytes.Contains(ev.Data, []byte(`"AI learns"`)))
+				out, err := tr.Stream(nil, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if text && len(out) == 0 {
+					t.Errorf("event %s produced nothing", ev.Data)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamEndedEarly(t *testing.T) {
+	// Everything up to, not including, message_delta.
+	full := readVendor(t, "anthropic/stream.sse")
+	cut := full[:bytes.Index(full, []byte("event: message_delta"))]
+	for _, c := range []Format{FormatOpenAI, FormatGemini} {
+		tr := newTestTranslator(t, c, FormatAnthropic)
+		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "m", Stream: true}); err != nil {
+			t.Fatal(err)
+		}
+		out, serr, eerr := runStream(tr, cut)
+		if serr != nil || !errors.Is(eerr, ErrStreamIncomplete) {
+			t.Fatalf("%v: stream error %v, end error %v", c, serr, eerr)
+		}
+		if !bytes.Contains(out, []byte(`"error"`)) {
+			t.Errorf("%v: no error event for the client:\n%s", c, out)
+		}
+		if err := checkClientStream(c, out, false); err != nil {
+			t.Errorf("%v: %v", c, err)
+		}
+		if u, ok := tr.StreamUsage(); !ok || u.Input != 1525 {
+			t.Errorf("%v: usage %+v %v, want the input side from message_start", c, u, ok)
+		}
+	}
+}
+
+func TestStreamMalformedUpstream(t *testing.T) {
+	for _, pr := range pairs() {
+		c, u := pr[0], pr[1]
+		tr := newTestTranslator(t, c, u)
+		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "m", Stream: true}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := tr.Stream(nil, sse.Event{Name: []byte("message_start"), Data: []byte(`{not json`)})
+		if !errors.Is(err, ErrUpstream) {
+			t.Errorf("%v-to-%v: err %v, want ErrUpstream", c, u, err)
+		}
+		if !bytes.Contains(out, []byte("malformed upstream stream")) {
+			t.Errorf("%v-to-%v: no error event:\n%s", c, u, out)
+		}
+		// The stream is over: more events add nothing.
+		more, err := tr.Stream(nil, sse.Event{Data: []byte(`{}`)})
+		if len(more) != 0 || err != nil {
+			t.Errorf("%v-to-%v: after failure got %q, %v", c, u, more, err)
+		}
+	}
+}
+
+func TestGeminiClientToolArgsLimit(t *testing.T) {
+	tr := newTestTranslator(t, FormatGemini, FormatOpenAI)
+	if _, err := tr.Request(Request{Body: []byte(streamRequests[FormatGemini]), Model: "m", Stream: true}); err != nil {
+		t.Fatal(err)
+	}
+	start := `{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}`
+	if _, err := tr.Stream(nil, sse.Event{Data: []byte(start)}); err != nil {
+		t.Fatal(err)
+	}
+	frag := `{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"` + strings.Repeat("a", 1<<20) + `"}}]}}]}`
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		_, err = tr.Stream(nil, sse.Event{Data: []byte(frag)})
+	}
+	if !errors.Is(err, ErrUpstream) || !strings.Contains(err.Error(), "arguments over") {
+		t.Errorf("got %v, want the tool argument limit", err)
+	}
+}
+
+func TestErrorBody(t *testing.T) {
+	tests := []struct {
+		f    Format
+		want string
+	}{
+		{FormatOpenAI, `{"error":{"message":"bad key","type":"authentication_error","param":null,"code":null}}`},
+		{FormatAnthropic, `{"type":"error","error":{"type":"authentication_error","message":"bad key"}}`},
+		{FormatGemini, `{"error":{"code":401,"message":"bad key","status":"UNAUTHENTICATED"}}`},
+	}
+	for _, tt := range tests {
+		if got := string(ErrorBody(tt.f, 401, KindAuth, "bad key")); got != tt.want {
+			t.Errorf("%v: got %s, want %s", tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestErrorFromUnparseableBody(t *testing.T) {
+	tr := newTestTranslator(t, FormatAnthropic, FormatGemini)
+	status, body := tr.Error(502, []byte("<html>bad gateway</html>"))
+	if status != 502 || string(body) != `{"type":"error","error":{"type":"api_error","message":"\u003chtml\u003ebad gateway\u003c/html\u003e"}}` {
+		t.Errorf("got %d %s", status, body)
+	}
+}
+
+func TestClientModelIsEchoed(t *testing.T) {
+	for _, pr := range pairs() {
+		c, u := pr[0], pr[1]
+		tr := newTestTranslator(t, c, u)
+		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "upstream-x", ClientModel: "public-y", Stream: true}); err != nil {
+			t.Fatal(err)
+		}
+		in := map[Format]string{FormatOpenAI: "openai/stream.sse", FormatAnthropic: "anthropic/stream.sse", FormatGemini: "gemini/stream.sse"}[u]
+		out, serr, eerr := runStream(tr, readVendor(t, in))
+		if serr != nil || eerr != nil {
+			t.Fatal(serr, eerr)
+		}
+		if !bytes.Contains(out, []byte(`"public-y"`)) {
+			t.Errorf("%v-to-%v: client model missing from the stream:\n%s", c, u, out)
+		}
+	}
+}
