@@ -141,17 +141,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits,
+		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
 		Limiter: limiter,
 	})
 	if err != nil {
 		return err
 	}
+	gateway.Preload(gw.Models())
 	var stopping atomic.Bool
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
 		Ready: func() bool { return !stopping.Load() },
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
-			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Estimator{}.CountPrompt(model, body); return n }},
+			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Tokenizer{}.CountPrompt(model, body); return n }},
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),

@@ -57,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 		s.GW.ServeOpenAI(w, r, gateway.Embeddings, writeErr)
 	})
 	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("POST /v1/tokenize", s.tokenize)
 	mux.HandleFunc("GET /v1/models/{model...}", s.getModel)
 	s.pricesRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
