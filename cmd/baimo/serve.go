@@ -142,7 +142,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
-		Limiter: limiter,
+		AuditEvery: cfg.Usage.AuditEvery,
+		Limiter:    limiter,
 	})
 	if err != nil {
 		return err

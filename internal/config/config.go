@@ -105,6 +105,10 @@ type Usage struct {
 	BatchSize  int      `yaml:"batch_size"`
 	BatchDelay Duration `yaml:"batch_delay"`
 	QueueSize  int      `yaml:"queue_size"`
+	// AuditEvery counts the prompt of one vendor-metered chat request in this
+	// many with baimo's exact tokenizer, to audit what vendors bill
+	// (GET /admin/audit/vendors); 0 means the default 10, negative none.
+	AuditEvery int `yaml:"audit_every"`
 }
 
 // Channel is one upstream: a vendor endpoint or a self-hosted server.
@@ -289,6 +293,9 @@ func (c *Config) applyDefaults() {
 		c.Usage.BatchSize = 256
 	}
 	def(&c.Usage.BatchDelay, 5*time.Millisecond)
+	if c.Usage.AuditEvery == 0 {
+		c.Usage.AuditEvery = 10
+	}
 	if c.Usage.QueueSize == 0 {
 		c.Usage.QueueSize = 8192
 	}

@@ -149,6 +149,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		o.PerToken = (at.Duration - req.rec.TTFT) / time.Duration(out-1)
 	}
 	plan.Done(a, o)
+	g.audit(req, clientBody)
 	if req.rec.Status >= 400 {
 		at.ErrorClass = req.rec.ErrorClass
 	}
@@ -204,4 +205,20 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "…"
 	}
 	return string(b)
+}
+
+// audit counts, for one request in AuditEvery, the prompt with the upstream
+// model's exact tokenizer, so the vendor's billed prompt tokens can be
+// compared with baimo's count (GET /admin/audit/vendors). It runs after the
+// answer reached the client.
+func (g *Gateway) audit(req *request, clientBody []byte) {
+	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || req.endpoint.Name != Chat.Name {
+		return
+	}
+	if g.audits.Add(1)%uint64(g.opt.AuditEvery) != 0 {
+		return
+	}
+	if n, src := g.opt.Counter.CountPrompt(req.rec.UpstreamModel, clientBody); src == usage.SourceCounted {
+		req.rec.CountedInput = n
+	}
 }

@@ -129,6 +129,10 @@ type Options struct {
 	// rates zero checks nothing.
 	Limiter    ratelimit.Limiter
 	RateLimits config.RateLimits
+	// AuditEvery counts the prompt of one vendor-metered chat request in
+	// this many with baimo's exact tokenizer, to audit vendors' bills;
+	// 0 audits none.
+	AuditEvery int
 	// MaxTokensCap bounds the output tokens reserved for a request that does
 	// not set max_tokens (and any larger max_tokens).
 	MaxTokensCap int64
@@ -145,6 +149,7 @@ type Gateway struct {
 	closing  atomic.Bool
 	bufs     sync.Pool
 	limited  bool // some rate limit is configured
+	audits   atomic.Uint64
 }
 
 // New returns a gateway.

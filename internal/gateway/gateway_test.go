@@ -587,3 +587,20 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("third request: %d %s %v", resp.StatusCode, body, resp.Header)
 	}
 }
+
+func TestVendorAuditSample(t *testing.T) {
+	billed := `{"id":"x","choices":[{"message":{"content":"Argentina"}}],"usage":{"prompt_tokens":20,"completion_tokens":2}}`
+	h := newMulti(t, []http.Handler{status(200, billed)}, func(o *gateway.Options) {
+		o.Channels[0].Models["other"] = "gpt-4o-mini"
+		o.AuditEvery = 1
+		o.Counter = gateway.Tokenizer{}
+	})
+	resp, body := h.post(t, "/v1/chat/completions", `{"model":"other","messages":[{"role":"user","content":"Who won the World Cup in 2022?"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	// The vendor billed 20 prompt tokens; gpt-4o-mini's tokenizer and chat framing count 17.
+	if rec := h.only(t); rec.Usage.Input != 20 || rec.CountedInput != 17 || rec.UpstreamModel != "gpt-4o-mini" {
+		t.Errorf("record = %+v", rec)
+	}
+}

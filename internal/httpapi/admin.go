@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -291,4 +292,75 @@ func (s *Server) resetChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "reset": true})
+}
+
+// driftView is one line of the vendor audit.
+type driftView struct {
+	Channel       string `json:"channel"`
+	UpstreamModel string `json:"upstream_model"`
+	Requests      int64  `json:"requests"`
+	VendorInput   int64  `json:"vendor_input_tokens"`
+	CountedInput  int64  `json:"counted_input_tokens"`
+	// DriftPercent is (vendor - counted) / counted, to two decimals: positive
+	// when the vendor bills more prompt tokens than baimo counts.
+	DriftPercent string `json:"drift_percent"`
+}
+
+// DriftPercent formats 100 × (vendor − counted) / counted with two decimals,
+// in integers, rounding half away from zero.
+func DriftPercent(vendor, counted int64) string {
+	if counted == 0 {
+		return "n/a"
+	}
+	num := (vendor - counted) * 10000
+	q := num / counted
+	if r := num % counted; 2*abs64(r) >= counted {
+		if num < 0 {
+			q--
+		} else {
+			q++
+		}
+	}
+	sign := ""
+	if q < 0 {
+		sign, q = "-", -q
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, q/100, q%100)
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func (s *Server) vendorAudit(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.Store.(usage.Auditor)
+	if !ok {
+		WriteOpenAIError(w, apierr.NotFound("This store does not keep audit counts."))
+		return
+	}
+	q := r.URL.Query()
+	from, e := parseTime(q.Get("from"), "from")
+	if e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	to, e := parseTime(q.Get("to"), "to")
+	if e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	ds, err := a.VendorDrift(r.Context(), from, to)
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	data := make([]driftView, 0, len(ds))
+	for _, d := range ds {
+		data = append(data, driftView{Channel: d.Channel, UpstreamModel: d.UpstreamModel, Requests: d.Requests,
+			VendorInput: d.VendorInput, CountedInput: d.CountedInput, DriftPercent: DriftPercent(d.VendorInput, d.CountedInput)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }

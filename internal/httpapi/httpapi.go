@@ -71,6 +71,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/keys/{id}/enable", s.admin(s.setDisabled(false)))
 	mux.HandleFunc("GET /admin/usage", s.admin(s.listUsage))
 	mux.HandleFunc("GET /admin/routing", s.admin(s.routingState))
+	mux.HandleFunc("GET /admin/audit/vendors", s.admin(s.vendorAudit))
 	mux.HandleFunc("POST /admin/routing/channels/{channel}/keys/{key}/unpark", s.admin(s.unpark))
 	mux.HandleFunc("POST /admin/routing/channels/{channel}/reset", s.admin(s.resetChannel))
 	mux.HandleFunc("/admin/", s.admin(func(w http.ResponseWriter, r *http.Request) {

@@ -110,6 +110,9 @@ type Record struct {
 	TTFT          time.Duration // time to first token (or first byte), 0 if none
 	Duration      time.Duration
 	Attempts      []Attempt // every upstream attempt, in order
+	// CountedInput is baimo's own exact count of the prompt, kept for a
+	// sample of requests to audit what vendors bill; 0 when not counted.
+	CountedInput int64
 
 	// Rating, filled when the request was rated (see package price).
 	Currency     string
@@ -154,4 +157,19 @@ type Store interface {
 	ListRecords(ctx context.Context, f Filter) ([]Record, error)
 	// TotalRecords sums the records f selects (ignoring Limit).
 	TotalRecords(ctx context.Context, f Filter) (Totals, error)
+}
+
+// Drift compares, for one channel and upstream model, the prompt tokens a
+// vendor billed with baimo's own exact count of the same requests.
+type Drift struct {
+	Channel       string
+	UpstreamModel string
+	Requests      int64 // audited requests
+	VendorInput   int64 // prompt tokens the vendor reported for them
+	CountedInput  int64 // prompt tokens baimo counted for them
+}
+
+// Auditor is implemented by stores that can sum the audited requests.
+type Auditor interface {
+	VendorDrift(ctx context.Context, from, to time.Time) ([]Drift, error)
 }

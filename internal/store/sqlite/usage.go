@@ -16,8 +16,8 @@ var _ usage.Store = (*DB)(nil)
 const insertRecord = `INSERT INTO usage_records (request_id, key_id, tenant_id, endpoint, model, channel, upstream_model,
 	stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
 	images, audio_seconds, characters, search_calls, source, complete, error_class, start_ns, ttft_ns, duration_ns,
-	attempts, currency, cost_nanos, price_version, lines)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	attempts, currency, cost_nanos, price_version, lines, counted_input)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 	ON CONFLICT (request_id) DO NOTHING`
 
 // WriteRecords stores recs in one transaction.
@@ -59,7 +59,8 @@ func RecordArgs(r *usage.Record) []any {
 	return []any{r.RequestID, r.KeyID, r.TenantID, r.Endpoint, r.Model, r.Channel, r.UpstreamModel,
 		boolInt(r.Stream), r.Status, u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h, u.Output, u.Reasoning,
 		u.Images, u.AudioSeconds, u.Characters, u.SearchCalls, u.Source.String(), boolInt(r.Complete), string(r.ErrorClass),
-		unixNanos(r.Start), int64(r.TTFT), int64(r.Duration), attempts, r.Currency, r.CostNanos, r.PriceVersion, lines}
+		unixNanos(r.Start), int64(r.TTFT), int64(r.Duration), attempts, r.Currency, r.CostNanos, r.PriceVersion, lines,
+		r.CountedInput}
 }
 
 func where(f usage.Filter) (string, []any) {
@@ -97,7 +98,7 @@ func (db *DB) ListRecords(ctx context.Context, f usage.Filter) ([]usage.Record, 
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, request_id, key_id, tenant_id, endpoint, model, channel, upstream_model,
 		stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
 		images, audio_seconds, characters, search_calls, source, complete, error_class, start_ns, ttft_ns, duration_ns,
-		attempts, currency, cost_nanos, price_version, lines FROM usage_records`+w+
+		attempts, currency, cost_nanos, price_version, lines, counted_input FROM usage_records`+w+
 		fmt.Sprintf(` ORDER BY start_ns DESC, seq DESC LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list usage records: %w", err)
@@ -113,7 +114,7 @@ func (db *DB) ListRecords(ctx context.Context, f usage.Filter) ([]usage.Record, 
 		if err := rows.Scan(&r.Seq, &r.RequestID, &r.KeyID, &r.TenantID, &r.Endpoint, &r.Model, &r.Channel, &r.UpstreamModel,
 			&stream, &r.Status, &u.Input, &u.CachedInput, &u.CacheWrite5m, &u.CacheWrite1h, &u.Output, &u.Reasoning,
 			&u.Images, &u.AudioSeconds, &u.Characters, &u.SearchCalls, &source, &complete, &errClass, &start, &ttft, &dur,
-			&attempts, &r.Currency, &r.CostNanos, &r.PriceVersion, &lines); err != nil {
+			&attempts, &r.Currency, &r.CostNanos, &r.PriceVersion, &lines, &r.CountedInput); err != nil {
 			return nil, fmt.Errorf("list usage records: %w", err)
 		}
 		r.Stream, r.Complete = stream != 0, complete != 0
@@ -163,4 +164,36 @@ func (db *DB) TotalRecords(ctx context.Context, f usage.Filter) (usage.Totals, e
 		}
 	}
 	return t, rows.Err()
+}
+
+var _ usage.Auditor = (*DB)(nil)
+
+// VendorDrift sums, per channel and upstream model, the audited requests
+// (those with baimo's own count and a vendor-reported usage) in [from, to).
+func (db *DB) VendorDrift(ctx context.Context, from, to time.Time) ([]usage.Drift, error) {
+	q := `SELECT channel, upstream_model, count(*), sum(input_tokens), sum(counted_input) FROM usage_records
+		WHERE counted_input > 0 AND source = 'vendor'`
+	var args []any
+	if !from.IsZero() {
+		q += ` AND start_ns >= ?`
+		args = append(args, from.UnixNano())
+	}
+	if !to.IsZero() {
+		q += ` AND start_ns < ?`
+		args = append(args, to.UnixNano())
+	}
+	rows, err := db.read.QueryContext(ctx, q+` GROUP BY channel, upstream_model ORDER BY channel, upstream_model`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("vendor drift: %w", err)
+	}
+	defer rows.Close()
+	var out []usage.Drift
+	for rows.Next() {
+		var d usage.Drift
+		if err := rows.Scan(&d.Channel, &d.UpstreamModel, &d.Requests, &d.VendorInput, &d.CountedInput); err != nil {
+			return nil, fmt.Errorf("vendor drift: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
