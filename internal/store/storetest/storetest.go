@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"baimo/internal/keys"
+	"baimo/internal/ledger"
 	"baimo/internal/usage"
 )
 
@@ -17,12 +18,14 @@ import (
 type Store interface {
 	keys.Store
 	usage.Store
+	ledger.Store
 }
 
 // Run runs the whole suite. open must return a new, empty store for each call.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
+	runLedger(t, open)
 }
 
 func testKeys(t *testing.T, s Store) {

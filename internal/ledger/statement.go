@@ -1,0 +1,153 @@
+package ledger
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"baimo/internal/money"
+)
+
+// maxStatementTransfers bounds the money movements a statement lists.
+const maxStatementTransfers = 10000
+
+// StatementLine is one model's usage in a statement: exact, then rounded to
+// the minor unit so that the rounded lines add up to the rounded total.
+type StatementLine struct {
+	Model        string `json:"model"`
+	Requests     int64  `json:"requests"`
+	InputTokens  int64  `json:"input_tokens"`
+	OutputTokens int64  `json:"output_tokens"`
+	ExactNanos   int64  `json:"exact_nanos"`
+	Rounded      string `json:"amount"` // decimal, minor-unit precision
+}
+
+// Statement is a tenant's bill for a period [From, To).
+type Statement struct {
+	TenantID   string          `json:"tenant_id"`
+	Currency   money.Currency  `json:"currency"`
+	From       time.Time       `json:"from"`
+	To         time.Time       `json:"to"`
+	Lines      []StatementLine `json:"lines"`
+	ExactNanos int64           `json:"exact_total_nanos"`
+	Total      string          `json:"total"` // rounded by money.RoundAll's rule
+	// Money movements in the period other than usage, exact, by kind.
+	Credits map[TransferKind]int64 `json:"credits_nanos"`
+}
+
+// Statement builds a tenant's statement for [from, to): usage by model with
+// exact totals, rounded to the minor unit by the money package's one rule.
+func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.Time) (Statement, error) {
+	tenantID = TenantFor(tenantID)
+	if !from.Before(to) {
+		return Statement{}, fmt.Errorf("statement: empty period: %w", ErrInvalid)
+	}
+	var st Statement
+	err := l.store.LedgerView(ctx, func(v View) error {
+		t, err := v.Tenant(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		lines, err := v.UsageLines(ctx, tenantID, from, to)
+		if err != nil {
+			return err
+		}
+		ts, err := v.TenantTransfers(ctx, tenantID, from, to, maxStatementTransfers)
+		if err != nil {
+			return err
+		}
+		st = Statement{TenantID: t.ID, Currency: t.Currency, From: from, To: to, Credits: map[TransferKind]int64{}}
+		exact := make([]int64, 0, len(lines))
+		for _, u := range lines {
+			if u.Currency != t.Currency && u.CostNanos != 0 {
+				return fmt.Errorf("usage of %s in %s on a %s account", u.Model, u.Currency, t.Currency)
+			}
+			// Several currencies "" and the tenant's merge into one model line.
+			if n := len(st.Lines); n > 0 && st.Lines[n-1].Model == u.Model {
+				l := &st.Lines[n-1]
+				l.Requests += u.Requests
+				l.InputTokens += u.Input
+				l.OutputTokens += u.Output
+				l.ExactNanos += u.CostNanos
+				exact[n-1] += u.CostNanos
+				continue
+			}
+			st.Lines = append(st.Lines, StatementLine{Model: u.Model, Requests: u.Requests, InputTokens: u.Input,
+				OutputTokens: u.Output, ExactNanos: u.CostNanos})
+			exact = append(exact, u.CostNanos)
+		}
+		for _, x := range exact {
+			if st.ExactNanos, err = money.AddNanos(st.ExactNanos, x); err != nil {
+				return err
+			}
+		}
+		rounded := make([]int64, len(exact))
+		if err := money.RoundAll(exact, t.Currency, rounded); err != nil {
+			return err
+		}
+		for i := range st.Lines {
+			st.Lines[i].Rounded = formatMinor(rounded[i], t.Currency)
+		}
+		total, err := money.RoundMinor(st.ExactNanos, t.Currency)
+		if err != nil {
+			return err
+		}
+		st.Total = formatMinor(total, t.Currency)
+		for _, tr := range ts {
+			switch tr.Kind {
+			case KindTopUp, KindAdjust, KindRefund, KindRedeem:
+				n := tr.Amount
+				if tr.Debit == MainAccount(t.ID) {
+					n = -n
+				}
+				st.Credits[tr.Kind] += n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Statement{}, fmt.Errorf("statement of %s: %w", tenantID, err)
+	}
+	return st, nil
+}
+
+// formatMinor writes n (a whole number of minor units, in nanos) with exactly
+// the currency's minor digits.
+func formatMinor(n int64, c money.Currency) string {
+	d := money.MinorDigits(c)
+	u := money.MinorUnit(c)
+	q := n / u
+	neg := q < 0
+	if neg {
+		q = -q
+	}
+	s := strconv.FormatInt(q, 10)
+	if d > 0 {
+		for len(s) <= d {
+			s = "0" + s
+		}
+		s = s[:len(s)-d] + "." + s[len(s)-d:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// WriteCSV writes the statement's lines and total as CSV.
+func (st Statement) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	rows := [][]string{{"model", "requests", "input_tokens", "output_tokens", "exact", "amount", "currency"}}
+	for _, l := range st.Lines {
+		rows = append(rows, []string{l.Model, strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.InputTokens, 10),
+			strconv.FormatInt(l.OutputTokens, 10), money.FormatNanos(l.ExactNanos), l.Rounded, string(st.Currency)})
+	}
+	rows = append(rows, []string{"total", "", "", "", money.FormatNanos(st.ExactNanos), st.Total, string(st.Currency)})
+	if err := cw.WriteAll(rows); err != nil {
+		return fmt.Errorf("statement csv: %w", err)
+	}
+	return nil
+}
