@@ -28,6 +28,7 @@ import (
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
+	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/price"
 	"baimo/internal/provider/sim"
@@ -81,10 +82,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("channel inactive", "channel", c.Name, "reason", c.InactiveReason)
 			continue
 		}
-		if c.Kind != config.KindOpenAI {
-			log.Warn("channel kind not served yet; skipped", "channel", c.Name, "kind", c.Kind)
-			continue
-		}
 		channels = append(channels, gateway.NewChannel(c))
 	}
 	var simSrv *http.Server
@@ -120,14 +117,56 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	host, _ := os.Hostname()
+	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
+		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute})
+	startedAt := time.Now()
+	if res, err := books.Reconcile(ctx, startedAt); err != nil {
+		return fmt.Errorf("reconcile holds left by a previous run: %w", err)
+	} else if res.Settled+res.Voided > 0 {
+		log.Warn("reconciled holds left by a previous run", "settled", res.Settled, "voided", res.Voided)
+	}
+	// Each batch of finished requests is rated, then settled and recorded in
+	// one transaction: no record without its settlement, and none the other way.
 	write := func(ctx context.Context, recs []usage.Record) error {
+		ss := make([]ledger.Settlement, len(recs))
 		for i := range recs {
 			if err := rater.RateRecord(&recs[i]); err != nil {
 				log.Error("usage record not rated", "request_id", recs[i].RequestID, "err", err)
 			}
+			ss[i] = ledger.Settlement{Record: recs[i]}
 		}
-		return db.WriteRecords(ctx, recs)
+		res, err := books.SettleBatch(ctx, ss)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				log.Error("settlement refused", "request_id", r.RequestID, "err", r.Err)
+			} else if r.Debt > 0 {
+				log.Warn("cost above the balance recorded as debt", "request_id", r.RequestID, "debt", money.FormatNanos(r.Debt))
+			}
+		}
+		return nil
 	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepCtx.Done():
+				return
+			case <-t.C:
+				if res, err := books.Sweep(sweepCtx); err != nil {
+					log.Error("sweep expired holds", "err", err)
+				} else if res.Settled+res.Voided > 0 {
+					log.Warn("swept expired holds", "settled", res.Settled, "voided", res.Voided)
+				}
+			}
+		}
+	}()
 	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
 	var limiter ratelimit.Limiter
 	if rl := cfg.RateLimits.Redis; rl != nil && rl.Addr != "" {
@@ -141,7 +180,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
+		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{}, Ledger: books,
 		AuditEvery: cfg.Usage.AuditEvery,
 		Limiter:    limiter,
 	})
@@ -151,7 +190,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gateway.Preload(gw.Models())
 	var stopping atomic.Bool
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
-		Ready: func() bool { return !stopping.Load() },
+		Ready:   func() bool { return !stopping.Load() },
+		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
 			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Tokenizer{}.CountPrompt(model, body); return n }},
 	}
@@ -199,6 +239,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer rcancel()
 	if err := rec.Close(rctx); err != nil {
 		return fmt.Errorf("usage records: %w", err)
+	}
+	stopSweep()
+	if err := books.Close(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
 	}
 	log.Info("stopped; all usage records written")
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/jsonfield"
+	"baimo/internal/provider"
 	"baimo/internal/route"
 	"baimo/internal/usage"
 )
@@ -18,8 +19,8 @@ import (
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, clientBody []byte, writeErr ErrorWriter, log requestLog) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
-	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req, clientBody), Now: req.start,
-		Cost: g.costFunc(req, clientBody)})
+	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req, req.promptBody), Now: req.start,
+		Cost: g.costFunc(req, req.promptBody)})
 	if err != nil {
 		g.fail(w, req, apierr.ModelNotFound(req.model), writeErr, log)
 		return
@@ -31,7 +32,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 			break
 		}
 		req.channel, req.auth = a.Channel.Data.(*Channel), a.Key.Data.(string)
-		upstreamBody, aerr := g.prepare(req, clientBody)
+		upstreamBody, aerr := g.prepareAttempt(req, clientBody)
 		if aerr == nil {
 			aerr = g.opt.Rater.Check(&req.rec)
 		}
@@ -92,15 +93,19 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	plan *route.Plan, a *route.Attempt, upstreamBody, clientBody []byte, last **apierr.Error, writeErr ErrorWriter, log requestLog) (retry, served bool) {
 	ch := req.channel
 	t0 := g.opt.Clock.Now()
-	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.endpoint.Path, bytes.NewReader(upstreamBody))
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.path, bytes.NewReader(upstreamBody))
 	if err != nil {
 		plan.Done(a, route.Outcome{Canceled: true})
 		*last = apierr.Internal(err)
 		return false, false
 	}
 	ureq.Header = ch.header.Clone()
-	if req.auth != "" {
-		ureq.Header.Set("Authorization", req.auth)
+	if req.format == provider.FormatOpenAI && ch.Kind == "openai" {
+		if req.auth != "" {
+			ureq.Header.Set("Authorization", req.auth)
+		}
+	} else {
+		setUpstreamAuth(ureq.Header, r, req)
 	}
 	ureq.ContentLength = int64(len(upstreamBody))
 	if req.stream {
@@ -136,10 +141,13 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	// From here the answer goes to the client: no more failover.
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
-	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		g.relayStream(w, r, req, resp, clientBody, cancel, log)
-	} else {
-		g.relayBody(w, r, req, resp, clientBody, writeErr, log)
+	switch sse := req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"); {
+	case sse && req.tr == nil && req.format == provider.FormatOpenAI:
+		g.relayStream(w, r, req, resp, req.promptBody, cancel, log)
+	case sse:
+		g.relayFormatStream(w, r, req, resp, cancel, log)
+	default:
+		g.relayBody(w, r, req, resp, req.promptBody, writeErr, log)
 	}
 	at.Duration = g.opt.Clock.Now().Sub(t0)
 	o := route.Outcome{Status: 200, ClientGotBytes: true, TTFT: req.rec.TTFT, Tokens: req.rec.Usage.Total(),

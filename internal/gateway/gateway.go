@@ -7,6 +7,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 	"baimo/internal/config"
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
+	"baimo/internal/provider"
 	"baimo/internal/ratelimit"
 	"baimo/internal/route"
 	"baimo/internal/usage"
@@ -133,6 +136,9 @@ type Options struct {
 	// this many with baimo's exact tokenizer, to audit vendors' bills;
 	// 0 audits none.
 	AuditEvery int
+	// Ledger holds each request's worst-case cost before the upstream call;
+	// nil bills nothing (usage is still rated and recorded).
+	Ledger Holder
 	// MaxTokensCap bounds the output tokens reserved for a request that does
 	// not set max_tokens (and any larger max_tokens).
 	MaxTokensCap int64
@@ -289,6 +295,17 @@ type request struct {
 	maxTokens   int64 // max_tokens or max_completion_tokens; 0 when not set
 	lease       ratelimit.Lease
 	leased      bool
+	// prompt is the prompt's token count, once promptCounted.
+	prompt        int64
+	promptCounted bool
+	// format is the client's wire format; tr translates to the channel's
+	// when it differs (nil when bytes pass through); path is the upstream
+	// path below the channel's base URL; promptBody is the request as an
+	// OpenAI body, for counting its prompt.
+	format     provider.Format
+	tr         provider.Translator
+	path       string
+	promptBody []byte
 }
 
 var validRequestID = func(s string) bool {
@@ -304,10 +321,16 @@ var validRequestID = func(s string) bool {
 	return true
 }
 
-// RequestID returns the request's X-Request-Id if it is usable, or a new one.
+// RequestID returns the id of a request: the client's X-Request-Id, when it
+// is usable, followed by a random suffix, or a new id. The suffix matters for
+// money: holds, settlements and usage records are keyed by this id, so a
+// client that sent the same X-Request-Id twice must still get two requests,
+// each billed, never one bill for both.
 func RequestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
-		return id
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) && len(id) <= 100 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		return id + "." + hex.EncodeToString(b[:])
 	}
 	return keys.NewID("req_")
 }
@@ -318,9 +341,18 @@ type ErrorWriter func(w http.ResponseWriter, e *apierr.Error)
 // ServeOpenAI handles one request to an OpenAI-compatible endpoint, writing
 // the response (or the error, with writeErr) and submitting its usage record.
 func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoint, writeErr ErrorWriter) {
+	g.Serve(w, r, Inbound{Format: provider.FormatOpenAI, Endpoint: ep}, writeErr)
+}
+
+// Serve handles one request that came in on the API in, writing the response
+// in that API's format (errors with writeErr) and submitting its usage
+// record. The channel's kind decides whether the body passes through or is
+// translated.
+func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writeErr ErrorWriter) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	req := &request{endpoint: ep, start: g.opt.Clock.Now(), id: RequestID(r)}
+	ep := in.Endpoint
+	req := &request{endpoint: ep, start: g.opt.Clock.Now(), id: RequestID(r), format: in.Format}
 	w.Header().Set("X-Request-Id", req.id)
 	req.rec = usage.Record{RequestID: req.id, Endpoint: ep.Name, Start: req.start}
 	log := requestLog{g.opt.Log, req.id}
@@ -329,7 +361,7 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 		writeErr(w, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil))
 		return
 	}
-	k, aerr := g.Authenticate(r)
+	k, aerr := g.authenticate(r, in.Format)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return // no key, no record: unauthenticated traffic is only counted in metrics
@@ -342,18 +374,25 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 	defer g.putBuf(buf)
 	body, aerr := g.readBody(w, r, buf)
 	if aerr == nil {
-		aerr = g.admit(req, body)
+		aerr = g.admitFormat(req, body, in)
 	}
 	if aerr != nil {
 		g.fail(w, req, aerr, writeErr, log)
 		return
 	}
 	if g.limited {
-		if aerr := g.acquire(w, r, req, body); aerr != nil {
+		if aerr := g.acquire(w, r, req, req.promptBody); aerr != nil {
 			req.rec.ErrorClass = usage.ErrRateLimited
 			g.fail(w, req, aerr, writeErr, log)
 			return
 		}
+	}
+	if aerr := g.hold(r.Context(), req, req.promptBody); aerr != nil {
+		if aerr.Status == http.StatusTooManyRequests {
+			req.rec.ErrorClass = usage.ErrInsufficient
+		}
+		g.fail(w, req, aerr, writeErr, log)
+		return
 	}
 	g.forward(w, r, req, body, writeErr, log)
 }
@@ -361,7 +400,7 @@ func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoin
 // reservation is the token estimate reserved against TPM limits: the prompt
 // plus the output the request may produce (max_tokens, capped).
 func (g *Gateway) reservation(req *request, body []byte) int64 {
-	prompt, _ := g.opt.Counter.CountPrompt(req.model, body)
+	prompt := g.promptTokens(req, body)
 	out := req.maxTokens
 	if out <= 0 || out > g.opt.MaxTokensCap {
 		out = g.opt.MaxTokensCap
@@ -568,6 +607,8 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 	req.rec.Status = e.Status
 	req.rec.Complete = false
 	switch {
+	case req.rec.ErrorClass != usage.ErrNone:
+		// The caller named the class (rate limited, insufficient quota).
 	case e.Status == http.StatusForbidden:
 		req.rec.ErrorClass = usage.ErrAuth
 	case e.Status < 500:

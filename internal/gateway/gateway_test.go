@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"baimo/catalog"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
+	"baimo/internal/ledger"
+	"baimo/internal/price"
 	"baimo/internal/usage"
 )
 
@@ -487,11 +490,26 @@ func TestRequestIDHonoured(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-Id"); got != "my-trace-42" {
-		t.Errorf("X-Request-Id = %q", got)
+	got := resp.Header.Get("X-Request-Id")
+	if !strings.HasPrefix(got, "my-trace-42.") || len(got) != len("my-trace-42.")+8 {
+		t.Errorf("X-Request-Id = %q, want the client's id with a unique suffix", got)
 	}
-	if rec := h.only(t); rec.RequestID != "my-trace-42" {
-		t.Errorf("record id %q", rec.RequestID)
+	// The same X-Request-Id again is a second request with its own record.
+	req2, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(chatReq))
+	req2.Header.Set("Authorization", "Bearer "+h.secret)
+	req2.Header.Set("X-Request-Id", "my-trace-42")
+	resp2, err := http.DefaultClient.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if got2 := resp2.Header.Get("X-Request-Id"); got2 == got {
+		t.Errorf("a reused X-Request-Id gave the same request id %q", got2)
+	}
+	_ = h.gw.Drain(context.Background())
+	_ = h.rec.Close(context.Background())
+	if n := len(h.recs.recs); n != 2 || h.recs.recs[0].RequestID == h.recs.recs[1].RequestID {
+		t.Errorf("records = %d, want two with distinct ids", n)
 	}
 }
 
@@ -602,5 +620,78 @@ func TestVendorAuditSample(t *testing.T) {
 	// The vendor billed 20 prompt tokens; gpt-4o-mini's tokenizer and chat framing count 17.
 	if rec := h.only(t); rec.Usage.Input != 20 || rec.CountedInput != 17 || rec.UpstreamModel != "gpt-4o-mini" {
 		t.Errorf("record = %+v", rec)
+	}
+}
+
+// fakeHolder is a ledger.Holder that records holds and can refuse them.
+type fakeHolder struct {
+	mu     sync.Mutex
+	holds  []ledger.HoldRequest
+	refuse error
+}
+
+func (f *fakeHolder) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return ledger.Hold{}, f.refuse
+	}
+	f.holds = append(f.holds, r)
+	return ledger.Hold{RequestID: r.RequestID, Amount: r.Amount.Nanos}, nil
+}
+
+func TestHoldBeforeUpstream(t *testing.T) {
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
+	for _, tt := range []struct {
+		name    string
+		refuse  error
+		status  int
+		code    string
+		upstrCt int
+	}{
+		{"held", nil, 200, "", 1},
+		{"insufficient funds", ledger.ErrInsufficientFunds, 429, "insufficient_quota", 0},
+		{"budget", ledger.ErrBudgetExceeded, 429, "budget_exceeded", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			holder := &fakeHolder{refuse: tt.refuse}
+			h := newMulti(t, []http.Handler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls++
+				status(200, ok)(w, r)
+			})}, func(o *gateway.Options) {
+				o.Channels[0].Models["other"] = "deepseek-chat"
+				o.Rater = &gateway.Rater{Catalog: cat, Currency: "CNY"}
+				o.Ledger = holder
+				o.MaxTokensCap = 1000
+			})
+			resp, body := h.post(t, "/v1/chat/completions", `{"model":"other","max_tokens":500,"messages":[{"role":"user","content":"hello"}]}`)
+			if resp.StatusCode != tt.status || (tt.code != "" && !strings.Contains(body, `"code":"`+tt.code+`"`)) || calls != tt.upstrCt {
+				t.Fatalf("got %d %s with %d upstream calls", resp.StatusCode, body, calls)
+			}
+			rec := h.only(t)
+			if tt.refuse != nil {
+				if rec.ErrorClass != usage.ErrInsufficient || rec.Status != 429 {
+					t.Errorf("record = %+v", rec)
+				}
+				return
+			}
+			if len(holder.holds) != 1 || holder.holds[0].RequestID != rec.RequestID || holder.holds[0].Amount.Currency != "CNY" {
+				t.Fatalf("holds = %+v", holder.holds)
+			}
+			// The worst case is the prompt plus max_tokens (500) at the model's
+			// price: it must cover what the request can cost and not be zero.
+			q, err := cat.Quote(rec.Usage.Input, 500, price.RateContext{Model: "deepseek-chat", At: rec.Start, Currency: "CNY"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := holder.holds[0].Amount.Nanos; got <= 0 || got < q.Total.Nanos {
+				t.Errorf("hold %d nanos, below the worst case %d", got, q.Total.Nanos)
+			}
+		})
 	}
 }

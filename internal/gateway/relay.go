@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"baimo/internal/apierr"
 	"baimo/internal/jsonfield"
+	"baimo/internal/provider"
 	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
@@ -41,13 +43,32 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	}
 	body := buf.Bytes()
 	req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
-	if u, ok := openai.BodyUsage(body); ok {
+	contentType := resp.Header.Get("Content-Type")
+	var u usage.Usage
+	ok := false
+	switch {
+	case req.tr != nil:
+		out, tu, err := req.tr.Response(body)
+		if err != nil {
+			log.Warn("upstream answer not translated", "channel", req.channel.Name, "err", err)
+			aerr := apierr.UpstreamFailed("The upstream model server's answer could not be understood.", err)
+			writeErr(w, aerr)
+			req.rec.Status, req.rec.ErrorClass = aerr.Status, usage.ErrUpstream
+			return
+		}
+		body, u, ok, contentType = out, tu, tu.Source != usage.SourceNone, "application/json"
+	case req.format == provider.FormatOpenAI:
+		u, ok = openai.BodyUsage(body)
+	default:
+		u, ok = nativeBodyUsage(req.format, body)
+	}
+	if ok {
 		req.rec.Usage = u
 	} else {
 		req.rec.Usage = g.countBody(req, clientBody, body)
 	}
 	h := w.Header()
-	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	req.rec.Status = http.StatusOK
@@ -64,7 +85,9 @@ func (g *Gateway) countBody(req *request, clientBody, body []byte) usage.Usage {
 	var src usage.Source
 	u.Input, src = g.opt.Counter.CountPrompt(req.model, clientBody)
 	var text []byte
-	if s, ok := jsonfield.Find(body, "choices"); ok {
+	if req.format != provider.FormatOpenAI {
+		text = responseText(req.format, body)
+	} else if s, ok := jsonfield.Find(body, "choices"); ok {
 		_ = jsonfield.EachElement(body[s.Start:s.End], func(v jsonfield.Span) bool {
 			choice := body[s.Start+v.Start : s.Start+v.End]
 			if c, ok := jsonfield.Path(choice, "message", "content"); ok {

@@ -39,6 +39,8 @@ type Server struct {
 	Gatherer     prometheus.Gatherer
 	// Prices serves the price catalog routes; nil leaves them out.
 	Prices *Prices
+	// Billing serves tenants, balances and statements; nil leaves them out.
+	Billing *Billing
 	// Ready reports whether the gateway should take traffic.
 	Ready func() bool
 }
@@ -56,6 +58,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
 		s.GW.ServeOpenAI(w, r, gateway.Embeddings, writeErr)
 	})
+	mux.HandleFunc("POST /v1/messages", s.messages)
+	mux.HandleFunc("POST /v1/messages/count_tokens", s.countMessageTokens)
+	mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)
+	mux.HandleFunc("/v1beta/", func(w http.ResponseWriter, r *http.Request) {
+		WriteGeminiError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
+	})
 	mux.HandleFunc("GET /v1/models", s.listModels)
 	mux.HandleFunc("POST /v1/tokenize", s.tokenize)
 	mux.HandleFunc("GET /v1/models/{model...}", s.getModel)
@@ -70,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/keys/{id}/disable", s.admin(s.setDisabled(true)))
 	mux.HandleFunc("POST /admin/keys/{id}/enable", s.admin(s.setDisabled(false)))
 	mux.HandleFunc("GET /admin/usage", s.admin(s.listUsage))
+	s.billingRoutes(mux)
 	mux.HandleFunc("GET /admin/routing", s.admin(s.routingState))
 	mux.HandleFunc("GET /admin/audit/vendors", s.admin(s.vendorAudit))
 	mux.HandleFunc("POST /admin/routing/channels/{channel}/keys/{key}/unpark", s.admin(s.unpark))

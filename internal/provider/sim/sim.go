@@ -96,6 +96,7 @@ func New(opt Options) *Server {
 	s.mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.generate(w, r, false) })
 	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.formatRoutes() // Anthropic and Gemini, in formats.go
 	return s
 }
 

@@ -1,0 +1,231 @@
+package httpapi_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"baimo/catalog"
+	"baimo/internal/clock"
+	"baimo/internal/config"
+	"baimo/internal/gateway"
+	"baimo/internal/httpapi"
+	"baimo/internal/keys"
+	"baimo/internal/ledger"
+	"baimo/internal/provider/sim"
+	"baimo/internal/store/sqlite"
+	"baimo/internal/usage"
+)
+
+type billingEnv struct {
+	env
+	db    *sqlite.DB
+	books *ledger.Ledger
+	rec   *gateway.Recorder
+	gw    *gateway.Gateway
+}
+
+// newBillingEnv wires the whole request path as serve does: the simulator
+// upstream, rating, holds, and settlement with the records in one batch.
+func newBillingEnv(t *testing.T) *billingEnv {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := sim.DefaultOptions()
+	opt.TTFT, opt.TPOT = 0, 0
+	up := httptest.NewServer(sim.New(opt))
+	t.Cleanup(up.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	clk := clock.Real{}
+	books := ledger.New(db, ledger.Options{Clock: clk, Logger: log, Node: "test"})
+	rater := &gateway.Rater{Catalog: cat, Currency: "CNY"}
+	write := func(ctx context.Context, recs []usage.Record) error {
+		ss := make([]ledger.Settlement, len(recs))
+		for i := range recs {
+			if err := rater.RateRecord(&recs[i]); err != nil {
+				return err
+			}
+			ss[i] = ledger.Settlement{Record: recs[i]}
+		}
+		_, err := books.SettleBatch(ctx, ss)
+		return err
+	}
+	rec := gateway.NewRecorder(write, 32, 1024, time.Millisecond, log)
+	gw, err := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
+		Rater: rater, Ledger: books, Counter: gateway.Tokenizer{}, MaxTokensCap: 1000,
+		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "sim", Kind: "openai", BaseURL: up.URL + "/v1",
+			Models: config.ModelMap{"sim-chat": "sim-chat"}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash("adm"), Clock: clk, Log: log,
+		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute}}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		_ = gw.Drain(context.Background())
+		_ = rec.Close(context.Background())
+		_ = books.Close()
+		db.Close()
+	})
+	return &billingEnv{env: env{url: srv.URL}, db: db, books: books, rec: rec, gw: gw}
+}
+
+func (e *billingEnv) doH(t *testing.T, method, path, body string, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer adm")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = jsonUnmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+func TestBillingAdmin(t *testing.T) {
+	e := newBillingEnv(t)
+	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"acme","name":"Acme","kind":"prepaid","currency":"CNY"}`); st != 201 {
+		t.Fatalf("create tenant = %d %v", st, m)
+	}
+	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"acme","name":"Acme","kind":"prepaid","currency":"CNY"}`); st != 409 {
+		t.Errorf("create twice = %d %v", st, m)
+	}
+	if st, m := e.doH(t, "POST", "/admin/tenants/acme/topup", `{"amount":"ten"}`); st != 400 || !strings.Contains(mustJSON(m), "amount") {
+		t.Errorf("bad amount = %d %v", st, m)
+	}
+	st, first := e.doH(t, "POST", "/admin/tenants/acme/topup", `{"amount":"10.5"}`, "Idempotency-Key", "k1")
+	if st != 200 {
+		t.Fatalf("top-up = %d %v", st, first)
+	}
+	st, again := e.doH(t, "POST", "/admin/tenants/acme/topup", `{"amount":"10.5"}`, "Idempotency-Key", "k1")
+	if st != 200 || again["transfer_id"] != first["transfer_id"] {
+		t.Errorf("replayed top-up = %d %v, want the first result %v", st, again, first["transfer_id"])
+	}
+	if st, m := e.doH(t, "POST", "/admin/tenants/acme/topup", `{"amount":"99"}`, "Idempotency-Key", "k1"); st != 409 {
+		t.Errorf("same key, other body = %d %v", st, m)
+	}
+	if _, m := e.doH(t, "GET", "/admin/tenants/acme/balance", ""); m["available"] != "10.5" {
+		t.Errorf("balance = %v, want 10.5 available (one top-up, not two)", m)
+	}
+	_, c := e.doH(t, "POST", "/admin/codes", `{"amount":"5","currency":"CNY"}`)
+	code, _ := c["code"].(string)
+	if code == "" {
+		t.Fatalf("code = %v", c)
+	}
+	// Many concurrent redemptions of one code: exactly one succeeds.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, _ := e.doH(t, "POST", "/admin/tenants/acme/redeem", `{"code":"`+code+`"}`); st == 200 {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("code redeemed %d times, want once", wins)
+	}
+	if _, m := e.doH(t, "GET", "/admin/tenants/acme/balance", ""); m["available"] != "15.5" {
+		t.Errorf("balance after redeem = %v", m)
+	}
+	if st, m := e.doH(t, "GET", "/admin/audit", ""); st != 200 || m["ok"] != true {
+		t.Errorf("audit = %d %v", st, m)
+	}
+}
+
+// TestPrepaidRunsOut drives real requests against a prepaid balance that
+// covers only some of them: those beyond it get 429 insufficient_quota before
+// any upstream call, the balance is charged exactly the rated cost of the
+// requests served, and the audit is clean.
+func TestPrepaidRunsOut(t *testing.T) {
+	e := newBillingEnv(t)
+	e.doH(t, "POST", "/admin/tenants", `{"id":"small","name":"Small","kind":"prepaid","currency":"CNY"}`)
+	// sim-chat: ¥2 in / ¥8 out per 1M. A hold for max_tokens 1000 is about ¥0.008.
+	e.doH(t, "POST", "/admin/tenants/small/topup", `{"amount":"0.05"}`)
+	_, k := e.doH(t, "POST", "/admin/keys", `{"name":"s","tenant_id":"small"}`)
+	secret := k["key"].(string)
+	served, refused := 0, 0
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(
+				`{"model":"sim-chat","max_tokens":1000,"messages":[{"role":"user","content":"hello there"}],"sim":{"output_tokens":900}}`))
+			req.Header.Set("Authorization", "Bearer "+secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case resp.StatusCode == 200:
+				served++
+			case resp.StatusCode == 429 && strings.Contains(string(b), `"code":"insufficient_quota"`):
+				refused++
+			default:
+				t.Errorf("unexpected %d %s", resp.StatusCode, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if served == 0 || refused == 0 {
+		t.Fatalf("served %d, refused %d: the balance should cover some but not all", served, refused)
+	}
+	_ = e.gw.Drain(context.Background())
+	_ = e.rec.Close(context.Background())
+	recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "small", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cost int64
+	n := 0
+	for _, r := range recs {
+		if r.Status == 200 {
+			n++
+			cost += r.CostNanos
+		}
+	}
+	b, err := e.books.Balance(context.Background(), "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != served || b.Pending != 0 || b.Posted != 50_000_000-cost || b.Posted < 0 {
+		t.Errorf("served %d (records %d), cost %d, balance %+v: want posted = 0.05 CNY - cost, nothing pending", served, n, cost, b)
+	}
+	rep, err := ledger.Audit(context.Background(), e.db, time.Now(), time.Minute)
+	if err != nil || !rep.OK {
+		t.Errorf("audit: %v %+v", err, rep.Failed())
+	}
+}

@@ -1,0 +1,45 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"baimo/internal/apierr"
+	"baimo/internal/gateway"
+	"baimo/internal/provider"
+)
+
+// gemini serves POST /v1beta/models/{model}:{method}. ServeMux cannot match
+// a ":" inside a segment, so the route takes the rest of the path and splits
+// it here. The key comes in x-goog-api-key or ?key= (or Authorization:
+// Bearer).
+func (s *Server) gemini(w http.ResponseWriter, r *http.Request) {
+	rest := r.PathValue("rest")
+	i := strings.LastIndexByte(rest, ':')
+	if i <= 0 || strings.Contains(rest[:i], "/") {
+		WriteGeminiError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+". Use /v1beta/models/{model}:generateContent."))
+		return
+	}
+	in := gateway.Inbound{Format: provider.FormatGemini, Endpoint: gateway.GenerateContent, Model: rest[:i]}
+	switch rest[i+1:] {
+	case "generateContent":
+		s.GW.Serve(w, r, in, WriteGeminiError)
+	case "streamGenerateContent":
+		if alt := r.URL.Query().Get("alt"); alt != "sse" {
+			WriteGeminiError(w, apierr.BadRequest("alt", "streamGenerateContent is served as server-sent events only: add ?alt=sse."))
+			return
+		}
+		in.Stream = true
+		s.GW.Serve(w, r, in, WriteGeminiError)
+	case "countTokens":
+		s.GW.ServeCountTokens(w, r, in, WriteGeminiError)
+	default:
+		WriteGeminiError(w, apierr.NotFound("Method "+rest[i+1:]+" is not served; use generateContent, streamGenerateContent or countTokens."))
+	}
+}
+
+// WriteGeminiError writes e in Google's error shape:
+// {"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}.
+func WriteGeminiError(w http.ResponseWriter, e *apierr.Error) {
+	writeFormatError(w, provider.FormatGemini, e)
+}
