@@ -33,6 +33,7 @@ import (
 	"baimo/internal/price"
 	"baimo/internal/provider/sim"
 	"baimo/internal/ratelimit"
+	"baimo/internal/store/postgres"
 	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
 )
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := fs.String("data", "./data", "directory for the SQLite database and state")
 	cfgPath := fs.String("config", "", "YAML configuration file (optional)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	pgDSN := fs.String("postgres", os.Getenv("BAIMO_POSTGRES"), "PostgreSQL DSN shared by several gateway nodes (default: SQLite under --data; or BAIMO_POSTGRES)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -70,7 +72,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(*dataDir, "baimo.db"))
+	db, err := openStore(ctx, *pgDSN, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -151,6 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
+	go syncPrices(sweepCtx, db, rater.Catalog, time.Second, log)
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
@@ -246,6 +249,65 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("stopped; all usage records written")
 	return nil
+}
+
+// store is everything serve keeps in its database.
+type store interface {
+	keys.Store
+	usage.Store
+	price.Store
+	ledger.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// openStore opens PostgreSQL when a DSN is given (several nodes share it),
+// else the embedded SQLite database under dataDir.
+func openStore(ctx context.Context, dsn, dataDir string) (store, error) {
+	if dsn != "" {
+		return postgres.Open(ctx, dsn)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, "baimo.db"))
+}
+
+// syncPrices applies, every interval, the price versions another node added
+// through its admin API, so a price change takes effect on every node within
+// about a second.
+func syncPrices(ctx context.Context, st price.Store, cat *price.Catalog, interval time.Duration, log *slog.Logger) {
+	seen := map[string]bool{}
+	if list, err := st.ListPriceVersions(ctx); err == nil {
+		for _, v := range list {
+			seen[v.ID] = true
+		}
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		list, err := st.ListPriceVersions(ctx)
+		if err != nil {
+			log.Warn("sync price versions", "err", err)
+			continue
+		}
+		for _, v := range list {
+			if seen[v.ID] {
+				continue
+			}
+			seen[v.ID] = true
+			var spec price.VersionSpec
+			if err := json.Unmarshal(v.Spec, &spec); err != nil {
+				log.Error("stored price version", "id", v.ID, "err", err)
+				continue
+			}
+			if _, err := cat.AddVersion(spec); err != nil && !errors.Is(err, price.ErrHistory) {
+				log.Warn("stored price version not applied", "id", v.ID, "err", err)
+			}
+		}
+	}
 }
 
 // newRater loads the shipped catalog, replays the price versions added through

@@ -11,7 +11,7 @@ import (
 
 // keyTTL is how long a key found in the store is trusted without asking
 // again, so that a key disabled on another node stops working within it.
-const keyTTL = 10 * time.Second
+const keyTTL = time.Second
 
 // maxCachedKeys bounds the cache; past it the cache starts over.
 const maxCachedKeys = 100_000
