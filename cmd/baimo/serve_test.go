@@ -94,7 +94,7 @@ func TestServeGracefulShutdownKeepsStreamsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 1 || recs[0].RequestID != "shutdown-stream" || !recs[0].Complete || recs[0].Usage.Output != 20 ||
+	if len(recs) != 1 || !strings.HasPrefix(recs[0].RequestID, "shutdown-stream.") || !recs[0].Complete || recs[0].Usage.Output != 20 ||
 		recs[0].CostNanos <= 0 || recs[0].Currency != "CNY" {
 		t.Fatalf("records after shutdown = %+v", recs)
 	}

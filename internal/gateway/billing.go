@@ -62,9 +62,13 @@ func (g *Gateway) hold(ctx context.Context, req *request, body []byte) *apierr.E
 	if !ok {
 		return nil // unpriced: refused by the rater before the upstream call
 	}
-	_, err := g.opt.Ledger.Hold(ctx, ledger.HoldRequest{RequestID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID,
+	h, err := g.opt.Ledger.Hold(ctx, ledger.HoldRequest{RequestID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID,
 		Amount: money.Amount{Nanos: amount, Currency: g.opt.Rater.Currency}, TTL: g.opt.Limits.RequestTimeout.D() + 5*time.Minute})
 	switch {
+	case err == nil && h.State != ledger.HoldPending:
+		// Request ids are unique (see RequestID), so an existing hold in
+		// another state means something is badly wrong: do not serve unpaid.
+		return apierr.Internal(fmt.Errorf("hold %s exists in state %s", req.id, h.State))
 	case err == nil:
 		return nil
 	case errors.Is(err, ledger.ErrBudgetExceeded):

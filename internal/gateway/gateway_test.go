@@ -637,7 +637,7 @@ func (f *fakeHolder) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold,
 		return ledger.Hold{}, f.refuse
 	}
 	f.holds = append(f.holds, r)
-	return ledger.Hold{RequestID: r.RequestID, Amount: r.Amount.Nanos}, nil
+	return ledger.Hold{RequestID: r.RequestID, Amount: r.Amount.Nanos, State: ledger.HoldPending}, nil
 }
 
 func TestHoldBeforeUpstream(t *testing.T) {

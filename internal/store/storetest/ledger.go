@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ func runLedger(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerModel", func(t *testing.T) { testLedgerModel(t, open) })
 	t.Run("LedgerConcurrentPrepaid", func(t *testing.T) { testLedgerConcurrent(t, open(t)) })
 	t.Run("LedgerConcurrentRedeem", func(t *testing.T) { testLedgerRedeem(t, open(t)) })
+	t.Run("LedgerConcurrentChaos", func(t *testing.T) { testLedgerConcurrentChaos(t, open(t)) })
 }
 
 // newLedger returns a ledger on s with a fake clock, closed and audited at
@@ -680,4 +682,66 @@ func testLedgerBudgets(t *testing.T, s Store) {
 	}
 	settle("b5", "k2", yuan)
 	wantBalance(t, l, "acme", 100*yuan-3*yuan/2-3*yuan-yuan/10-yuan, 0, 0)
+}
+
+// testLedgerConcurrentChaos races holds, settlements, voids and retries on
+// shared request ids from many goroutines (so that batches hold duplicates
+// and conflicting operations), then sweeps and checks that every usage
+// record was charged exactly once and the books balance.
+func testLedgerConcurrentChaos(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, clk := newLedger(t, s)
+	mustTenant(t, l, "pre", ledger.Prepaid, 0)
+	mustTenant(t, l, "post", ledger.Postpaid, 20*yuan)
+	const topUp = 40 * yuan
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "pre", Amount: topUp}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 200; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for step := 0; step < 4; step++ {
+				n := rng.IntN(120)
+				req := fmt.Sprintf("x%03d", n)
+				tenant := []string{"pre", "post"}[n%2]
+				var err error
+				switch rng.IntN(4) {
+				case 0, 1:
+					_, err = l.Hold(ctx, ledger.HoldRequest{RequestID: req, TenantID: tenant, Amount: cny(int64(rng.IntN(5)) * yuan / 2)})
+				case 2:
+					_, err = l.Settle(ctx, ledger.Settlement{Record: rec(req, tenant, int64(rng.IntN(7))*yuan/4)})
+				case 3:
+					_, err = l.Void(ctx, req)
+				}
+				if err != nil && !errors.Is(err, ledger.ErrInsufficientFunds) && !errors.Is(err, ledger.ErrNotFound) && !errors.Is(err, ledger.ErrInvalid) {
+					t.Errorf("%s: %v", req, err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	clk.Advance(time.Hour)
+	if _, err := l.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{"pre", "post"} {
+		b, err := l.Balance(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tot, err := s.TotalRecords(ctx, usage.Filter{TenantID: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := int64(0)
+		if tenant == "pre" {
+			in = topUp
+		}
+		if charged := in - b.Posted + b.Debt; charged != tot.CostNanos["CNY"] || b.Pending != 0 {
+			t.Errorf("%s: charged %d (balance %+v), records cost %d", tenant, charged, b, tot.CostNanos["CNY"])
+		}
+	}
 }

@@ -1,0 +1,117 @@
+// Package ledger_test benchmarks the ledger's request path: hold + settle
+// pairs per second with group commit, on SQLite and PostgreSQL.
+//
+//	go test -run '^$' -bench . -cpu 1 -benchtime 20000x ./bench/ledger/
+//
+// Set BAIMO_TEST_POSTGRES for the PostgreSQL figures. Results: RESULTS.md.
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"baimo/internal/ledger"
+	"baimo/internal/money"
+	"baimo/internal/store/postgres"
+	"baimo/internal/store/sqlite"
+	"baimo/internal/usage"
+)
+
+// concurrency is how many requests are in flight at once (goroutines per
+// GOMAXPROCS), as in a busy gateway.
+const concurrency = 256
+
+func BenchmarkHoldSettleSQLite(b *testing.B) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "baimo.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchHoldSettle(b, db)
+}
+
+func BenchmarkHoldSettlePostgres(b *testing.B) {
+	dsn := os.Getenv("BAIMO_TEST_POSTGRES")
+	if dsn == "" {
+		b.Skip("BAIMO_TEST_POSTGRES is unset; skipping the PostgreSQL benchmark")
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("baimo_bench_%d", time.Now().UnixNano())
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck // best effort
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	db, err := postgres.Open(ctx, dsn+sep+"search_path="+schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchHoldSettle(b, db)
+}
+
+// settleBatcher stands in for the spine's usage writer: settlements go
+// through Ledger.Settle, which group-commits them with their records.
+func benchHoldSettle(b *testing.B, s ledger.Store) {
+	ctx := context.Background()
+	l := ledger.New(s, ledger.Options{Node: "bench"})
+	defer l.Close()
+	const tenants = 16
+	for i := 0; i < tenants; i++ {
+		id := fmt.Sprintf("t%02d", i)
+		if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: id, Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: id, Amount: 1_000_000 * money.Scale}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var seq atomic.Int64
+	b.SetParallelism(concurrency)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			req := fmt.Sprintf("req_%d", n)
+			tenant := fmt.Sprintf("t%02d", n%tenants)
+			if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: req, TenantID: tenant, KeyID: "key_1",
+				Amount: money.New(2_000_000, money.CNY)}); err != nil {
+				b.Error(err)
+				return
+			}
+			rec := usage.Record{RequestID: req, KeyID: "key_1", TenantID: tenant, Endpoint: "chat", Model: "sim-chat",
+				Channel: "sim", UpstreamModel: "sim-chat", Status: 200, Complete: true, Start: start,
+				Usage: usage.Usage{Input: 100, Output: 50, Source: usage.SourceVendor}, Currency: "CNY", CostNanos: 1_500_000}
+			if _, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
+	if st := l.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Ops)/float64(st.Batches), "ops/batch")
+	}
+	rep, err := ledger.Audit(ctx, s, time.Now(), time.Minute)
+	if err != nil || !rep.OK {
+		b.Fatalf("audit after the benchmark: %+v, %v", rep.Failed(), err)
+	}
+}
