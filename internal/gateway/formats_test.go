@@ -537,3 +537,29 @@ func TestNativeStreamCut(t *testing.T) {
 		t.Errorf("record = %+v, want incomplete stream_broken with input %d", rec, start.Input)
 	}
 }
+
+// TestTranslatedStreamCut checks a translated stream that the upstream cuts:
+// the client gets an error in its own format, and the record is incomplete
+// with the input the upstream reported at the start.
+func TestTranslatedStreamCut(t *testing.T) {
+	full := string(vendorFixture(t, "anthropic/stream.sse"))
+	cut := full[:strings.Index(full, "event: message_delta")]
+	start, _ := streamUsage(t, "anthropic", []byte(cut))
+	for _, tt := range []struct{ client, errMark, notMark string }{
+		{"openai", `"error"`, "data: [DONE]"},
+		{"gemini", `"error"`, `"finishReason"`},
+	} {
+		t.Run(tt.client, func(t *testing.T) {
+			h := formatHarness(t, "anthropic", scripted(200, "text/event-stream", cut, 0, nil))
+			path, header, body := clientRequest(tt.client, true)
+			resp, out := postWith(t, h, path, header, body)
+			if resp.StatusCode != 200 || !strings.Contains(out, tt.errMark) || strings.Contains(out, tt.notMark) {
+				t.Errorf("status %d, want an error at the end and no %s:\n%s", resp.StatusCode, tt.notMark, out)
+			}
+			rec := h.only(t)
+			if rec.Complete || rec.ErrorClass != usage.ErrStreamBroken || rec.Usage.Input != start.Input || rec.Usage.Output <= 0 {
+				t.Errorf("record = %+v, want incomplete stream_broken with input %d and some output", rec, start.Input)
+			}
+		})
+	}
+}

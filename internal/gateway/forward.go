@@ -41,7 +41,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 			g.fail(w, req, aerr, writeErr, log)
 			return
 		}
-		retry, served := g.attempt(ctx, cancel, w, r, req, &plan, &a, upstreamBody, clientBody, &last, writeErr, log)
+		retry, served := g.attempt(ctx, cancel, w, r, req, &plan, &a, upstreamBody, &last, writeErr, log)
 		if served || !retry || r.Context().Err() != nil {
 			if !served && last != nil {
 				writeErr(w, last)
@@ -90,7 +90,7 @@ func (g *Gateway) costFunc(req *request, body []byte) route.CostFunc {
 // should go on to another channel and whether this attempt served the client.
 // An error for the client, if it is the last word, is left in *last.
 func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, req *request,
-	plan *route.Plan, a *route.Attempt, upstreamBody, clientBody []byte, last **apierr.Error, writeErr ErrorWriter, log requestLog) (retry, served bool) {
+	plan *route.Plan, a *route.Attempt, upstreamBody []byte, last **apierr.Error, writeErr ErrorWriter, log requestLog) (retry, served bool) {
 	ch := req.channel
 	t0 := g.opt.Clock.Now()
 	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.path, bytes.NewReader(upstreamBody))
@@ -157,7 +157,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		o.PerToken = (at.Duration - req.rec.TTFT) / time.Duration(out-1)
 	}
 	plan.Done(a, o)
-	g.audit(req, clientBody)
+	g.audit(req, req.promptBody)
 	if req.rec.Status >= 400 {
 		at.ErrorClass = req.rec.ErrorClass
 	}
@@ -175,7 +175,7 @@ func (g *Gateway) upstreamError(resp *http.Response, req *request, log requestLo
 	req.rec.ErrorClass = usage.ErrUpstream
 	log.Warn("upstream error", "channel", req.channel.Name, "status", st, "body", truncate(body, 512))
 	code := ""
-	for _, f := range []string{"code", "type"} {
+	for _, f := range []string{"code", "type", "status"} { // OpenAI, Anthropic, Gemini
 		if s, ok := jsonfield.Path(body, "error", f); ok {
 			if c, ok := jsonfield.String(body[s.Start:s.End]); ok && c != "" {
 				code = c
@@ -219,14 +219,15 @@ func truncate(b []byte, n int) string {
 // model's exact tokenizer, so the vendor's billed prompt tokens can be
 // compared with baimo's count (GET /admin/audit/vendors). It runs after the
 // answer reached the client.
-func (g *Gateway) audit(req *request, clientBody []byte) {
-	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || req.endpoint.Name != Chat.Name {
+func (g *Gateway) audit(req *request, promptBody []byte) {
+	chat := req.endpoint.Name == Chat.Name || req.endpoint.Name == Messages.Name || req.endpoint.Name == GenerateContent.Name
+	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || !chat {
 		return
 	}
 	if g.audits.Add(1)%uint64(g.opt.AuditEvery) != 0 {
 		return
 	}
-	if n, src := g.opt.Counter.CountPrompt(req.rec.UpstreamModel, clientBody); src == usage.SourceCounted {
+	if n, src := g.opt.Counter.CountPrompt(req.rec.UpstreamModel, promptBody); src == usage.SourceCounted {
 		req.rec.CountedInput = n
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"baimo/internal/usage"
 )
 
-func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, writeErr ErrorWriter, log requestLog) {
+func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, writeErr ErrorWriter, log requestLog) {
 	buf := g.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer g.putBuf(buf)
@@ -65,7 +65,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	if ok {
 		req.rec.Usage = u
 	} else {
-		req.rec.Usage = g.countBody(req, clientBody, body)
+		req.rec.Usage = g.countBody(req, promptBody, body)
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
@@ -80,10 +80,10 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 }
 
 // countBody counts usage when a non-stream response carries none.
-func (g *Gateway) countBody(req *request, clientBody, body []byte) usage.Usage {
+func (g *Gateway) countBody(req *request, promptBody, body []byte) usage.Usage {
 	var u usage.Usage
 	var src usage.Source
-	u.Input, src = g.opt.Counter.CountPrompt(req.model, clientBody)
+	u.Input, src = g.opt.Counter.CountPrompt(req.model, promptBody)
 	var text []byte
 	if req.format != provider.FormatOpenAI {
 		text = responseText(req.format, body)
@@ -114,7 +114,7 @@ const maxCountedText = 1 << 20
 
 var doneEvent = []byte("data: [DONE]\n\n")
 
-func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, clientBody []byte, cancel context.CancelFunc, log requestLog) {
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, cancel context.CancelFunc, log requestLog) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -211,7 +211,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	var u usage.Usage
 	var s1, s2 usage.Source
-	u.Input, s1 = g.opt.Counter.CountPrompt(req.model, clientBody)
+	u.Input, s1 = g.opt.Counter.CountPrompt(req.model, promptBody)
 	u.Output, s2 = g.opt.Counter.CountText(req.model, text)
 	if u.Output < chunks && s2 == usage.SourceEstimated {
 		u.Output = chunks // each streamed delta carries at least one token
