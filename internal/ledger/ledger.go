@@ -354,16 +354,49 @@ type HoldOutcome uint8
 const (
 	HoldPlaced    HoldOutcome = iota // hold, account update and pending transfer written
 	HoldDuplicate                    // a hold with the request id exists; nothing written
-	HoldRefused                      // the guard failed; nothing written
+	HoldRefused                      // the guard failed; only the hold row was written (the ledger deletes it)
 )
 
 // HoldWriter is an optional ability of a Tx (a network database, where
 // round trips dominate): InsertHold, ApplyDelta of the hold's amount to
 // pending debits under g, and InsertTransfer of pending, in one round trip,
-// with the same outcomes as those three calls made in turn. The ledger uses
-// it for holds that reserve no budget.
+// each step only if the one before it took effect. The ledger uses it for
+// holds that reserve no budget.
 type HoldWriter interface {
 	PlaceHold(ctx context.Context, h Hold, g Guard, pending Transfer) (HoldOutcome, error)
+}
+
+// PlaceStep is one HoldWriter.PlaceHold in a pipeline; Outcome is its result.
+type PlaceStep struct {
+	Hold    Hold
+	Guard   Guard
+	Pending Transfer
+	Outcome HoldOutcome
+}
+
+// PostStep is one SettleWriter.PostHold in a pipeline; Hold and Posted are
+// its results.
+type PostStep struct {
+	Record                       usage.Record
+	SettleID, PendingID, Revenue string
+	At                           time.Time
+	Hold                         Hold
+	Posted                       bool
+}
+
+// Step is one operation of a pipeline: Place or Post.
+type Step struct {
+	Place *PlaceStep
+	Post  *PostStep
+}
+
+// Pipeliner is an optional ability of a Tx: run the one-statement holds and
+// settlements of a whole batch in one round trip, in order, filling in
+// each step's results.
+type Pipeliner interface {
+	HoldWriter
+	SettleWriter
+	Pipeline(ctx context.Context, steps []Step) error
 }
 
 // SettleWriter is an optional ability of a Tx: in one round trip, store rec

@@ -340,18 +340,26 @@ func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
 	err := l.store.LedgerUpdate(ctx, func(tx Tx) error {
 		now := l.clock.Now()
 		sys := sysDeltas{}
+		pre, err := l.pipeline(ctx, tx, ops, order, now)
+		if err != nil {
+			return err
+		}
 		for _, i := range order {
 			o := ops[i]
 			var r opResult
 			var err error
-			switch o.kind {
-			case opHold:
+			switch p := pre[i]; {
+			case p.place != nil:
+				r.hold, err = l.finishPlace(ctx, tx, p.place, sys)
+			case p.post != nil && p.post.Posted:
+				r.settle, err = l.finishPost(ctx, tx, p.tenant, p.post, sys)
+			case o.kind == opHold:
 				r.hold, err = l.holdTx(ctx, tx, o.hold, now, sys)
-			case opSettle:
-				r.settle, err = l.settleTx(ctx, tx, o.settle.Record, true, now, sys)
-			case opVoid:
+			case o.kind == opSettle:
+				r.settle, err = l.settleTx(ctx, tx, o.settle.Record, true, p.post == nil, now, sys)
+			case o.kind == opVoid:
 				r.void, err = l.voidTx(ctx, tx, o.req, true, now, sys)
-			case opSweep:
+			case o.kind == opSweep:
 				r.swept, err = l.sweepTx(ctx, tx, o.sweep, now, sys)
 			}
 			if err != nil {
@@ -447,24 +455,19 @@ func (l *Ledger) holdTx(ctx context.Context, tx Tx, r HoldRequest, now time.Time
 	if r.Amount.Currency != "" && r.Amount.Currency != t.Currency {
 		return Hold{}, fmt.Errorf("hold in %s for a %s account: %w", r.Amount.Currency, t.Currency, ErrInvalid)
 	}
-	ttl := r.TTL
-	if ttl <= 0 {
-		ttl = l.opts.HoldTTL
-	}
-	h := Hold{RequestID: r.RequestID, TenantID: t.ID, KeyID: r.KeyID, AccountID: MainAccount(t.ID),
-		Amount: r.Amount.Nanos, Currency: t.Currency, State: HoldPending, Node: l.opts.Node,
-		CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	guard := Guard{Floor: true, NotOwing: DebtAccount(t.ID), NoRecord: h.RequestID}
-	rev := RevenueAccount(t.Currency)
-	pending := Transfer{ID: holdID(h.RequestID), Debit: h.AccountID, Credit: rev, Amount: h.Amount, Currency: t.Currency,
-		Kind: KindHold, Flag: FlagPending, RequestID: h.RequestID, TenantID: t.ID, CreatedAt: now}
+	h, guard, pending := l.newHold(t, r, now)
+	rev := pending.Credit
 	if hw, fast := tx.(HoldWriter); fast && (t.Kind != Free || h.Amount == 0) {
 		bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID, now)
 		if err != nil {
 			return Hold{}, err
 		}
 		if len(bs) == 0 {
-			return l.placeHold(ctx, tx, hw, h, guard, pending, sys)
+			st := &PlaceStep{Hold: h, Guard: guard, Pending: pending}
+			if st.Outcome, err = hw.PlaceHold(ctx, h, guard, pending); err != nil {
+				return Hold{}, err
+			}
+			return l.finishPlace(ctx, tx, st, sys)
 		}
 	}
 	ok, err := tx.InsertHold(ctx, h)
@@ -520,25 +523,42 @@ func (l *Ledger) holdTx(ctx context.Context, tx Tx, r HoldRequest, now time.Time
 	return h, sys.add(rev, Delta{PendingCredits: h.Amount})
 }
 
-// placeHold is holdTx through a store's one-round-trip HoldWriter.
-func (l *Ledger) placeHold(ctx context.Context, tx Tx, hw HoldWriter, h Hold, g Guard, pending Transfer, sys sysDeltas) (Hold, error) {
-	out, err := hw.PlaceHold(ctx, h, g, pending)
-	if err != nil {
-		return Hold{}, err
+// newHold builds the hold of r on t, its guard and its pending transfer.
+func (l *Ledger) newHold(t Tenant, r HoldRequest, now time.Time) (Hold, Guard, Transfer) {
+	ttl := r.TTL
+	if ttl <= 0 {
+		ttl = l.opts.HoldTTL
 	}
-	switch out {
+	h := Hold{RequestID: r.RequestID, TenantID: t.ID, KeyID: r.KeyID, AccountID: MainAccount(t.ID),
+		Amount: r.Amount.Nanos, Currency: t.Currency, State: HoldPending, Node: l.opts.Node,
+		CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	// NoRecord: a request already settled without a hold is finished; a hold
+	// now would be settled a second time from the same record.
+	g := Guard{Floor: true, NotOwing: DebtAccount(t.ID), NoRecord: h.RequestID}
+	p := Transfer{ID: holdID(h.RequestID), Debit: h.AccountID, Credit: RevenueAccount(t.Currency), Amount: h.Amount,
+		Currency: t.Currency, Kind: KindHold, Flag: FlagPending, RequestID: h.RequestID, TenantID: t.ID, CreatedAt: now}
+	return h, g, p
+}
+
+// finishPlace completes a hold a store placed in one statement.
+func (l *Ledger) finishPlace(ctx context.Context, tx Tx, st *PlaceStep, sys sysDeltas) (Hold, error) {
+	h := st.Hold
+	switch st.Outcome {
+	case HoldPlaced:
+		return h, sys.add(st.Pending.Credit, Delta{PendingCredits: h.Amount})
 	case HoldDuplicate:
 		return tx.Hold(ctx, h.RequestID)
-	case HoldRefused:
-		if _, _, found, err := tx.RecordCost(ctx, h.RequestID); err != nil || found {
-			if err == nil {
-				err = fmt.Errorf("request %s is already settled: %w", h.RequestID, ErrInvalid)
-			}
-			return Hold{}, err
-		}
-		return Hold{}, ErrInsufficientFunds
 	}
-	return h, sys.add(pending.Credit, Delta{PendingCredits: h.Amount})
+	if err := tx.DeleteHold(ctx, h.RequestID); err != nil {
+		return Hold{}, err
+	}
+	if _, _, found, err := tx.RecordCost(ctx, h.RequestID); err != nil || found {
+		if err == nil {
+			err = fmt.Errorf("request %s is already settled: %w", h.RequestID, ErrInvalid)
+		}
+		return Hold{}, err
+	}
+	return Hold{}, ErrInsufficientFunds
 }
 
 func holdID(req string) string { return req + "/hold" }
@@ -566,8 +586,9 @@ func mustApply(ctx context.Context, tx Tx, id string, d Delta) error {
 }
 
 // settleTx posts rec's cost. writeRecord is false when the record is
-// already stored (the sweeper settling from it).
-func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRecord bool, now time.Time, sys sysDeltas) (SettleResult, error) {
+// already stored (the sweeper settling from it); tryFast is false when a
+// pipeline already tried the store's one-statement settlement.
+func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRecord, tryFast bool, now time.Time, sys sysDeltas) (SettleResult, error) {
 	req := rec.RequestID
 	res := SettleResult{RequestID: req}
 	if err := checkID("request id", req); err != nil {
@@ -590,17 +611,13 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 			rec.Currency = string(t.Currency)
 		}
 	}
-	if sw, fast := tx.(SettleWriter); fast && writeRecord {
-		rev := RevenueAccount(t.Currency)
-		h, posted, err := sw.PostHold(ctx, rec, req+"/settle", holdID(req), rev, now)
-		if err != nil {
+	if sw, fast := tx.(SettleWriter); fast && writeRecord && tryFast {
+		st := &PostStep{Record: rec, SettleID: req + "/settle", PendingID: holdID(req), Revenue: RevenueAccount(t.Currency), At: now}
+		if st.Hold, st.Posted, err = sw.PostHold(ctx, rec, st.SettleID, st.PendingID, st.Revenue, now); err != nil {
 			return res, err
 		}
-		if posted {
-			if h.TenantID != t.ID || h.Currency != t.Currency {
-				return res, fmt.Errorf("settle %s: record of tenant %q for a hold of %q in %s", req, t.ID, h.TenantID, h.Currency)
-			}
-			return l.afterPost(ctx, tx, t, h, rec.CostNanos, now, sys)
+		if st.Posted {
+			return l.finishPost(ctx, tx, t, st, sys)
 		}
 	}
 	if writeRecord {
@@ -660,6 +677,15 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 		}
 	}
 	return res, nil
+}
+
+// finishPost completes a settlement a store posted in one statement.
+func (l *Ledger) finishPost(ctx context.Context, tx Tx, t Tenant, st *PostStep, sys sysDeltas) (SettleResult, error) {
+	h := st.Hold
+	if h.TenantID != t.ID || h.Currency != t.Currency {
+		return SettleResult{}, fmt.Errorf("settle %s: record of tenant %q for a hold of %q in %s", h.RequestID, t.ID, h.TenantID, h.Currency)
+	}
+	return l.afterPost(ctx, tx, t, h, st.Record.CostNanos, st.At, sys)
 }
 
 // afterPost finishes the settlement of a hold whose post transfer is
@@ -758,7 +784,7 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 				return VoidResult{Hold: h, Duplicate: true}, nil
 			}
 			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
-			if _, err := l.settleTx(ctx, tx, rec, false, now, sys); err != nil {
+			if _, err := l.settleTx(ctx, tx, rec, false, false, now, sys); err != nil {
 				return VoidResult{}, err
 			}
 			h.State, h.ResolvedAt = HoldPosted, now
@@ -801,7 +827,7 @@ func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys 
 	}
 	if found {
 		rec := usage.Record{RequestID: h.RequestID, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
-		if _, err := l.settleTx(ctx, tx, rec, false, now, sys); err != nil {
+		if _, err := l.settleTx(ctx, tx, rec, false, false, now, sys); err != nil {
 			return "", err
 		}
 		return HoldPosted, nil

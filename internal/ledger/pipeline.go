@@ -1,0 +1,104 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"baimo/internal/money"
+)
+
+// prepared is an operation of a batch sent ahead through a Pipeliner.
+type prepared struct {
+	tenant Tenant
+	place  *PlaceStep
+	post   *PostStep
+}
+
+// pipeline sends, when the store can, the one-statement form of each hold
+// and settlement of a batch in one round trip, before the batch is worked
+// through in order. Only the first operation on a request id goes ahead,
+// and only if no other operation on that id came before it, so each request
+// still sees its operations in order; anything the one-statement forms do
+// not cover (budgets, free tenants, invalid input, duplicates, refusals)
+// is finished or redone by the ordinary path afterwards.
+func (l *Ledger) pipeline(ctx context.Context, tx Tx, ops []*op, order []int, now time.Time) (map[int]prepared, error) {
+	p, ok := tx.(Pipeliner)
+	if !ok || len(order) < 2 {
+		return nil, nil
+	}
+	seen := make(map[string]bool, len(order))
+	first := func(req string) bool {
+		if seen[req] {
+			return false
+		}
+		seen[req] = true
+		return true
+	}
+	out := map[int]prepared{}
+	var steps []Step
+	for _, i := range order {
+		o := ops[i]
+		switch o.kind {
+		case opHold:
+			r := o.hold
+			if !first(r.RequestID) {
+				continue
+			}
+			t, err := l.tenant(ctx, tx, r.TenantID)
+			if err != nil {
+				if itemError(err) {
+					continue
+				}
+				return nil, err
+			}
+			if (r.Amount.Currency != "" && r.Amount.Currency != t.Currency) || (t.Kind == Free && r.Amount.Nanos != 0) {
+				continue
+			}
+			bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID, now)
+			if err != nil {
+				return nil, err
+			}
+			if len(bs) > 0 {
+				continue
+			}
+			h, g, pending := l.newHold(t, r, now)
+			st := &PlaceStep{Hold: h, Guard: g, Pending: pending}
+			steps = append(steps, Step{Place: st})
+			out[i] = prepared{tenant: t, place: st}
+		case opSettle:
+			rec := o.settle.Record
+			if !first(rec.RequestID) || checkID("request id", rec.RequestID) != nil || checkAmount(rec.CostNanos) != nil {
+				continue
+			}
+			t, err := l.tenant(ctx, tx, TenantFor(rec.TenantID))
+			if err != nil {
+				if itemError(err) {
+					continue
+				}
+				return nil, err
+			}
+			if rec.CostNanos != 0 && money.Currency(rec.Currency) != t.Currency {
+				continue
+			}
+			rec.TenantID = t.ID
+			if rec.Currency == "" {
+				rec.Currency = string(t.Currency)
+			}
+			st := &PostStep{Record: rec, SettleID: rec.RequestID + "/settle", PendingID: holdID(rec.RequestID),
+				Revenue: RevenueAccount(t.Currency), At: now}
+			steps = append(steps, Step{Post: st})
+			out[i] = prepared{tenant: t, post: st}
+		case opVoid:
+			first(o.req)
+		case opSweep:
+			first(o.sweep.RequestID)
+		}
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	if err := p.Pipeline(ctx, steps); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
