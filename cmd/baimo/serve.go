@@ -153,7 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
-	go syncPrices(sweepCtx, db, rater.Catalog, time.Second, log)
+	go syncPrices(sweepCtx, db, rater, time.Second, log)
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
@@ -196,6 +196,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Ready:   func() bool { return !stopping.Load() },
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
+			Lists: db, Rater: rater,
 			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Tokenizer{}.CountPrompt(model, body); return n }},
 	}
 	srv := &http.Server{
@@ -256,6 +257,7 @@ type store interface {
 	keys.Store
 	usage.Store
 	price.Store
+	price.ListStore
 	ledger.Store
 	Ping(ctx context.Context) error
 	Close() error
@@ -273,7 +275,8 @@ func openStore(ctx context.Context, dsn, dataDir string) (store, error) {
 // syncPrices applies, every interval, the price versions another node added
 // through its admin API, so a price change takes effect on every node within
 // about a second.
-func syncPrices(ctx context.Context, st price.Store, cat *price.Catalog, interval time.Duration, log *slog.Logger) {
+func syncPrices(ctx context.Context, st store, rater *gateway.Rater, interval time.Duration, log *slog.Logger) {
+	cat := rater.Catalog
 	seen := map[string]bool{}
 	if list, err := st.ListPriceVersions(ctx); err == nil {
 		for _, v := range list {
@@ -287,6 +290,9 @@ func syncPrices(ctx context.Context, st price.Store, cat *price.Catalog, interva
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if err := rater.LoadPriceLists(ctx, st); err != nil {
+			log.Warn("sync price lists", "err", err)
 		}
 		list, err := st.ListPriceVersions(ctx)
 		if err != nil {
@@ -332,6 +338,11 @@ func newRater(ctx context.Context, cfg *config.Config, store price.Store, log *s
 		}
 	}
 	r := &gateway.Rater{Catalog: cat, Currency: money.Currency(cfg.Billing.Currency), Free: map[string]bool{}}
+	if ls, ok := store.(price.ListStore); ok {
+		if err := r.LoadPriceLists(ctx, ls); err != nil {
+			log.Warn("price lists", "err", err)
+		}
+	}
 	for _, m := range cfg.Billing.FreeModels {
 		r.Free[m] = true
 	}

@@ -43,7 +43,7 @@ func (g *Gateway) worstCase(req *request, body []byte) (int64, bool) {
 	var worst int64
 	priced := false
 	for _, ch := range g.byModel[req.model] {
-		if c, ok := g.opt.Rater.Cost(req.model, ch.Models[req.model], prompt, out, req.start); ok {
+		if c, ok := g.opt.Rater.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out, req.start); ok {
 			priced = true
 			worst = max(worst, c)
 		}

@@ -82,7 +82,7 @@ func (g *Gateway) costFunc(req *request, body []byte) route.CostFunc {
 		if out <= 0 || out > g.opt.MaxTokensCap {
 			out = 256
 		}
-		return g.opt.Rater.Cost(req.model, ch.Models[req.model], prompt, out, req.start)
+		return g.opt.Rater.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out, req.start)
 	}
 }
 

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"baimo/internal/apierr"
@@ -21,6 +23,23 @@ type Rater struct {
 	Rates    *price.ExchangeRates
 	// Free lists public model names the operator serves free of charge.
 	Free map[string]bool
+
+	lists atomic.Pointer[map[string]*price.PriceList] // tenant id → price list
+}
+
+// SetPriceLists swaps in the tenants' price lists (a markup or negotiated
+// prices for operators who resell). Lists are never edited in place.
+func (r *Rater) SetPriceLists(m map[string]*price.PriceList) { r.lists.Store(&m) }
+
+// PriceList returns a tenant's price list, or nil for catalog prices.
+func (r *Rater) PriceList(tenantID string) *price.PriceList {
+	if tenantID == "" {
+		tenantID = "default"
+	}
+	if m := r.lists.Load(); m != nil {
+		return (*m)[tenantID]
+	}
+	return nil
 }
 
 // ratingModel returns the catalog name for a request: the upstream name when
@@ -65,7 +84,8 @@ func (r *Rater) RateRecord(rec *usage.Record) error {
 	}
 	m := r.ratingModel(rec.Model, rec.UpstreamModel)
 	var lines [16]price.Line
-	rated, err := r.Catalog.Rate(rec.Usage, price.RateContext{Model: m, At: rec.Start, Currency: r.Currency, Rates: r.Rates}, lines[:0])
+	rated, err := r.Catalog.Rate(rec.Usage, price.RateContext{Model: m, At: rec.Start, Currency: r.Currency, Rates: r.Rates,
+		PriceList: r.PriceList(rec.TenantID)}, lines[:0])
 	if err != nil {
 		return fmt.Errorf("rate %s (%s): %w", rec.RequestID, m, err)
 	}
@@ -81,14 +101,42 @@ func (r *Rater) RateRecord(rec *usage.Record) error {
 // Cost returns what prompt input and out output tokens of a request cost at
 // the channel's model (its upstream name when the catalog knows it), for the
 // cost routing policy. ok is false when the model has no price.
-func (r *Rater) Cost(public, upstream string, prompt, out int64, at time.Time) (int64, bool) {
+func (r *Rater) Cost(tenantID, public, upstream string, prompt, out int64, at time.Time) (int64, bool) {
 	if r.Free[public] {
 		return 0, true
 	}
 	m := r.ratingModel(public, upstream)
-	rated, err := r.Catalog.Quote(prompt, out, price.RateContext{Model: m, At: at, Currency: r.Currency, Rates: r.Rates})
+	rated, err := r.Catalog.Quote(prompt, out, price.RateContext{Model: m, At: at, Currency: r.Currency, Rates: r.Rates,
+		PriceList: r.PriceList(tenantID)})
 	if err != nil {
 		return 0, false
 	}
 	return rated.Total.Nanos, true
+}
+
+// LoadPriceLists reads every tenant's price list from st and swaps them in.
+// A list that no longer builds (a catalog model gone) is skipped and named in
+// the error; the others still apply.
+func (r *Rater) LoadPriceLists(ctx context.Context, st price.ListStore) error {
+	raw, err := st.PriceLists(ctx)
+	if err != nil {
+		return err
+	}
+	m := make(map[string]*price.PriceList, len(raw))
+	var errs []error
+	for tenant, b := range raw {
+		var spec price.PriceListSpec
+		if err := json.Unmarshal(b, &spec); err != nil {
+			errs = append(errs, fmt.Errorf("price list of %s: %w", tenant, err))
+			continue
+		}
+		pl, err := spec.Build(tenant)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("price list of %s: %w", tenant, err))
+			continue
+		}
+		m[tenant] = pl
+	}
+	r.SetPriceLists(m)
+	return errors.Join(errs...)
 }

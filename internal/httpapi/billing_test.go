@@ -72,7 +72,8 @@ func newBillingEnv(t *testing.T) *billingEnv {
 		t.Fatal(err)
 	}
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash("adm"), Clock: clk, Log: log,
-		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute}}
+		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
+		Prices:  &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY", Lists: db, Rater: rater}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
 		srv.Close()
@@ -227,5 +228,46 @@ func TestPrepaidRunsOut(t *testing.T) {
 	rep, err := ledger.Audit(context.Background(), e.db, time.Now(), time.Minute)
 	if err != nil || !rep.OK {
 		t.Errorf("audit: %v %+v", err, rep.Failed())
+	}
+}
+
+func TestTenantPriceList(t *testing.T) {
+	e := newBillingEnv(t)
+	for _, id := range []string{"plain", "resold"} {
+		e.doH(t, "POST", "/admin/tenants", `{"id":"`+id+`","name":"x","kind":"postpaid","currency":"CNY","credit_limit":"10"}`)
+	}
+	if st, m := e.doH(t, "PUT", "/admin/tenants/resold/price_list", `{"markup_bp":-20000}`); st != 400 {
+		t.Errorf("a markup below -100%% = %d %v", st, m)
+	}
+	if st, m := e.doH(t, "PUT", "/admin/tenants/resold/price_list", `{"markup_bp":5000}`); st != 200 {
+		t.Fatalf("set price list = %d %v", st, m)
+	}
+	cost := map[string]int64{}
+	for _, id := range []string{"plain", "resold"} {
+		_, k := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"`+id+`"}`)
+		req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(
+			`{"model":"sim-chat","messages":[{"role":"user","content":"same words"}],"sim":{"output_tokens":50}}`))
+		req.Header.Set("Authorization", "Bearer "+k["key"].(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", id, resp.StatusCode)
+		}
+	}
+	_ = e.gw.Drain(context.Background())
+	_ = e.rec.Close(context.Background())
+	for _, id := range []string{"plain", "resold"} {
+		recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: id})
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("%s records: %v %d", id, err, len(recs))
+		}
+		cost[id] = recs[0].CostNanos
+	}
+	// +50%: exactly one and a half times the catalog price of the same usage.
+	if cost["plain"] <= 0 || 2*cost["resold"] != 3*cost["plain"] {
+		t.Errorf("costs %v: want resold = 1.5 × plain", cost)
 	}
 }

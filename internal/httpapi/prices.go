@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
+	"baimo/internal/gateway"
 	"baimo/internal/keys"
 	"baimo/internal/money"
 	"baimo/internal/price"
@@ -22,6 +23,10 @@ type Prices struct {
 	Currency money.Currency
 	// Rates converts a price's currency into Currency.
 	Rates *price.ExchangeRates
+	// Lists keeps tenants' price lists; Rater applies them. Both nil leave the
+	// price list routes out.
+	Lists price.ListStore
+	Rater *gateway.Rater
 	// CountPrompt counts the prompt tokens of a chat request body.
 	CountPrompt func(model string, body []byte) int64
 }
@@ -34,6 +39,10 @@ func (s *Server) pricesRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/quote", s.quote)
 	mux.HandleFunc("POST /admin/prices", s.admin(s.addPriceVersion))
 	mux.HandleFunc("GET /admin/prices", s.admin(s.listPriceVersions))
+	if s.Prices.Lists != nil && s.Prices.Rater != nil {
+		mux.HandleFunc("PUT /admin/tenants/{id}/price_list", s.admin(s.setPriceList))
+		mux.HandleFunc("GET /admin/tenants/{id}/price_list", s.admin(s.getPriceList))
+	}
 }
 
 func (s *Server) listPrices(w http.ResponseWriter, r *http.Request) {
@@ -179,4 +188,42 @@ func (s *Server) listPriceVersions(w http.ResponseWriter, r *http.Request) {
 		data = append(data, map[string]any{"id": v.ID, "created": v.Created, "spec": json.RawMessage(v.Spec)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) setPriceList(w http.ResponseWriter, r *http.Request) {
+	var spec price.PriceListSpec
+	if e := decodeAdmin(w, r, &spec); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	tenant := r.PathValue("id")
+	if _, err := spec.Build(tenant); err != nil {
+		WriteOpenAIError(w, apierr.BadRequest("", "%v", err))
+		return
+	}
+	b, _ := json.Marshal(spec)
+	if err := s.Prices.Lists.SetPriceList(r.Context(), tenant, b); err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	if err := s.Prices.Rater.LoadPriceLists(r.Context(), s.Prices.Lists); err != nil {
+		s.Log.Warn("price lists", "err", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "price_list", "tenant_id": tenant, "markup_bp": spec.MarkupBP,
+		"overrides": len(spec.Overrides)})
+}
+
+func (s *Server) getPriceList(w http.ResponseWriter, r *http.Request) {
+	all, err := s.Prices.Lists.PriceLists(r.Context())
+	if err != nil {
+		WriteOpenAIError(w, apierr.Internal(err))
+		return
+	}
+	b, ok := all[r.PathValue("id")]
+	if !ok {
+		WriteOpenAIError(w, apierr.NotFound("This tenant has no price list: it pays catalog prices."))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }

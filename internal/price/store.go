@@ -2,6 +2,7 @@ package price
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -19,4 +20,32 @@ type Store interface {
 	AddPriceVersion(ctx context.Context, v StoredVersion) error
 	DeletePriceVersion(ctx context.Context, id string) error
 	ListPriceVersions(ctx context.Context) ([]StoredVersion, error)
+}
+
+// PriceListSpec is the data form of a tenant's price list: a markup in basis
+// points on every catalog price (1500 = +15%) and negotiated per-model
+// versions that replace the catalog's for that tenant.
+type PriceListSpec struct {
+	MarkupBP  int64         `json:"markup_bp"`
+	Overrides []VersionSpec `json:"overrides,omitempty"`
+}
+
+// Build makes the PriceList a spec describes.
+func (s PriceListSpec) Build(name string) (*PriceList, error) {
+	pl, err := NewPriceList(name, s.MarkupBP)
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range s.Overrides {
+		if err := pl.Override(o); err != nil {
+			return nil, fmt.Errorf("overrides[%d]: %w", i, err)
+		}
+	}
+	return pl, nil
+}
+
+// ListStore keeps tenants' price lists, as the JSON of a PriceListSpec.
+type ListStore interface {
+	SetPriceList(ctx context.Context, tenantID string, spec []byte) error
+	PriceLists(ctx context.Context) (map[string][]byte, error)
 }

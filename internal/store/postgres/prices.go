@@ -48,3 +48,34 @@ func (db *DB) ListPriceVersions(ctx context.Context) ([]price.StoredVersion, err
 	}
 	return out, rows.Err()
 }
+
+var _ price.ListStore = (*DB)(nil)
+
+// SetPriceList stores (or replaces) a tenant's price list.
+func (db *DB) SetPriceList(ctx context.Context, tenantID string, spec []byte) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO tenant_price_lists (tenant_id, spec, updated_ns) VALUES ($1, $2, $3)
+		ON CONFLICT (tenant_id) DO UPDATE SET spec = excluded.spec, updated_ns = excluded.updated_ns`,
+		tenantID, string(spec), time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("set price list %s: %w", tenantID, err)
+	}
+	return nil
+}
+
+// PriceLists returns every tenant's price list.
+func (db *DB) PriceLists(ctx context.Context) (map[string][]byte, error) {
+	rows, err := db.pool.Query(ctx, `SELECT tenant_id, spec FROM tenant_price_lists`)
+	if err != nil {
+		return nil, fmt.Errorf("price lists: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id, spec string
+		if err := rows.Scan(&id, &spec); err != nil {
+			return nil, fmt.Errorf("price lists: %w", err)
+		}
+		out[id] = []byte(spec)
+	}
+	return out, rows.Err()
+}

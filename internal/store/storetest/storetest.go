@@ -11,6 +11,7 @@ import (
 
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
+	"baimo/internal/price"
 	"baimo/internal/usage"
 )
 
@@ -18,13 +19,18 @@ import (
 type Store interface {
 	keys.Store
 	usage.Store
+	usage.Auditor
 	ledger.Store
+	price.Store
+	price.ListStore
 }
 
 // Run runs the whole suite. open must return a new, empty store for each call.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
+	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
+	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	runLedger(t, open)
 }
 
@@ -90,6 +96,7 @@ func record(i int, start time.Time) usage.Record {
 		Start: start.Add(time.Duration(i) * time.Minute), TTFT: 150 * time.Millisecond, Duration: time.Second,
 		Attempts: []usage.Attempt{{Channel: "sim", Status: 200, Duration: time.Second}},
 		Currency: "CNY", CostNanos: int64(1000 * i), PriceVersion: "sim-chat@2024", Lines: []byte(`[{"kind":"input"}]`),
+		CountedInput: int64(i * 3),
 	}
 }
 
