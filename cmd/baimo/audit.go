@@ -24,6 +24,9 @@ func init() {
 var errAuditFailed = errors.New("audit failed")
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "vendors" {
+		return runAuditVendors(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlags("audit", stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	dataDir := fs.String("data", "./data", "directory of the SQLite database (baimo.db)")
