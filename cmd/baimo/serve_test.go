@@ -99,3 +99,24 @@ func TestServeGracefulShutdownKeepsStreamsAndRecords(t *testing.T) {
 		t.Fatalf("records after shutdown = %+v", recs)
 	}
 }
+
+func TestAuditVendorsCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("BAIMO_ADMIN_KEY", "adm")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	base, done := startServe(t, ctx, "--data", dir)
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"audit", "vendors", "--url", base}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "No audited requests yet") {
+		t.Errorf("output = %q", out.String())
+	}
+	t.Setenv("BAIMO_ADMIN_KEY", "wrong")
+	if code := run(context.Background(), []string{"audit", "vendors", "--url", base}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "401") {
+		t.Errorf("wrong admin key: exit %d, %s", code, errb.String())
+	}
+	stop()
+	<-done
+}
