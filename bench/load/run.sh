@@ -15,6 +15,7 @@
 #   BAIMO=0    leave baimo out (the direct and proxy columns only)
 #   PORT=18090 first of three loopback ports (upstream, proxy, baimo)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
+#   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config, e.g. "billing: {ledger: false}"
 #
 # All traffic stays on 127.0.0.1; every phase is bounded in time and count.
 set -euo pipefail
@@ -110,6 +111,7 @@ channels:
     base_url: http://$up_addr/v1
     models: [sim-chat, sim-embed]
 sim: {enabled: false}
+${BAIMO_CONFIG_EXTRA:-}
 EOF
 	admin_key=bench-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 	BAIMO_ADMIN_KEY=$admin_key taskset -c "$sut_cpu" "$work/baimo" serve --addr "$baimo_addr" \

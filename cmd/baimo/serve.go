@@ -57,6 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		h = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(h)
+	startPprof(log)
 
 	cfg := config.Default()
 	if *cfgPath != "" {
@@ -138,6 +139,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			ss[i] = ledger.Settlement{Record: recs[i]}
 		}
+		if !cfg.Billing.LedgerOn() {
+			return db.WriteRecords(ctx, recs)
+		}
 		res, err := books.SettleBatch(ctx, ss)
 		if err != nil {
 			return err
@@ -181,11 +185,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log.Info("rate limits shared through Redis", "addr", rl.Addr, "fail_open", rl.FailOpen)
 	}
+	var holder gateway.Holder
+	if cfg.Billing.LedgerOn() {
+		holder = books
+	} else {
+		log.Warn("billing.ledger is off: requests are metered and rated but not charged")
+	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{}, Ledger: books,
-		AuditEvery: cfg.Usage.AuditEvery,
-		Limiter:    limiter,
+		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
+		AuditEvery: cfg.Usage.AuditEvery, Ledger: holder,
+		Limiter: limiter,
 	})
 	if err != nil {
 		return err

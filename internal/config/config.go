@@ -71,6 +71,11 @@ type RedisLimits struct {
 type Billing struct {
 	// Currency of accounts and usage records: CNY (default) or USD.
 	Currency string `yaml:"currency"`
+	// Ledger, on by default, holds each request's worst-case cost on its
+	// tenant's account before the upstream call and settles it with the
+	// usage record. Off, requests are metered and rated but not charged
+	// (metering only).
+	Ledger *bool `yaml:"ledger"`
 	// FreeModels are public model names served free of charge (a self-hosted
 	// model, say); any other model without a price is refused.
 	FreeModels []string `yaml:"free_models"`
@@ -86,6 +91,9 @@ type Sim struct {
 	TPOT         Duration `yaml:"tpot"`
 	OutputTokens int      `yaml:"output_tokens"`
 }
+
+// LedgerOn reports whether requests are charged to accounts.
+func (b Billing) LedgerOn() bool { return b.Ledger == nil || *b.Ledger }
 
 // On reports whether the simulator runs.
 func (s Sim) On() bool { return s.Enabled == nil || *s.Enabled }
