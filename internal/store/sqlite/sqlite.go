@@ -36,7 +36,7 @@ type DB struct {
 func Open(ctx context.Context, path string) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)",
-		"cache_size(-65536)", "mmap_size(268435456)", "temp_store(MEMORY)"} {
+		"cache_size(-8192)", "temp_store(MEMORY)"} {
 		pragmas.Add("_pragma", p)
 	}
 	// Escape the path: a '#' or '?' in it would otherwise end the file name.
