@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"slices"
@@ -74,11 +75,15 @@ func Generate() (secret string, k Key, err error) {
 	return secret, Key{Prefix: secret[:displayLen], Hash: Hash(secret)}, nil
 }
 
-// NewID returns a random identifier with the given prefix ("key_", "req_").
+// NewID returns a unique identifier with the given prefix ("key_", "req_"):
+// the time in microseconds, then 8 random bytes, in hex. Ids made later sort
+// later, so the stores' unique indexes on them grow at one end instead of
+// taking random inserts (which cost SQLite a page read each).
 func NewID(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return prefix + hex.EncodeToString(b[:])
+	var b [15]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro())<<8)
+	_, _ = rand.Read(b[7:]) // crypto/rand.Read never fails on supported platforms
+	return prefix + hex.EncodeToString(b[1:])
 }
 
 // Hash returns the hex SHA-256 of a secret, as stored.
