@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"baimo/internal/provider"
 	"baimo/internal/ratelimit"
 	"baimo/internal/route"
+	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
 
@@ -154,7 +156,8 @@ type Gateway struct {
 	inflight sync.WaitGroup
 	closing  atomic.Bool
 	bufs     sync.Pool
-	limited  bool // some rate limit is configured
+	readers  sync.Pool // *sse.Reader, with their 16 KiB buffers
+	limited  bool      // some rate limit is configured
 	audits   atomic.Uint64
 }
 
@@ -204,6 +207,16 @@ func New(opt Options) (*Gateway, error) {
 		g.opt.Limiter = ratelimit.NewLocal(opt.Clock)
 	}
 	return g, nil
+}
+
+// sseReader returns a pooled stream reader over body; put it back with
+// g.readers.Put when the stream is done.
+func (g *Gateway) sseReader(body io.Reader) *sse.Reader {
+	if rd, ok := g.readers.Get().(*sse.Reader); ok {
+		rd.Reset(body)
+		return rd
+	}
+	return sse.NewReader(body, sse.DefaultMaxLine)
 }
 
 // Router returns the router, for the admin API.

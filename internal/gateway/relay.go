@@ -129,7 +129,8 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 	timer := time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
 	defer timer.Stop()
 
-	rd := sse.NewReader(resp.Body, sse.DefaultMaxLine)
+	rd := g.sseReader(resp.Body)
+	defer g.readers.Put(rd)
 	var text []byte
 	var vendor usage.Usage
 	haveUsage, done, first := false, false, true

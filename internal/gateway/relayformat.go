@@ -171,7 +171,8 @@ func (g *Gateway) relayFormatStream(w http.ResponseWriter, r *http.Request, req 
 
 	upFormat := req.channel.format()
 	meter := streamMeter{f: req.format}
-	rd := sse.NewReader(resp.Body, sse.DefaultMaxLine)
+	rd := g.sseReader(resp.Body)
+	defer g.readers.Put(rd)
 	var text, out []byte
 	var readErr, trErr error
 	first, gone := true, false

@@ -7,6 +7,7 @@
 package jsonfield
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -344,4 +345,35 @@ func skipValue(b []byte, i int) (int, error) {
 		}
 		return j, nil
 	}
+}
+
+// ValueEnd returns the index just past the JSON value that starts at b[i].
+func ValueEnd(b []byte, i int) (int, error) { return skipValue(b, i) }
+
+// KeyValue finds the first occurrence of the object key "key" (with its
+// quotes) anywhere in b and returns the span of its value. A quoted key
+// cannot occur unescaped inside a JSON string, so on valid JSON the match is a
+// real key, though possibly of a nested object: callers use it where the key
+// is unique enough (the "delta" of a stream chunk).
+func KeyValue(b []byte, key string) (Span, bool) {
+	var q [64]byte
+	if len(key)+2 > len(q) {
+		return Span{}, false
+	}
+	n := copy(q[1:], key)
+	q[0], q[n+1] = '"', '"'
+	i := bytes.Index(b, q[:n+2])
+	if i < 0 {
+		return Span{}, false
+	}
+	j := skipWS(b, i+n+2)
+	if j >= len(b) || b[j] != ':' {
+		return Span{}, false
+	}
+	j = skipWS(b, j+1)
+	end, err := skipValue(b, j)
+	if err != nil {
+		return Span{}, false
+	}
+	return Span{j, end}, true
 }

@@ -172,3 +172,10 @@ func AppendData(dst []byte, name string, data []byte) []byte {
 // Buffered reports how many bytes have been read from the stream but not yet
 // returned as events; a proxy can hold a flush while more is already here.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Reset makes r read a new stream from src, keeping its buffers, so readers
+// can be pooled.
+func (r *Reader) Reset(src io.Reader) {
+	r.br.Reset(src)
+	r.raw, r.data, r.name, r.id, r.line = r.raw[:0], r.data[:0], r.name[:0], r.id[:0], r.line[:0]
+}

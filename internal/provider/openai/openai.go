@@ -115,31 +115,24 @@ func InspectChunk(data []byte) Chunk {
 	return c
 }
 
-// deltaContent returns choices[0].delta.content (or choices[0].text for the
-// completions API) as raw JSON string bytes without the quotes.
+// deltaContent returns the first choice's delta.content (or text, for the
+// completions API) as raw JSON string bytes without the quotes. It looks for
+// the "delta" key directly rather than walking the whole chunk: streamed
+// chunks carry one, and a quoted key cannot hide inside a string.
 func deltaContent(data []byte) []byte {
-	s, ok := jsonfield.Find(data, "choices")
-	if !ok {
-		return nil
-	}
-	var first jsonfield.Span
-	found := false
-	_ = jsonfield.EachElement(data[s.Start:s.End], func(v jsonfield.Span) bool {
-		first, found = jsonfield.Span{Start: s.Start + v.Start, End: s.Start + v.End}, true
-		return false
-	})
-	if !found {
-		return nil
-	}
-	choice := data[first.Start:first.End]
-	v, ok := jsonfield.Path(choice, "delta", "content")
-	if !ok {
-		v, ok = jsonfield.Find(choice, "text")
+	var raw []byte
+	if d, ok := jsonfield.KeyValue(data, "delta"); ok {
+		obj := data[d.Start:d.End]
+		c, ok := jsonfield.Find(obj, "content")
 		if !ok {
 			return nil
 		}
+		raw = obj[c.Start:c.End]
+	} else if c, ok := jsonfield.KeyValue(data, "text"); ok {
+		raw = data[c.Start:c.End]
+	} else {
+		return nil
 	}
-	raw := choice[v.Start:v.End]
 	if len(raw) < 2 || raw[0] != '"' {
 		return nil
 	}

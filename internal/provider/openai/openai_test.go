@@ -64,3 +64,16 @@ func TestInspectChunk(t *testing.T) {
 		t.Errorf("AppendUnescaped = %q", got)
 	}
 }
+
+func FuzzInspectChunk(f *testing.F) {
+	f.Add([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}`))
+	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}`))
+	f.Add([]byte(`{"choices":[{"text":"abc"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := InspectChunk(b)
+		_ = AppendUnescaped(nil, c.Content)
+		if c.UsageOnly && !c.HasUsage {
+			t.Fatal("usage-only chunk without usage")
+		}
+	})
+}
