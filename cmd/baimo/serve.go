@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"baimo/catalog"
+	"baimo/internal/alert"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -121,8 +122,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
+	var hook *alert.Webhook
+	if cfg.Billing.AlertWebhook != "" {
+		hook = alert.NewWebhook(cfg.Billing.AlertWebhook, log)
+		defer hook.Close()
+	}
+	onAlert := func(a ledger.BudgetAlert) {
+		log.Warn("budget alert", "scope", a.Budget.Scope, "subject", a.Budget.Subject, "percent", a.Percent,
+			"spent", money.FormatNanos(a.Spent), "limit", money.FormatNanos(a.Budget.Limit))
+		if hook != nil {
+			hook.Send(alert.Event{Kind: "budget_threshold", Scope: string(a.Budget.Scope), Subject: a.Budget.Subject,
+				Period: string(a.Budget.Period), Start: a.Period, Percent: a.Percent, Spent: money.FormatNanos(a.Spent),
+				Limit: money.FormatNanos(a.Budget.Limit), At: time.Now().UTC()})
+		}
+	}
 	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
-		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute})
+		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute, OnAlert: onAlert})
 	startedAt := time.Now()
 	if res, err := books.Reconcile(ctx, startedAt); err != nil {
 		return fmt.Errorf("reconcile holds left by a previous run: %w", err)

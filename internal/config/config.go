@@ -76,6 +76,9 @@ type Billing struct {
 	// usage record. Off, requests are metered and rated but not charged
 	// (metering only).
 	Ledger *bool `yaml:"ledger"`
+	// AlertWebhook, if set, receives a JSON POST each time a budget crosses
+	// one of its alert thresholds (they are logged either way).
+	AlertWebhook string `yaml:"alert_webhook"`
 	// FreeModels are public model names served free of charge (a self-hosted
 	// model, say); any other model without a price is refused.
 	FreeModels []string `yaml:"free_models"`
@@ -380,6 +383,11 @@ func (c *Config) check() error {
 			}
 		default:
 			ch.Active = true
+		}
+	}
+	if w := c.Billing.AlertWebhook; w != "" {
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("billing.alert_webhook: %q is not an http(s) URL", w)
 		}
 	}
 	if c.Billing.Currency != "CNY" && c.Billing.Currency != "USD" {

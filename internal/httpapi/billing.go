@@ -35,6 +35,8 @@ func (s *Server) billingRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/tenants/{id}/statement", s.admin(s.statement))
 	mux.HandleFunc("POST /admin/codes", s.admin(s.createCode))
 	mux.HandleFunc("GET /admin/audit", s.admin(s.audit))
+	mux.HandleFunc("PUT /admin/budgets/{scope}/{subject}", s.admin(s.setBudget))
+	mux.HandleFunc("GET /admin/budgets/{scope}/{subject}", s.admin(s.getBudget))
 }
 
 // ledgerError maps the ledger's sentinel errors to API errors.
@@ -269,4 +271,38 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusConflict
 	}
 	writeJSON(w, status, rep)
+}
+
+func (s *Server) setBudget(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Period string `json:"period"`
+		Limit  string `json:"limit"`
+		Alerts []int  `json:"alerts"`
+	}
+	if e := decodeAdmin(w, r, &req); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	n, e := parseAmount(req.Limit, "limit")
+	if e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	b := ledger.Budget{Scope: ledger.Scope(r.PathValue("scope")), Subject: r.PathValue("subject"),
+		Period: ledger.Period(req.Period), Limit: n, Alerts: req.Alerts}
+	if err := s.Billing.Ledger.SetBudget(r.Context(), b); err != nil {
+		WriteOpenAIError(w, ledgerError(err))
+		return
+	}
+	s.getBudget(w, r)
+}
+
+func (s *Server) getBudget(w http.ResponseWriter, r *http.Request) {
+	b, spent, pending, err := s.Billing.Ledger.BudgetUsage(r.Context(), ledger.Scope(r.PathValue("scope")), r.PathValue("subject"), s.Clock.Now())
+	if err != nil {
+		WriteOpenAIError(w, ledgerError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "budget", "scope": b.Scope, "subject": b.Subject, "period": b.Period,
+		"limit": money.FormatNanos(b.Limit), "alerts": b.Alerts, "spent": money.FormatNanos(spent), "pending": money.FormatNanos(pending)})
 }

@@ -271,3 +271,39 @@ func TestTenantPriceList(t *testing.T) {
 		t.Errorf("costs %v: want resold = 1.5 × plain", cost)
 	}
 }
+
+func TestBudgets(t *testing.T) {
+	e := newBillingEnv(t)
+	e.doH(t, "POST", "/admin/tenants", `{"id":"b","name":"b","kind":"postpaid","currency":"CNY","credit_limit":"100"}`)
+	if st, m := e.doH(t, "PUT", "/admin/budgets/tenant/b", `{"period":"fortnight","limit":"0.001"}`); st != 400 {
+		t.Errorf("bad period = %d %v", st, m)
+	}
+	if st, m := e.doH(t, "PUT", "/admin/budgets/tenant/b", `{"period":"day","limit":"0.001","alerts":[50,100]}`); st != 200 || m["limit"] != "0.001" {
+		t.Fatalf("set budget = %d %v", st, m)
+	}
+	_, k := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"b"}`)
+	ask := func(maxTokens string) (int, string) {
+		req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(
+			`{"model":"sim-chat","max_tokens":`+maxTokens+`,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":20}}`))
+		req.Header.Set("Authorization", "Bearer "+k["key"].(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	// 1000 output tokens at ¥8/M could cost ¥0.008: more than the ¥0.001 budget.
+	if st, body := ask("1000"); st != 429 || !strings.Contains(body, `"code":"budget_exceeded"`) {
+		t.Errorf("over budget = %d %s", st, body)
+	}
+	if st, body := ask("50"); st != 200 {
+		t.Errorf("within budget = %d %s", st, body)
+	}
+	_ = e.gw.Drain(context.Background())
+	_ = e.rec.Close(context.Background())
+	if st, m := e.doH(t, "GET", "/admin/budgets/tenant/b", ""); st != 200 || m["spent"] == "0" || m["pending"] != "0" {
+		t.Errorf("budget usage = %d %v", st, m)
+	}
+}
