@@ -114,19 +114,25 @@ const maxCountedText = 1 << 20
 
 var doneEvent = []byte("data: [DONE]\n\n")
 
-func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, cancel context.CancelFunc, log requestLog) {
+// beginStream sends the stream's headers and arms the idle timer, which
+// cancels the upstream when no event arrives within the stream idle timeout
+// (reset it with timer.Reset(idle) on every event; idleFired says it fired).
+func (g *Gateway) beginStream(w http.ResponseWriter, req *request, cancel context.CancelFunc) (fl http.Flusher, timer *time.Timer, idle time.Duration, idleFired *atomic.Bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	req.rec.Status = http.StatusOK
-	fl, _ := w.(http.Flusher)
+	fl, _ = w.(http.Flusher)
+	idle = g.opt.Limits.StreamIdleTimeout.D()
+	idleFired = new(atomic.Bool)
+	timer = time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
+	return fl, timer, idle, idleFired
+}
 
-	// The idle timer cancels the upstream if no event arrives in time.
-	idle := g.opt.Limits.StreamIdleTimeout.D()
-	var idleFired atomic.Bool
-	timer := time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, cancel context.CancelFunc, log requestLog) {
+	fl, timer, idle, idleFired := g.beginStream(w, req, cancel)
 	defer timer.Stop()
 
 	rd := g.sseReader(resp.Body)

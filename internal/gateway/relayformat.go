@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync/atomic"
-	"time"
 
 	"baimo/internal/jsonfield"
 	"baimo/internal/provider"
@@ -156,17 +154,7 @@ func (m *streamMeter) usage() (usage.Usage, bool) {
 // through in the Anthropic or Gemini format, metering its usage. The OpenAI
 // passthrough has its own, faster loop (relayStream).
 func (g *Gateway) relayFormatStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, cancel context.CancelFunc, log requestLog) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	req.rec.Status = http.StatusOK
-	fl, _ := w.(http.Flusher)
-
-	idle := g.opt.Limits.StreamIdleTimeout.D()
-	var idleFired atomic.Bool
-	timer := time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
+	fl, timer, idle, idleFired := g.beginStream(w, req, cancel)
 	defer timer.Stop()
 
 	upFormat := req.channel.format()
