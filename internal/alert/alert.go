@@ -29,8 +29,8 @@ type Event struct {
 
 // Limits on delivery.
 const (
-	queueLen   = 1024
-	maxTries   = 4
+	queueLen    = 1024
+	maxTries    = 4
 	callTimeout = 5 * time.Second
 )
 
