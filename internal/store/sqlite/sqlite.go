@@ -34,9 +34,12 @@ type DB struct {
 // Open opens (creating if needed) the database file at path and applies the
 // migrations it has not seen.
 func Open(ctx context.Context, path string) (*DB, error) {
+	// A checkpoint every 10,000 WAL pages (about 40 MB) rather than SQLite's
+	// 1,000: each checkpoint syncs the database file and stalls the writer,
+	// which shows in the gateway's p99 latency.
 	pragmas := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)",
-		"cache_size(-8192)", "temp_store(MEMORY)"} {
+		"cache_size(-8192)", "temp_store(MEMORY)", "wal_autocheckpoint(10000)"} {
 		pragmas.Add("_pragma", p)
 	}
 	// Escape the path: a '#' or '?' in it would otherwise end the file name.
