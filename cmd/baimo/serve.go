@@ -201,15 +201,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("rate limits shared through Redis", "addr", rl.Addr, "fail_open", rl.FailOpen)
 	}
 	var holder gateway.Holder
+	var freeTier *gateway.FreeTier
 	if cfg.Billing.LedgerOn() {
 		holder = books
+		zone, _ := time.LoadLocation(cfg.Billing.FreeTier.TimeZone) // checked by config
+		freeTier = &gateway.FreeTier{DailyTokens: cfg.Billing.FreeTier.DailyTokens, DailyRequests: cfg.Billing.FreeTier.DailyRequests,
+			Zone: zone, Tenants: books, Totals: db, Clock: clock.Real{}}
 	} else {
 		log.Warn("billing.ledger is off: requests are metered and rated but not charged")
 	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
-		AuditEvery: cfg.Usage.AuditEvery, Ledger: holder,
+		AuditEvery: cfg.Usage.AuditEvery, Ledger: holder, FreeTier: freeTier,
 		Limiter: limiter,
 	})
 	if err != nil {

@@ -79,6 +79,9 @@ type Billing struct {
 	// AlertWebhook, if set, receives a JSON POST each time a budget crosses
 	// one of its alert thresholds (they are logged either way).
 	AlertWebhook string `yaml:"alert_webhook"`
+	// FreeTier applies to tenants with free accounts: they may use only
+	// models that cost nothing, within these daily quotas (0: none).
+	FreeTier FreeTier `yaml:"free_tier"`
 	// FreeModels are public model names served free of charge (a self-hosted
 	// model, say); any other model without a price is refused.
 	FreeModels []string `yaml:"free_models"`
@@ -93,6 +96,13 @@ type Sim struct {
 	TTFT         Duration `yaml:"ttft"`
 	TPOT         Duration `yaml:"tpot"`
 	OutputTokens int      `yaml:"output_tokens"`
+}
+
+// FreeTier is the daily quota of free accounts.
+type FreeTier struct {
+	DailyTokens   int64  `yaml:"daily_tokens"`
+	DailyRequests int64  `yaml:"daily_requests"`
+	TimeZone      string `yaml:"time_zone"` // IANA name; default Asia/Shanghai
 }
 
 // LedgerOn reports whether requests are charged to accounts.
@@ -297,6 +307,9 @@ func (c *Config) applyDefaults() {
 	if c.Sim.OutputTokens == 0 {
 		c.Sim.OutputTokens = 16
 	}
+	if c.Billing.FreeTier.TimeZone == "" {
+		c.Billing.FreeTier.TimeZone = "Asia/Shanghai"
+	}
 	if c.Billing.Currency == "" {
 		c.Billing.Currency = "CNY"
 	}
@@ -389,6 +402,12 @@ func (c *Config) check() error {
 		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("billing.alert_webhook: %q is not an http(s) URL", w)
 		}
+	}
+	if c.Billing.FreeTier.DailyTokens < 0 || c.Billing.FreeTier.DailyRequests < 0 {
+		return fmt.Errorf("billing.free_tier: quotas must not be negative")
+	}
+	if _, err := time.LoadLocation(c.Billing.FreeTier.TimeZone); err != nil {
+		return fmt.Errorf("billing.free_tier.time_zone: %q: %v", c.Billing.FreeTier.TimeZone, err)
 	}
 	if c.Billing.Currency != "CNY" && c.Billing.Currency != "USD" {
 		return fmt.Errorf("billing.currency: %q is not CNY or USD", c.Billing.Currency)

@@ -138,6 +138,9 @@ type Options struct {
 	// this many with baimo's exact tokenizer, to audit vendors' bills;
 	// 0 audits none.
 	AuditEvery int
+	// FreeTier, if set, limits tenants with free accounts to free models
+	// and a daily quota.
+	FreeTier *FreeTier
 	// Ledger holds each request's worst-case cost before the upstream call;
 	// nil bills nothing (usage is still rated and recorded).
 	Ledger Holder
@@ -308,6 +311,8 @@ type request struct {
 	maxTokens   int64 // max_tokens or max_completion_tokens; 0 when not set
 	lease       ratelimit.Lease
 	leased      bool
+	// quotaRelease trues up a free-tier reservation at finish.
+	quotaRelease func(used int64)
 	// prompt is the prompt's token count, once promptCounted.
 	prompt        int64
 	promptCounted bool
@@ -396,6 +401,13 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writ
 	if g.limited {
 		if aerr := g.acquire(w, r, req, req.promptBody); aerr != nil {
 			req.rec.ErrorClass = usage.ErrRateLimited
+			g.fail(w, req, aerr, writeErr, log)
+			return
+		}
+	}
+	if g.opt.FreeTier != nil {
+		if aerr := g.freeTier(r.Context(), req); aerr != nil {
+			req.rec.ErrorClass = usage.ErrInsufficient
 			g.fail(w, req, aerr, writeErr, log)
 			return
 		}
@@ -637,6 +649,10 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 
 func (g *Gateway) finish(req *request, log requestLog) {
 	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
+	if req.quotaRelease != nil {
+		req.quotaRelease(req.rec.Usage.Total())
+		req.quotaRelease = nil
+	}
 	if req.leased {
 		// Settle the token reservation with what was used. A background
 		// context: the client may be gone, the limiter's books must not be.

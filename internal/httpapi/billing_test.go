@@ -34,7 +34,7 @@ type billingEnv struct {
 
 // newBillingEnv wires the whole request path as serve does: the simulator
 // upstream, rating, holds, and settlement with the records in one batch.
-func newBillingEnv(t *testing.T) *billingEnv {
+func newBillingEnv(t *testing.T, mutate ...func(*gateway.Options)) *billingEnv {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
 	if err != nil {
@@ -64,10 +64,14 @@ func newBillingEnv(t *testing.T) *billingEnv {
 		return err
 	}
 	rec := gateway.NewRecorder(write, 32, 1024, time.Millisecond, log)
-	gw, err := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
+	opts := gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
 		Rater: rater, Ledger: books, Counter: gateway.Tokenizer{}, MaxTokensCap: 1000,
 		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "sim", Kind: "openai", BaseURL: up.URL + "/v1",
-			Models: config.ModelMap{"sim-chat": "sim-chat"}})}})
+			Models: config.ModelMap{"sim-chat": "sim-chat", "sim-free": "sim-chat"}})}}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	gw, err := gateway.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +309,46 @@ func TestBudgets(t *testing.T) {
 	_ = e.rec.Close(context.Background())
 	if st, m := e.doH(t, "GET", "/admin/budgets/tenant/b", ""); st != 200 || m["spent"] == "0" || m["pending"] != "0" {
 		t.Errorf("budget usage = %d %v", st, m)
+	}
+}
+
+func TestFreeTier(t *testing.T) {
+	e := newBillingEnv(t, func(o *gateway.Options) {
+		o.Rater.Free = map[string]bool{"sim-free": true}
+		o.FreeTier = &gateway.FreeTier{DailyRequests: 3, DailyTokens: 100000, Zone: time.UTC, Clock: clock.Real{},
+			Tenants: o.Ledger.(*ledger.Ledger), Totals: o.Keys.(*sqlite.DB)}
+	})
+	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"c-end","name":"a consumer","kind":"free","currency":"CNY"}`); st != 201 {
+		t.Fatalf("create free tenant = %d %v", st, m)
+	}
+	_, k := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"c-end"}`)
+	ask := func(model string) (int, string) {
+		req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(
+			`{"model":"`+model+`","max_tokens":100,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":5}}`))
+		req.Header.Set("Authorization", "Bearer "+k["key"].(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if st, body := ask("sim-chat"); st != 403 || !strings.Contains(body, `"code":"model_not_free"`) {
+		t.Errorf("a paid model on the free tier = %d %s", st, body)
+	}
+	for i := 0; i < 3; i++ {
+		if st, body := ask("sim-free"); st != 200 {
+			t.Fatalf("free request %d = %d %s", i, st, body)
+		}
+	}
+	st, body := ask("sim-free")
+	if st != 429 || !strings.Contains(body, `"code":"free_quota_exceeded"`) || !strings.Contains(body, "3 requests") {
+		t.Errorf("over the daily quota = %d %s", st, body)
+	}
+	_ = e.gw.Drain(context.Background())
+	_ = e.rec.Close(context.Background())
+	if b, err := e.books.Balance(context.Background(), "c-end"); err != nil || b.Posted != 0 || b.Pending != 0 {
+		t.Errorf("a free account moved money: %+v %v", b, err)
 	}
 }

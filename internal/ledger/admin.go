@@ -424,3 +424,19 @@ func (l *Ledger) Redeem(ctx context.Context, tenantID, code, idempotencyKey stri
 }
 
 func hashPrefix(h string) string { return h[:min(len(h), 8)] }
+
+// Tenant returns a tenant, from a cache after the first read (a tenant's kind
+// and currency never change). An unknown tenant is ErrNotFound.
+func (l *Ledger) Tenant(ctx context.Context, id string) (Tenant, error) {
+	id = TenantFor(id)
+	if t, ok := l.tenants.Load(id); ok {
+		return t.(Tenant), nil
+	}
+	var t Tenant
+	err := l.store.LedgerView(ctx, func(v View) error {
+		var err error
+		t, err = l.tenant(ctx, v, id)
+		return err
+	})
+	return t, err
+}

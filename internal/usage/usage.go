@@ -135,6 +135,7 @@ type Filter struct {
 	TenantID string
 	Model    string
 	From, To time.Time // half-open [From, To); zero means unbounded
+	Status   int       // only records with this HTTP status; 0 means any
 	Limit    int       // at most this many records; 0 means a default
 }
 

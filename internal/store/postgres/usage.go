@@ -89,6 +89,9 @@ func where(f usage.Filter) (string, []any) {
 	if !f.To.IsZero() {
 		add("start_ns < $%d", f.To.UnixNano())
 	}
+	if f.Status != 0 {
+		add("status = $%d", f.Status)
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}

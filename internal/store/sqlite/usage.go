@@ -87,6 +87,9 @@ func where(f usage.Filter) (string, []any) {
 	if !f.To.IsZero() {
 		add("start_ns < ?", f.To.UnixNano())
 	}
+	if f.Status != 0 {
+		add("status = ?", f.Status)
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}

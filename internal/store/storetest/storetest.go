@@ -159,6 +159,14 @@ func testUsage(t *testing.T, s Store) {
 	if tot.Requests != 2 || tot.Input != 206 || tot.CachedInput != 6 || tot.Output != 26 || tot.CostNanos["CNY"] != 6000 {
 		t.Errorf("TotalRecords(window) = %+v", tot)
 	}
+	served, err := s.ListRecords(ctx, usage.Filter{Status: 599})
+	if err != nil || len(served) != 0 {
+		t.Errorf("ListRecords(status 599) = %d records, %v; want none (the retried record kept status 200)", len(served), err)
+	}
+	ok200, err := s.TotalRecords(ctx, usage.Filter{Status: 200})
+	if err != nil || ok200.Requests != 10 {
+		t.Errorf("TotalRecords(status 200) = %+v, %v", ok200, err)
+	}
 	all10, err := s.TotalRecords(ctx, usage.Filter{})
 	if err != nil {
 		t.Fatal(err)
