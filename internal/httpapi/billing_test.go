@@ -274,6 +274,34 @@ func TestTenantPriceList(t *testing.T) {
 	if cost["plain"] <= 0 || 2*cost["resold"] != 3*cost["plain"] {
 		t.Errorf("costs %v: want resold = 1.5 × plain", cost)
 	}
+	// The statement breaks each model's line down by rule kind, exactly.
+	st, m := e.doH(t, "GET", "/admin/tenants/resold/statement", "")
+	lines, _ := m["lines"].([]any)
+	if st != 200 || len(lines) != 1 {
+		t.Fatalf("statement = %d %v", st, m)
+	}
+	line := lines[0].(map[string]any)
+	var sum float64 // JSON numbers of nanos: exact below 2^53
+	kinds := map[string]bool{}
+	for _, k := range line["kinds"].([]any) {
+		km := k.(map[string]any)
+		kinds[km["kind"].(string)] = true
+		sum += km["exact_nanos"].(float64)
+	}
+	if !kinds["input"] || !kinds["output"] || sum != line["exact_nanos"].(float64) || int64(sum) != cost["resold"] {
+		t.Errorf("statement line %v: kinds must add up to the line (%d)", line, cost["resold"])
+	}
+	req, _ := http.NewRequest("GET", e.url+"/admin/tenants/resold/statement?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer adm")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(csvBody), "sim-chat,output,50,") || !strings.HasPrefix(string(csvBody), "model,kind,quantity,") {
+		t.Errorf("statement csv = %s", csvBody)
+	}
 }
 
 func TestBudgets(t *testing.T) {

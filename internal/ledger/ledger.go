@@ -299,6 +299,10 @@ type View interface {
 	// UsageLines groups a tenant's usage records started in [from, to) by
 	// model and currency.
 	UsageLines(ctx context.Context, tenantID string, from, to time.Time) ([]UsageLine, error)
+	// EachRatedLines calls fn with the model and the rated lines (JSON, see
+	// package price) of each of a tenant's usage records started in
+	// [from, to), for statements by rule kind.
+	EachRatedLines(ctx context.Context, tenantID string, from, to time.Time, fn func(model string, lines []byte) error) error
 	Idempotency(ctx context.Context, key string) (IdempotencyEntry, bool, error)
 	Code(ctx context.Context, hash string) (Code, error) // ErrNotFound
 	// Budget returns the budget of a key or tenant, and whether there is one.

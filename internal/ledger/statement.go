@@ -3,8 +3,10 @@ package ledger
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"time"
 
@@ -23,6 +25,24 @@ type StatementLine struct {
 	OutputTokens int64  `json:"output_tokens"`
 	ExactNanos   int64  `json:"exact_nanos"`
 	Rounded      string `json:"amount"` // decimal, minor-unit precision
+	// Kinds breaks the line down by rule kind (input, cached_input, output,
+	// reasoning, ...), exact, from the records' rated lines.
+	Kinds []KindLine `json:"kinds,omitempty"`
+}
+
+// KindLine is one rule kind's part of a statement line.
+type KindLine struct {
+	Kind       string `json:"kind"`
+	Quantity   int64  `json:"quantity"`
+	ExactNanos int64  `json:"exact_nanos"`
+}
+
+// ratedLine is the part of a rated line (package price's JSON) a statement
+// reads.
+type ratedLine struct {
+	Kind     string `json:"kind"`
+	Quantity int64  `json:"quantity"`
+	Amount   string `json:"amount"`
 }
 
 // Statement is a tenant's bill for a period [From, To).
@@ -91,6 +111,9 @@ func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.T
 		for i := range st.Lines {
 			st.Lines[i].Rounded = formatMinor(rounded[i], t.Currency)
 		}
+		if err := addKinds(ctx, v, &st, tenantID, from, to); err != nil {
+			return err
+		}
 		total, err := money.RoundMinor(st.ExactNanos, t.Currency)
 		if err != nil {
 			return err
@@ -112,6 +135,57 @@ func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.T
 		return Statement{}, fmt.Errorf("statement of %s: %w", tenantID, err)
 	}
 	return st, nil
+}
+
+// addKinds breaks each model line down by rule kind.
+func addKinds(ctx context.Context, v View, st *Statement, tenantID string, from, to time.Time) error {
+	index := map[string]int{}
+	for i, l := range st.Lines {
+		index[l.Model] = i
+	}
+	kinds := map[string]map[string]*KindLine{}
+	var rl []ratedLine
+	err := v.EachRatedLines(ctx, tenantID, from, to, func(model string, lines []byte) error {
+		if _, ok := index[model]; !ok {
+			return nil
+		}
+		rl = rl[:0]
+		if err := json.Unmarshal(lines, &rl); err != nil {
+			return fmt.Errorf("rated lines of a %s record: %w", model, err)
+		}
+		for _, r := range rl {
+			n, err := money.ParseNanos(r.Amount)
+			if err != nil {
+				return fmt.Errorf("rated line of a %s record: %w", model, err)
+			}
+			m := kinds[model]
+			if m == nil {
+				m = map[string]*KindLine{}
+				kinds[model] = m
+			}
+			k := m[r.Kind]
+			if k == nil {
+				k = &KindLine{Kind: r.Kind}
+				m[r.Kind] = k
+			}
+			k.Quantity += r.Quantity
+			if k.ExactNanos, err = money.AddNanos(k.ExactNanos, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for model, m := range kinds {
+		line := &st.Lines[index[model]]
+		for _, k := range m {
+			line.Kinds = append(line.Kinds, *k)
+		}
+		sort.Slice(line.Kinds, func(a, b int) bool { return line.Kinds[a].Kind < line.Kinds[b].Kind })
+	}
+	return nil
 }
 
 // formatMinor writes n (a whole number of minor units, in nanos) with exactly
@@ -140,12 +214,16 @@ func formatMinor(n int64, c money.Currency) string {
 // WriteCSV writes the statement's lines and total as CSV.
 func (st Statement) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	rows := [][]string{{"model", "requests", "input_tokens", "output_tokens", "exact", "amount", "currency"}}
+	rows := [][]string{{"model", "kind", "quantity", "requests", "input_tokens", "output_tokens", "exact", "amount", "currency"}}
 	for _, l := range st.Lines {
-		rows = append(rows, []string{l.Model, strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.InputTokens, 10),
+		rows = append(rows, []string{l.Model, "all", "", strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.InputTokens, 10),
 			strconv.FormatInt(l.OutputTokens, 10), money.FormatNanos(l.ExactNanos), l.Rounded, string(st.Currency)})
+		for _, k := range l.Kinds {
+			rows = append(rows, []string{l.Model, k.Kind, strconv.FormatInt(k.Quantity, 10), "", "", "",
+				money.FormatNanos(k.ExactNanos), "", string(st.Currency)})
+		}
 	}
-	rows = append(rows, []string{"total", "", "", "", money.FormatNanos(st.ExactNanos), st.Total, string(st.Currency)})
+	rows = append(rows, []string{"total", "", "", "", "", "", money.FormatNanos(st.ExactNanos), st.Total, string(st.Currency)})
 	if err := cw.WriteAll(rows); err != nil {
 		return fmt.Errorf("statement csv: %w", err)
 	}

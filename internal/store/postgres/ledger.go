@@ -231,6 +231,29 @@ func (v *ledgerView) RecordCost(ctx context.Context, requestID string) (int64, s
 	return cost, cur, true, nil
 }
 
+func (v *ledgerView) EachRatedLines(ctx context.Context, tenantID string, from, to time.Time, fn func(model string, lines []byte) error) error {
+	alt := tenantID
+	if tenantID == ledger.DefaultTenantID {
+		alt = ""
+	}
+	rows, err := v.q.Query(ctx, `SELECT model, lines FROM usage_records
+		WHERE tenant_id IN ($1, $2) AND start_ns >= $3 AND start_ns < $4 AND lines <> '[]'`, tenantID, alt, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+	}
+	defer rows.Close()
+	var model, lines string
+	for rows.Next() {
+		if err := rows.Scan(&model, &lines); err != nil {
+			return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+		}
+		if err := fn(model, []byte(lines)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (v *ledgerView) UsageLines(ctx context.Context, tenantID string, from, to time.Time) ([]ledger.UsageLine, error) {
 	alt := tenantID
 	if tenantID == ledger.DefaultTenantID {

@@ -264,6 +264,30 @@ func (v *ledgerView) UsageLines(ctx context.Context, tenantID string, from, to t
 	return lines, nil
 }
 
+func (v *ledgerView) EachRatedLines(ctx context.Context, tenantID string, from, to time.Time, fn func(model string, lines []byte) error) error {
+	alt := tenantID
+	if tenantID == ledger.DefaultTenantID {
+		alt = ""
+	}
+	rows, err := v.q.QueryContext(ctx, `SELECT model, lines FROM usage_records
+		WHERE tenant_id IN (?, ?) AND start_ns >= ? AND start_ns < ? AND lines != '[]'`, tenantID, alt, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+	}
+	defer rows.Close()
+	var model string
+	var lines []byte
+	for rows.Next() {
+		if err := rows.Scan(&model, &lines); err != nil {
+			return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+		}
+		if err := fn(model, lines); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (v *ledgerView) Idempotency(ctx context.Context, key string) (ledger.IdempotencyEntry, bool, error) {
 	var e ledger.IdempotencyEntry
 	var result string

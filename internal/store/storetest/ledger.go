@@ -466,7 +466,7 @@ func testLedgerStatement(t *testing.T, s Store) {
 		t.Errorf("lines = %v", got)
 	}
 	var b strings.Builder
-	if err := st.WriteCSV(&b); err != nil || !strings.Contains(b.String(), "total,,,,0.011239568,0.01,CNY") {
+	if err := st.WriteCSV(&b); err != nil || !strings.Contains(b.String(), "total,,,,,,0.011239568,0.01,CNY") || !strings.HasPrefix(b.String(), "model,kind,quantity,") {
 		t.Errorf("CSV = %q, %v", b.String(), err)
 	}
 }
