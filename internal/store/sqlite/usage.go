@@ -3,22 +3,19 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
 	"time"
 
+	"baimo/internal/store/records"
 	"baimo/internal/usage"
 )
 
 var _ usage.Store = (*DB)(nil)
 
-const insertRecord = `INSERT INTO usage_records (request_id, key_id, tenant_id, endpoint, model, channel, upstream_model,
-	stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
-	images, audio_seconds, characters, search_calls, source, complete, error_class, start_ns, ttft_ns, duration_ns,
-	attempts, currency, cost_nanos, price_version, lines, counted_input)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+var insertRecord = `INSERT INTO usage_records (` + records.InsertColumns + `)
+	VALUES (?` + strings.Repeat(",?", records.NumInsertColumns-1) + `)
 	ON CONFLICT (request_id) DO NOTHING`
 
 // WriteRecords stores recs in one transaction.
@@ -51,91 +48,27 @@ func WriteRecordsTx(ctx context.Context, tx *sql.Tx, recs []usage.Record) error 
 
 // RecordArgs returns the column values of r in insertRecord's order.
 func RecordArgs(r *usage.Record) []any {
-	attempts := "[]"
-	if len(r.Attempts) > 0 {
-		b, _ := json.Marshal(r.Attempts) // plain structs: cannot fail
-		attempts = string(b)
-	}
-	lines := "[]"
-	if len(r.Lines) > 0 {
-		lines = string(r.Lines)
-	}
-	u := &r.Usage
-	return []any{r.RequestID, r.KeyID, r.TenantID, r.Endpoint, r.Model, r.Channel, r.UpstreamModel,
-		boolInt(r.Stream), r.Status, u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h, u.Output, u.Reasoning,
-		u.Images, u.AudioSeconds, u.Characters, u.SearchCalls, u.Source.String(), boolInt(r.Complete), string(r.ErrorClass),
-		unixNanos(r.Start), int64(r.TTFT), int64(r.Duration), attempts, r.Currency, r.CostNanos, r.PriceVersion, lines,
-		r.CountedInput}
+	return records.Args(r, func(b bool) any { return boolInt(b) })
 }
 
 func where(f usage.Filter) (string, []any) {
-	var conds []string
-	var args []any
-	add := func(c string, a any) { conds = append(conds, c); args = append(args, a) }
-	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
-	}
-	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
-	}
-	if f.Model != "" {
-		add("model = ?", f.Model)
-	}
-	if !f.From.IsZero() {
-		add("start_ns >= ?", f.From.UnixNano())
-	}
-	if !f.To.IsZero() {
-		add("start_ns < ?", f.To.UnixNano())
-	}
-	if f.Status != 0 {
-		add("status = ?", f.Status)
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return records.Where(f, func(int) string { return "?" })
 }
 
 // ListRecords returns the records f selects, newest first.
 func (db *DB) ListRecords(ctx context.Context, f usage.Filter) ([]usage.Record, error) {
 	w, args := where(f)
-	limit := f.Limit
-	if limit <= 0 || limit > 10000 {
-		limit = 100
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, request_id, key_id, tenant_id, endpoint, model, channel, upstream_model,
-		stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
-		images, audio_seconds, characters, search_calls, source, complete, error_class, start_ns, ttft_ns, duration_ns,
-		attempts, currency, cost_nanos, price_version, lines, counted_input FROM usage_records`+w+
-		fmt.Sprintf(` ORDER BY start_ns DESC, seq DESC LIMIT %d`, limit), args...)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+records.SelectColumns+` FROM usage_records`+w+
+		fmt.Sprintf(` ORDER BY start_ns DESC, seq DESC LIMIT %d`, records.Limit(f)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list usage records: %w", err)
 	}
 	defer rows.Close()
 	var out []usage.Record
 	for rows.Next() {
-		var r usage.Record
-		var stream, complete int
-		var source, errClass, attempts, lines string
-		var start, ttft, dur int64
-		u := &r.Usage
-		if err := rows.Scan(&r.Seq, &r.RequestID, &r.KeyID, &r.TenantID, &r.Endpoint, &r.Model, &r.Channel, &r.UpstreamModel,
-			&stream, &r.Status, &u.Input, &u.CachedInput, &u.CacheWrite5m, &u.CacheWrite1h, &u.Output, &u.Reasoning,
-			&u.Images, &u.AudioSeconds, &u.Characters, &u.SearchCalls, &source, &complete, &errClass, &start, &ttft, &dur,
-			&attempts, &r.Currency, &r.CostNanos, &r.PriceVersion, &lines, &r.CountedInput); err != nil {
+		r, err := records.Scan(rows.Scan)
+		if err != nil {
 			return nil, fmt.Errorf("list usage records: %w", err)
-		}
-		r.Stream, r.Complete = stream != 0, complete != 0
-		u.Source = usage.ParseSource(source)
-		r.ErrorClass = usage.ErrorClass(errClass)
-		r.Start, r.TTFT, r.Duration = fromUnixNanos(start), time.Duration(ttft), time.Duration(dur)
-		if attempts != "[]" && attempts != "" {
-			if err := json.Unmarshal([]byte(attempts), &r.Attempts); err != nil {
-				return nil, fmt.Errorf("usage record %s attempts: %w", r.RequestID, err)
-			}
-		}
-		if lines != "[]" {
-			r.Lines = []byte(lines)
 		}
 		out = append(out, r)
 	}
