@@ -578,6 +578,49 @@ func checkHoldsAfterCrash(t *testing.T, holds map[string]ledger.Hold, costs map[
 	return voided, posted
 }
 
+// checkChargesAfterCrash checks, for each request a killed process answered
+// 200, that its posted transfers sum to its usage record's cost when it has
+// one, and that nothing was posted for it otherwise. It returns how many
+// were charged.
+func checkChargesAfterCrash(t *testing.T, ctx context.Context, st ledger.Store, ids []string) (charged int) {
+	t.Helper()
+	err := st.LedgerView(ctx, func(v ledger.View) error {
+		for _, id := range ids {
+			cost, _, recorded, err := v.RecordCost(ctx, id)
+			if err != nil {
+				return err
+			}
+			ts, err := v.TransfersByRequest(ctx, id)
+			if err != nil {
+				return err
+			}
+			var sum int64
+			for _, tr := range ts {
+				switch {
+				case tr.Flag == ledger.FlagPending || tr.Flag == ledger.FlagVoid:
+					t.Errorf("request %s: a stored hold transfer %s (%s)", id, tr.ID, tr.Flag)
+				case tr.Kind == ledger.KindRefund:
+				default:
+					sum += tr.Amount
+				}
+			}
+			switch {
+			case recorded && sum != cost:
+				t.Errorf("request %s: record costs %s, posted %s", id, money.FormatNanos(cost), money.FormatNanos(sum))
+			case !recorded && len(ts) > 0:
+				t.Errorf("request %s: no usage record, yet %d transfers", id, len(ts))
+			case recorded:
+				charged++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return charged
+}
+
 // counter is a concurrency-safe tally by name.
 type counter struct {
 	mu sync.Mutex

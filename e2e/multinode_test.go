@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -434,7 +436,19 @@ func crashOnce(t *testing.T, store string, seed int64) {
 	for _, h := range pending {
 		t.Errorf("hold %s (%s) still pending", h.RequestID, money.FormatNanos(h.Amount))
 	}
-	voided, posted := checkHoldsAfterCrash(t, holds, costs, ids, n.nodeID(t), killedAt)
+	var voided, posted int
+	if dsn != "" {
+		voided, posted = checkHoldsAfterCrash(t, holds, costs, ids, n.nodeID(t), killedAt)
+	} else {
+		// On the embedded store the only process keeps its holds in memory
+		// (ledger.Options.Exclusive): none is a row, and the kill lost those
+		// of the cut streams. What must hold is the same: each request is
+		// charged its recorded cost exactly when it has a record.
+		if len(holds) > 0 {
+			t.Errorf("holds stored for requests %v; a single SQLite node keeps them in memory", slices.Collect(maps.Keys(holds)))
+		}
+		posted = checkChargesAfterCrash(t, ctx, st, ids)
+	}
 	reconciled := 0
 	if m != nil {
 		s, _ := strconv.Atoi(m[1])

@@ -74,6 +74,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	exclusive := *pgDSN == "" // one process on the embedded database: holds in memory
+	if exclusive {
+		release, err := lockDataDir(*dataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	db, err := openStore(ctx, *pgDSN, *dataDir)
 	if err != nil {
 		return err
@@ -137,7 +145,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
-		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute, OnAlert: onAlert})
+		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute, OnAlert: onAlert, Exclusive: exclusive})
 	startedAt := time.Now()
 	if res, err := books.Reconcile(ctx, startedAt); err != nil {
 		return fmt.Errorf("reconcile holds left by a previous run: %w", err)

@@ -36,7 +36,7 @@ func (l *Ledger) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 		return Tenant{}, fmt.Errorf("tenant %s: name too long: %w", t.ID, ErrInvalid)
 	}
 	t.CreatedAt = l.clock.Now()
-	err := l.store.LedgerUpdate(ctx, func(tx Tx) error {
+	err := l.update(ctx, func(tx Tx) error {
 		if err := tx.CreateTenant(ctx, t); err != nil {
 			return err
 		}
@@ -95,6 +95,8 @@ func (l *Ledger) Balance(ctx context.Context, tenantID string) (Balance, error) 
 		if err != nil {
 			return err
 		}
+		// Holds kept in memory count as pending like those in the store.
+		a.PendingDebits += l.memPending(tenantID)
 		b = Balance{TenantID: tenantID, Kind: a.Kind, Currency: a.Currency, CreditLimit: a.CreditLimit,
 			Posted: a.Posted(), Pending: a.PendingDebits, Available: a.Available(), Debt: -d.Posted()}
 		return nil
@@ -233,7 +235,7 @@ func checkRefundable(ctx context.Context, tx Tx, req, tenantID string, amt int64
 		switch {
 		case t.Kind == KindRefund:
 			refunded += t.Amount
-		case t.Flag == FlagPost || t.Kind == KindOverage || t.Kind == KindCharge || t.Kind == KindDebt:
+		case t.Flag == FlagPost || t.Kind == KindSettle || t.Kind == KindOverage || t.Kind == KindCharge || t.Kind == KindDebt:
 			charged += t.Amount
 		}
 	}
@@ -300,7 +302,7 @@ func (l *Ledger) idempotent(ctx context.Context, op, key, body string, fn func(t
 		id = "idem:" + key
 	}
 	var res MoneyResult
-	err := l.store.LedgerUpdate(ctx, func(tx Tx) error {
+	err := l.update(ctx, func(tx Tx) error {
 		now := l.clock.Now()
 		if key != "" {
 			e, found, err := tx.Idempotency(ctx, key)
@@ -367,7 +369,7 @@ func (l *Ledger) CreateCode(ctx context.Context, amount money.Amount, expires ti
 	code := CodePrefix + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 	c := Code{Hash: HashCode(code), Prefix: code[:len(CodePrefix)+4], Amount: amount.Nanos, Currency: amount.Currency,
 		State: "active", CreatedAt: l.clock.Now(), ExpiresAt: expires}
-	err := l.store.LedgerUpdate(ctx, func(tx Tx) error { return tx.CreateCode(ctx, c) })
+	err := l.update(ctx, func(tx Tx) error { return tx.CreateCode(ctx, c) })
 	if err != nil {
 		return "", Code{}, fmt.Errorf("create code: %w", err)
 	}

@@ -118,21 +118,52 @@ type budgetEntry struct {
 	fetched time.Time
 }
 
+type budgetScope struct {
+	scope   Scope
+	subject string
+}
+
+// budgetScopes are the budgets a request may meet: its key's and its tenant's.
+func budgetScopes(keyID, tenantID string) [2]budgetScope {
+	return [2]budgetScope{{ScopeKey, keyID}, {ScopeTenant, tenantID}}
+}
+
+// cachedBudget returns a budget entry when the cache has a fresh one.
+func (l *Ledger) cachedBudget(id string, now time.Time) (budgetEntry, bool) {
+	l.budgets.mu.Lock()
+	e, hit := l.budgets.entries[id]
+	l.budgets.mu.Unlock()
+	return e, hit && now.Sub(e.fetched) <= budgetCacheTTL && !now.Before(e.fetched)
+}
+
+// cachedBudgets returns the budgets of a key and of a tenant from the cache
+// alone; hit is false when the cache cannot say.
+func (l *Ledger) cachedBudgets(keyID, tenantID string, now time.Time) (out []Budget, hit bool) {
+	for _, s := range budgetScopes(keyID, tenantID) {
+		if s.subject == "" {
+			continue
+		}
+		e, ok := l.cachedBudget(string(s.scope)+"|"+s.subject, now)
+		if !ok {
+			return nil, false
+		}
+		if e.ok {
+			out = append(out, e.b)
+		}
+	}
+	return out, true
+}
+
 // budgetsFor returns the budgets of a key and of a tenant that exist.
 func (l *Ledger) budgetsFor(ctx context.Context, v View, keyID, tenantID string, now time.Time) ([]Budget, error) {
 	var out []Budget
-	for _, s := range []struct {
-		scope   Scope
-		subject string
-	}{{ScopeKey, keyID}, {ScopeTenant, tenantID}} {
+	for _, s := range budgetScopes(keyID, tenantID) {
 		if s.subject == "" {
 			continue
 		}
 		id := string(s.scope) + "|" + s.subject
-		l.budgets.mu.Lock()
-		e, hit := l.budgets.entries[id]
-		l.budgets.mu.Unlock()
-		if !hit || now.Sub(e.fetched) > budgetCacheTTL || now.Before(e.fetched) {
+		e, ok := l.cachedBudget(id, now)
+		if !ok {
 			b, ok, err := v.Budget(ctx, s.scope, s.subject)
 			if err != nil {
 				return nil, err
@@ -177,7 +208,7 @@ func (l *Ledger) SetBudget(ctx context.Context, b Budget) error {
 	}
 	b.Alerts = slices.Clone(b.Alerts)
 	slices.Sort(b.Alerts)
-	if err := l.store.LedgerUpdate(ctx, func(tx Tx) error { return tx.PutBudget(ctx, b) }); err != nil {
+	if err := l.update(ctx, func(tx Tx) error { return tx.PutBudget(ctx, b) }); err != nil {
 		return fmt.Errorf("set budget of %s %s: %w", b.Scope, b.Subject, err)
 	}
 	l.budgets.mu.Lock()

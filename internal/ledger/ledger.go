@@ -155,7 +155,7 @@ type TransferKind string
 // Transfer kinds.
 const (
 	KindHold     TransferKind = "hold"     // pending: a request's worst case
-	KindSettle   TransferKind = "settle"   // posts (part of) a hold
+	KindSettle   TransferKind = "settle"   // posts (part of) a hold, in the store or in memory
 	KindVoid     TransferKind = "void"     // releases a hold, posting nothing
 	KindOverage  TransferKind = "overage"  // actual cost above the hold, from the account
 	KindCharge   TransferKind = "charge"   // a cost with no open hold, from the account

@@ -30,6 +30,13 @@ type Options struct {
 	// OnAlert, if set, is called (from the committer, after the commit) for
 	// each budget alert threshold crossed; it must not block for long.
 	OnAlert func(BudgetAlert)
+	// Exclusive says this ledger is the only writer of its store (one
+	// gateway process on an embedded database). Holds of keys and tenants
+	// without budgets are then kept in memory against an exact mirror of
+	// the accounts, and a request waits for no write before its upstream
+	// call (see admission.go). Never set it for a store several processes
+	// write.
+	Exclusive bool
 }
 
 // Ledger applies the billing rules on a Store. Hold, Settle and Void from
@@ -43,6 +50,7 @@ type Ledger struct {
 	log     *slog.Logger
 	tenants sync.Map // id -> Tenant; kind and currency never change
 	budgets budgetCache
+	adm     *admission // holds in memory (Options.Exclusive); nil otherwise
 
 	batches, ops atomic.Int64 // committed by the committer, for Stats
 
@@ -74,6 +82,9 @@ func New(s Store, o Options) *Ledger {
 	}
 	l := &Ledger{store: s, clock: o.Clock, opts: o, log: o.Logger,
 		queue: make(chan *op, o.QueueLen), done: make(chan struct{})}
+	if o.Exclusive {
+		l.adm = newAdmission()
+	}
 	go l.commit()
 	return l
 }
@@ -167,6 +178,18 @@ func (l *Ledger) Hold(ctx context.Context, r HoldRequest) (Hold, error) {
 	if err := checkAmount(r.Amount.Nanos); err != nil {
 		return Hold{}, fmt.Errorf("hold %s: %w", r.RequestID, err)
 	}
+	if l.adm != nil {
+		if l.isClosed() {
+			return Hold{}, fmt.Errorf("hold %s: %w", r.RequestID, ErrClosed)
+		}
+		h, done, err := l.holdInMemory(ctx, r)
+		if err != nil {
+			return Hold{}, fmt.Errorf("hold %s: %w", r.RequestID, err)
+		}
+		if done {
+			return h, nil
+		}
+	}
 	res, err := l.submit(ctx, &op{kind: opHold, tenant: r.TenantID, hold: r})
 	if err != nil {
 		return Hold{}, fmt.Errorf("hold %s: %w", r.RequestID, err)
@@ -222,6 +245,13 @@ func (l *Ledger) SettleBatch(ctx context.Context, ss []Settlement) ([]SettleResu
 }
 
 func s(st Settlement) string { return st.Record.RequestID }
+
+// isClosed reports whether Close was called.
+func (l *Ledger) isClosed() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.closed
+}
 
 func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
 	o.ctx = ctx
@@ -337,7 +367,7 @@ func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
 	// Lock order: customer accounts by tenant id, then system accounts.
 	sort.SliceStable(order, func(a, b int) bool { return ops[order[a]].tenant < ops[order[b]].tenant })
 	results := make([]opResult, len(ops))
-	err := l.store.LedgerUpdate(ctx, func(tx Tx) error {
+	err := l.update(ctx, func(tx Tx) error {
 		now := l.clock.Now()
 		sys := sysDeltas{}
 		pre, err := l.pipeline(ctx, tx, ops, order, now)
@@ -624,6 +654,7 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 			return l.finishPost(ctx, tx, t, st, sys)
 		}
 	}
+	fresh := false // the record is stored by this settlement, so nothing settled it before
 	if writeRecord {
 		// The first stored record is the truth: a retry (or a record the
 		// spine stored by another path) settles what that record says.
@@ -631,6 +662,7 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 		if err != nil {
 			return res, err
 		}
+		fresh = inserted
 		if !inserted {
 			c, cur, _, err := tx.RecordCost(ctx, req)
 			if err != nil {
@@ -643,6 +675,21 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 		}
 	}
 	cost := rec.CostNanos
+	if tt, ok := tx.(*trackTx); ok {
+		if mh := tt.takeHold(req, HoldPosted, now); mh != nil {
+			if !fresh {
+				prev, err := tx.TransfersByRequest(ctx, req)
+				if err != nil {
+					return res, err
+				}
+				if settled(prev) {
+					return resultFrom(req, prev), nil // the hold is released at the commit
+				}
+			}
+			return l.settleMemHold(ctx, tx, t, mh.Hold, cost, now, sys)
+		}
+		tt.settled = append(tt.settled, req)
+	}
 	h, resolved, err := tx.ResolveHold(ctx, req, HoldPosted, now)
 	if err != nil {
 		return res, err
@@ -683,6 +730,35 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 	return res, nil
 }
 
+// settleMemHold settles a request held in memory: the cost up to the hold
+// is charged from the account (the hold kept room for it), the rest as an
+// overage, which may become debt.
+func (l *Ledger) settleMemHold(ctx context.Context, tx Tx, t Tenant, h Hold, cost int64, now time.Time, sys sysDeltas) (SettleResult, error) {
+	req := h.RequestID
+	if h.TenantID != t.ID || h.Currency != t.Currency {
+		return SettleResult{}, fmt.Errorf("settle %s: record of tenant %q for a hold of %q in %s", req, t.ID, h.TenantID, h.Currency)
+	}
+	post := min(cost, h.Amount)
+	res := SettleResult{RequestID: req, Released: h.Amount - post}
+	// The charge is written even when it is zero: a retried settlement
+	// finds it and knows the request is settled.
+	var covered SettleResult
+	if err := l.charge(ctx, tx, t, post, req+"/settle", KindSettle, req, now, sys, &covered); err != nil {
+		return res, err
+	}
+	res.Posted, res.Debt = covered.Overage, covered.Debt
+	if cost > post {
+		if err := l.charge(ctx, tx, t, cost-post, req+"/overage", KindOverage, req, now, sys, &res); err != nil {
+			return res, err
+		}
+	}
+	var err error
+	if cost > 0 {
+		res.Alerts, err = l.chargeBudgets(ctx, tx, h.KeyID, t.ID, cost, now)
+	}
+	return res, err
+}
+
 // finishPost completes a settlement a store posted in one statement.
 func (l *Ledger) finishPost(ctx context.Context, tx Tx, t Tenant, st *PostStep, sys sysDeltas) (SettleResult, error) {
 	h := st.Hold
@@ -716,7 +792,8 @@ func (l *Ledger) afterPost(ctx context.Context, tx Tx, t Tenant, h Hold, cost in
 // settled reports whether transfers of a request include a settlement.
 func settled(ts []Transfer) bool {
 	for _, t := range ts {
-		if t.Flag == FlagPost || t.Kind == KindCharge || (t.Kind == KindDebt && strings.HasSuffix(t.ID, "/charge")) {
+		if t.Flag == FlagPost || t.Kind == KindSettle || t.Kind == KindCharge ||
+			(t.Kind == KindDebt && (strings.HasSuffix(t.ID, "/charge") || strings.HasSuffix(t.ID, "/settle"))) {
 			return true
 		}
 	}
@@ -730,7 +807,7 @@ func resultFrom(req string, ts []Transfer) SettleResult {
 		switch {
 		case t.Flag == FlagPending:
 			held = t.Amount
-		case t.Flag == FlagPost:
+		case t.Flag == FlagPost || t.Kind == KindSettle: // a hold's post, in the store or in memory
 			r.Posted = t.Amount
 		case t.Kind == KindOverage || t.Kind == KindCharge:
 			r.Overage += t.Amount
@@ -774,6 +851,11 @@ func (l *Ledger) charge(ctx context.Context, tx Tx, t Tenant, amount int64, id s
 // a usage record after all, the hold is settled from it instead: a record
 // never stays without its settlement.
 func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool, now time.Time, sys sysDeltas) (VoidResult, error) {
+	if tt, ok := tx.(*trackTx); ok {
+		if v, done, err := l.voidMemHold(ctx, tt, req, checkRecord, now, sys); done {
+			return v, err
+		}
+	}
 	if checkRecord {
 		cost, cur, found, err := tx.RecordCost(ctx, req)
 		if err != nil {
@@ -822,6 +904,39 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 	return VoidResult{Hold: h}, sys.add(rev, Delta{PendingCredits: -h.Amount})
 }
 
+// voidMemHold voids a hold kept in memory (or settles it from the
+// request's record). done is false when req has no hold in memory.
+func (l *Ledger) voidMemHold(ctx context.Context, tt *trackTx, req string, checkRecord bool, now time.Time, sys sysDeltas) (VoidResult, bool, error) {
+	if h, ok := tt.resolvedHere(req); ok {
+		return VoidResult{Hold: h, Duplicate: true}, true, nil
+	}
+	h, live, ok := tt.adm.lookup(req)
+	switch {
+	case !ok:
+		return VoidResult{}, false, nil
+	case !live:
+		return VoidResult{Hold: h, Duplicate: true}, true, nil
+	}
+	if checkRecord {
+		cost, cur, found, err := tt.RecordCost(ctx, req)
+		if err != nil {
+			return VoidResult{}, true, err
+		}
+		if found {
+			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
+			if _, err := l.settleTx(ctx, tt, rec, false, false, now, sys); err != nil {
+				return VoidResult{}, true, err
+			}
+			h.State, h.ResolvedAt = HoldPosted, now
+			return VoidResult{Hold: h}, true, nil
+		}
+	}
+	if mh := tt.takeHold(req, HoldVoided, now); mh != nil {
+		return VoidResult{Hold: mh.Hold}, true, nil
+	}
+	return VoidResult{}, false, nil
+}
+
 // sweepTx resolves one pending hold: settled from its usage record when
 // there is one, voided otherwise.
 func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys sysDeltas) (HoldState, error) {
@@ -856,7 +971,22 @@ const sweepChunk = 256
 // before settling, or the record came by another path), voided otherwise.
 // The gateway runs it every sweep interval.
 func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
-	return l.resolve(ctx, HoldQuery{ExpiresBefore: l.clock.Now()})
+	now := l.clock.Now()
+	out, err := l.resolve(ctx, HoldQuery{ExpiresBefore: now})
+	if err != nil {
+		return out, err
+	}
+	mem := l.expiredMemHolds(now)
+	for len(mem) > 0 {
+		n := min(len(mem), sweepChunk)
+		r, err := l.resolveHolds(ctx, mem[:n])
+		out.Settled, out.Voided, out.Failed = out.Settled+r.Settled, out.Voided+r.Voided, out.Failed+r.Failed
+		if err != nil {
+			return out, err
+		}
+		mem = mem[n:]
+	}
+	return out, nil
 }
 
 // Reconcile resolves, at start-up, the pending holds this node (Options.Node)
@@ -881,33 +1011,47 @@ func (l *Ledger) resolve(ctx context.Context, q HoldQuery) (SweepResult, error) 
 		if err != nil {
 			return out, fmt.Errorf("sweep: %w", err)
 		}
-		ops := make([]*op, 0, len(holds))
+		fresh := holds[:0:0]
 		for _, h := range holds {
-			if seen[h.RequestID] {
-				continue // failed before; do not spin on it
+			if !seen[h.RequestID] { // one that failed before is not retried: do not spin on it
+				seen[h.RequestID] = true
+				fresh = append(fresh, h)
 			}
-			seen[h.RequestID] = true
-			ops = append(ops, &op{ctx: ctx, kind: opSweep, tenant: h.TenantID, sweep: h})
 		}
-		if len(ops) == 0 {
+		if len(fresh) == 0 {
 			return out, nil
 		}
-		if err := l.runTx(ctx, ops); err != nil {
-			return out, fmt.Errorf("sweep: %w", err)
-		}
-		for _, o := range ops {
-			switch {
-			case o.res.err != nil:
-				out.Failed++
-				l.log.Error("sweep hold", "request_id", o.sweep.RequestID, "err", o.res.err)
-			case o.res.swept == HoldPosted:
-				out.Settled++
-			case o.res.swept == HoldVoided:
-				out.Voided++
-			}
+		r, err := l.resolveHolds(ctx, fresh)
+		out.Settled, out.Voided, out.Failed = out.Settled+r.Settled, out.Voided+r.Voided, out.Failed+r.Failed
+		if err != nil {
+			return out, err
 		}
 		if len(holds) < sweepChunk {
 			return out, nil
 		}
 	}
+}
+
+// resolveHolds settles or voids holds in one transaction.
+func (l *Ledger) resolveHolds(ctx context.Context, holds []Hold) (SweepResult, error) {
+	var out SweepResult
+	ops := make([]*op, len(holds))
+	for i, h := range holds {
+		ops[i] = &op{ctx: ctx, kind: opSweep, tenant: h.TenantID, sweep: h}
+	}
+	if err := l.runTx(ctx, ops); err != nil {
+		return out, fmt.Errorf("sweep: %w", err)
+	}
+	for _, o := range ops {
+		switch {
+		case o.res.err != nil:
+			out.Failed++
+			l.log.Error("sweep hold", "request_id", o.sweep.RequestID, "err", o.res.err)
+		case o.res.swept == HoldPosted:
+			out.Settled++
+		case o.res.swept == HoldVoided:
+			out.Voided++
+		}
+	}
+	return out, nil
 }

@@ -76,6 +76,14 @@ func AddNanos(x, y int64) (int64, error) {
 	return s, nil
 }
 
+// SubNanos returns x-y, or ErrOverflow.
+func SubNanos(x, y int64) (int64, error) {
+	if y == math.MinInt64 {
+		return 0, ErrOverflow
+	}
+	return AddNanos(x, -y)
+}
+
 // MulNanos returns x*y, or ErrOverflow.
 func MulNanos(x, y int64) (int64, error) {
 	if x == 0 || y == 0 {

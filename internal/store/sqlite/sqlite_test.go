@@ -22,6 +22,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return openTest(t) })
 }
 
+// TestConformanceExclusive runs the ledger suite with holds in memory, as
+// `baimo serve` does on SQLite.
+func TestConformanceExclusive(t *testing.T) {
+	storetest.RunExclusive(t, func(t *testing.T) storetest.Store { return openTest(t) })
+}
+
 func TestMigrateTwice(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "baimo.db")
 	for i := 0; i < 2; i++ {

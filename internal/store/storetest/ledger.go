@@ -30,9 +30,25 @@ const holdTTL = 5 * time.Minute
 const sweepGrace = time.Minute
 
 func runLedger(t *testing.T, open func(t *testing.T) Store) {
+	t.Run("LedgerSweep", func(t *testing.T) { testLedgerSweep(t, open(t)) })
+	runLedgerCommon(t, open)
+}
+
+// RunExclusive runs the ledger suite with holds kept in memory
+// (ledger.Options.Exclusive), for a store one process writes alone.
+func RunExclusive(t *testing.T, open func(t *testing.T) Store) {
+	ex := func(t *testing.T) Store { return exclusive{open(t)} }
+	t.Run("LedgerSweepInMemory", func(t *testing.T) { testLedgerSweepInMemory(t, ex(t)) })
+	runLedgerCommon(t, ex)
+}
+
+// exclusive marks a store whose ledgers keep holds in memory.
+type exclusive struct{ Store }
+
+// runLedgerCommon runs the ledger tests that hold wherever the holds live.
+func runLedgerCommon(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerRequestLife", func(t *testing.T) { testLedgerRequestLife(t, open(t)) })
 	t.Run("LedgerAdmin", func(t *testing.T) { testLedgerAdmin(t, open(t)) })
-	t.Run("LedgerSweep", func(t *testing.T) { testLedgerSweep(t, open(t)) })
 	t.Run("LedgerSettleBatch", func(t *testing.T) { testLedgerSettleBatch(t, open(t)) })
 	t.Run("LedgerStatement", func(t *testing.T) { testLedgerStatement(t, open(t)) })
 	t.Run("LedgerBudgets", func(t *testing.T) { testLedgerBudgets(t, open(t)) })
@@ -47,7 +63,8 @@ func runLedger(t *testing.T, open func(t *testing.T) Store) {
 func newLedger(t *testing.T, s Store) (*ledger.Ledger, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(t0)
-	l := ledger.New(s, ledger.Options{Clock: clk, HoldTTL: holdTTL, Node: "test"})
+	_, ex := s.(exclusive)
+	l := ledger.New(s, ledger.Options{Clock: clk, HoldTTL: holdTTL, Node: "test", Exclusive: ex})
 	t.Cleanup(func() {
 		l.Close()
 		if !t.Failed() {
@@ -744,4 +761,73 @@ func testLedgerConcurrentChaos(t *testing.T, s Store) {
 			t.Errorf("%s: charged %d (balance %+v), records cost %d", tenant, charged, b, tot.CostNanos["CNY"])
 		}
 	}
+}
+
+// testLedgerSweepInMemory: holds kept in memory expire like stored ones (the
+// sweeper settles those with a record and voids the rest), and a restart
+// (a new ledger on the same store) starts with none and clean books.
+func testLedgerSweepInMemory(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, clk := newLedger(t, s)
+	mustTenant(t, l, "acme", ledger.Prepaid, 0)
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s1", "s2", "s3"} {
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", Amount: cny(2 * yuan)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The holds count at once, though no row was written for them.
+	wantBalance(t, l, "acme", 10*yuan, 6*yuan, 0)
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "big", TenantID: "acme", Amount: cny(5 * yuan)}); !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("Hold beyond balance minus holds in memory: %v, want ErrInsufficientFunds", err)
+	}
+	if err := s.WriteRecords(ctx, []usage.Record{rec("s1", "acme", yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Settle(ctx, ledger.Settlement{Record: rec("s3", "acme", yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	wantBalance(t, l, "acme", 9*yuan, 4*yuan, 0)
+	if r, err := l.Sweep(ctx); err != nil || r != (ledger.SweepResult{}) {
+		t.Fatalf("Sweep before expiry = %+v, %v", r, err)
+	}
+	clk.Advance(holdTTL + time.Second)
+	r, err := l.Sweep(ctx)
+	if err != nil || r.Settled != 1 || r.Voided != 1 {
+		t.Fatalf("Sweep = %+v, %v; want 1 settled 1 voided", r, err)
+	}
+	wantBalance(t, l, "acme", 8*yuan, 0, 0)
+	// A late settlement of the voided hold is still charged, once.
+	for i := 0; i < 2; i++ {
+		if _, err := l.Settle(ctx, ledger.Settlement{Record: rec("s2", "acme", yuan/2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantBalance(t, l, "acme", 7*yuan+yuan/2, 0, 0)
+
+	// A crash loses the holds in memory and nothing else: the next process
+	// starts from the store, and the holds it places count from there.
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "c1", TenantID: "acme", Amount: cny(7 * yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	AuditClean(t, s, clk.Now())
+	next := ledger.New(s, ledger.Options{Clock: clk, HoldTTL: holdTTL, Node: "test", Exclusive: true})
+	defer next.Close()
+	if r, err := next.Reconcile(ctx, clk.Now()); err != nil || r != (ledger.SweepResult{}) {
+		t.Fatalf("Reconcile after a restart = %+v, %v; want nothing to do", r, err)
+	}
+	wantBalance(t, next, "acme", 7*yuan+yuan/2, 0, 0)
+	if _, err := next.Hold(ctx, ledger.HoldRequest{RequestID: "c2", TenantID: "acme", Amount: cny(7 * yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next.Hold(ctx, ledger.HoldRequest{RequestID: "c3", TenantID: "acme", Amount: cny(yuan)}); !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("second hold beyond the balance after a restart: %v, want ErrInsufficientFunds", err)
+	}
+	if _, err := next.Settle(ctx, ledger.Settlement{Record: rec("c2", "acme", 7*yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	wantBalance(t, next, "acme", yuan/2, 0, 0)
 }
