@@ -34,6 +34,7 @@ import (
 	"baimo/internal/price"
 	"baimo/internal/provider/sim"
 	"baimo/internal/ratelimit"
+	"baimo/internal/route"
 	"baimo/internal/store/postgres"
 	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
@@ -228,6 +229,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	gateway.Preload(gw.Models())
+	stopProbes, err := startProbes(ctx, cfg, gw, log)
+	if err != nil {
+		return err
+	}
+	defer stopProbes()
 	var stopping atomic.Bool
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
 		Ready:   func() bool { return !stopping.Load() },
@@ -287,6 +293,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("stopped; all usage records written")
 	return nil
+}
+
+// startProbes runs the active health probes of routing.probes, if any,
+// until ctx ends or stop is called; stop waits for the probes in flight.
+func startProbes(ctx context.Context, cfg *config.Config, gw *gateway.Gateway, log *slog.Logger) (stop func(), err error) {
+	if cfg.Routing.Probes == nil {
+		return func() {}, nil
+	}
+	pc := cfg.Routing.Probes.Route()
+	// The probe is a GET of the vendor's model list: it costs no tokens.
+	probe := route.HTTPProbe(gateway.NewTransport(pc.Timeout), func(ch *route.Channel, key *route.Key) (route.ProbeTarget, error) {
+		up, ok := ch.Data.(*gateway.Channel)
+		if !ok {
+			return route.ProbeTarget{}, fmt.Errorf("channel %s has no upstream", ch.ID)
+		}
+		auth, _ := key.Data.(string)
+		return up.ProbeTarget(auth), nil
+	})
+	p, err := route.NewProber(gw.Router(), pc, probe, route.ProberOptions{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("routing.probes: %w", err)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(pctx) }()
+	return func() { cancel(); <-done }, nil
 }
 
 // store is everything serve keeps in its database.

@@ -43,6 +43,29 @@ type Routing struct {
 	KeyBreaker     route.Breaker `yaml:"key_breaker"`
 	ParkFor        Duration      `yaml:"park_for"`
 	MaxCooldown    Duration      `yaml:"max_cooldown"`
+	// Probes, if present (even empty), turns on active health probes; off
+	// by default.
+	Probes *Probes `yaml:"probes"`
+}
+
+// Probes configures active health probes: every Interval (default 30s),
+// channels and keys whose breaker is open are checked by fetching the
+// vendor's model list, which costs no tokens; each probe gives up after
+// Timeout (default 5s, at most the interval), and at most Concurrency
+// (default 4) run at once. ParkedKeys probes keys parked for an
+// authentication fault too, and brings one back only if the probe answers
+// 2xx.
+type Probes struct {
+	Interval    Duration `yaml:"interval"`
+	Timeout     Duration `yaml:"timeout"`
+	Concurrency int      `yaml:"concurrency"`
+	ParkedKeys  bool     `yaml:"parked_keys"`
+}
+
+// Route returns the prober's configuration, with defaults.
+func (p Probes) Route() route.ProbeConfig {
+	return route.ProbeConfig{Interval: p.Interval.D(), Timeout: p.Timeout.D(), Concurrency: p.Concurrency,
+		ParkedKeys: p.ParkedKeys}.WithDefaults()
 }
 
 // RateLimits are RPM, TPM and concurrency limits per API key, per tenant and
@@ -414,6 +437,11 @@ func (c *Config) check() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		return fmt.Errorf("limits.max_body_bytes: %d is below 1024", c.Limits.MaxBodyBytes)
+	}
+	if p := c.Routing.Probes; p != nil {
+		if err := p.Route().Validate(); err != nil {
+			return fmt.Errorf("routing.probes.%w", err)
+		}
 	}
 	if c.Usage.BatchSize < 1 || c.Usage.BatchSize > 10000 {
 		return fmt.Errorf("usage.batch_size: %d is outside 1..10000", c.Usage.BatchSize)

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"baimo/internal/route"
 )
 
 func TestParse(t *testing.T) {
@@ -53,6 +55,11 @@ func TestParseErrors(t *testing.T) {
 		{"channels:\n  - {name: a, kind: openai, base_url: 'http://x', models: [m], api_key: 'x${Y}'}\n", "literal or exactly ${VAR}"},
 		{"billing: {currency: EUR}\n", "billing.currency"},
 		{"usage: {batch_size: 0, queue_size: 1}\nlimits: {max_body_bytes: 10}\n", "limits.max_body_bytes"},
+		{"routing: {probes: {interval: soon}}\n", "line 1: \"soon\" is not a duration"},
+		{"routing: {probes: {interval: 10ms}}\n", "routing.probes.interval: 10ms is outside 1s..24h0m0s"},
+		{"routing: {probes: {interval: 10s, timeout: 30s}}\n", "routing.probes.timeout: 30s is longer than the interval 10s"},
+		{"routing: {probes: {concurrency: 1000}}\n", "routing.probes.concurrency: 1000 is outside 1..64"},
+		{"routing: {probes: {intervall: 30s}}\n", "field intervall not found"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("c.yaml", []byte(tt.in))
@@ -62,6 +69,36 @@ func TestParseErrors(t *testing.T) {
 	}
 	if _, err := Parse("empty.yaml", nil); err != nil {
 		t.Errorf("empty config: %v", err)
+	}
+}
+
+func TestParseProbes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want *route.ProbeConfig // nil: probes off
+	}{
+		{"sim: {enabled: false}\n", nil},
+		{"routing: {probes: }\n", nil},
+		{"routing: {probes: {}}\n", &route.ProbeConfig{Interval: 30 * time.Second, Timeout: 5 * time.Second, Concurrency: 4}},
+		{"routing:\n  probes:\n    interval: 2s\n    parked_keys: true\n",
+			&route.ProbeConfig{Interval: 2 * time.Second, Timeout: 2 * time.Second, Concurrency: 4, ParkedKeys: true}},
+		{"routing: {probes: {interval: 1m, timeout: 3s, concurrency: 8}}\n",
+			&route.ProbeConfig{Interval: time.Minute, Timeout: 3 * time.Second, Concurrency: 8}},
+	}
+	for _, tt := range tests {
+		c, err := Parse("c.yaml", []byte(tt.in))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.in, err)
+			continue
+		}
+		switch p := c.Routing.Probes; {
+		case tt.want == nil && p != nil:
+			t.Errorf("Parse(%q): probes on (%+v), want off", tt.in, *p)
+		case tt.want != nil && p == nil:
+			t.Errorf("Parse(%q): probes off", tt.in)
+		case tt.want != nil && p.Route() != *tt.want:
+			t.Errorf("Parse(%q): probes %+v, want %+v", tt.in, p.Route(), *tt.want)
+		}
 	}
 }
 

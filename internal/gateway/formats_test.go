@@ -563,3 +563,31 @@ func TestTranslatedStreamCut(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeTarget: an active probe of a channel's key authenticates as a
+// real request to that kind of upstream would, at the vendor's model list.
+func TestProbeTarget(t *testing.T) {
+	for _, tc := range []struct {
+		kind, auth string
+		want       map[string]string
+	}{
+		{"openai", "Bearer sk-1", map[string]string{"Authorization": "Bearer sk-1", "X-Team": "a"}},
+		{"openai", "", map[string]string{"Authorization": "", "X-Team": "a"}},
+		{"anthropic", "Bearer sk-ant", map[string]string{"X-Api-Key": "sk-ant", "Anthropic-Version": anthropic.Version, "Authorization": ""}},
+		{"gemini", "Bearer g-1", map[string]string{"X-Goog-Api-Key": "g-1", "Authorization": ""}},
+	} {
+		ch := gateway.NewChannel(config.Channel{Name: "c", Kind: tc.kind, BaseURL: "http://up/v1", Headers: map[string]string{"X-Team": "a"}})
+		pt := ch.ProbeTarget(tc.auth)
+		if pt.URL != "http://up/v1/models" {
+			t.Errorf("%s: URL %q", tc.kind, pt.URL)
+		}
+		for k, v := range tc.want {
+			if got := pt.Header.Get(k); got != v {
+				t.Errorf("%s %q: header %s = %q, want %q", tc.kind, tc.auth, k, got, v)
+			}
+		}
+		if pt.Header.Get("Content-Type") != "" {
+			t.Errorf("%s: a GET probe sends Content-Type %q", tc.kind, pt.Header.Get("Content-Type"))
+		}
+	}
+}

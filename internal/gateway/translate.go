@@ -12,6 +12,7 @@ import (
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
 	"baimo/internal/provider"
+	"baimo/internal/route"
 	"baimo/internal/provider/anthropic"
 )
 
@@ -263,9 +264,19 @@ func geminiPath(model string, stream bool) string {
 // (Anthropic), x-goog-api-key (Gemini). An Anthropic client's anthropic-beta
 // header is passed on to an Anthropic upstream.
 func setUpstreamAuth(h http.Header, r *http.Request, req *request) {
-	ch := req.channel
-	secret := strings.TrimPrefix(req.auth, "Bearer ")
-	switch ch.Kind {
+	setAuth(h, req.channel.Kind, req.auth)
+	if req.channel.Kind == "anthropic" && req.format == provider.FormatAnthropic {
+		if b := r.Header.Get("Anthropic-Beta"); b != "" && h.Get("Anthropic-Beta") == "" {
+			h.Set("Anthropic-Beta", b)
+		}
+	}
+}
+
+// setAuth sets the headers an upstream of kind authenticates with; auth is
+// "Bearer <secret>", or "" for none.
+func setAuth(h http.Header, kind, auth string) {
+	secret := strings.TrimPrefix(auth, "Bearer ")
+	switch kind {
 	case "anthropic":
 		if secret != "" {
 			h.Set("X-Api-Key", secret)
@@ -273,18 +284,24 @@ func setUpstreamAuth(h http.Header, r *http.Request, req *request) {
 		if h.Get("Anthropic-Version") == "" {
 			h.Set("Anthropic-Version", anthropic.Version)
 		}
-		if req.format == provider.FormatAnthropic {
-			if b := r.Header.Get("Anthropic-Beta"); b != "" && h.Get("Anthropic-Beta") == "" {
-				h.Set("Anthropic-Beta", b)
-			}
-		}
 	case "gemini":
 		if secret != "" {
 			h.Set("X-Goog-Api-Key", secret)
 		}
 	default:
-		if req.auth != "" {
-			h.Set("Authorization", req.auth)
+		if auth != "" {
+			h.Set("Authorization", auth)
 		}
 	}
+}
+
+// ProbeTarget is the request an active health probe sends for one of the
+// channel's keys (auth, as route.Key.Data holds it): a GET of the vendor's
+// model list, which costs no tokens, with the channel's headers and the
+// key's authentication as a real request would carry them.
+func (c *Channel) ProbeTarget(auth string) route.ProbeTarget {
+	h := c.header.Clone()
+	h.Del("Content-Type")
+	setAuth(h, c.Kind, auth)
+	return route.ProbeTarget{URL: c.BaseURL + "/models", Header: h}
 }

@@ -13,6 +13,7 @@ import (
 	"baimo/internal/apierr"
 	"baimo/internal/keys"
 	"baimo/internal/money"
+	"baimo/internal/route"
 	"baimo/internal/usage"
 )
 
@@ -272,8 +273,16 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 		"output_tokens": tot.Output, "reasoning_tokens": tot.Reasoning, "cost": cost}})
 }
 
+// routingView is the routing state with the last active probe of each
+// channel and key (empty when probes are off).
+type routingView struct {
+	route.Snapshot
+	Probes []route.ProbeStatus
+}
+
 func (s *Server) routingState(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.GW.Router().Snapshot())
+	rt := s.GW.Router()
+	writeJSON(w, http.StatusOK, routingView{Snapshot: rt.Snapshot(), Probes: rt.Probes()})
 }
 
 func (s *Server) unpark(w http.ResponseWriter, r *http.Request) {

@@ -164,3 +164,42 @@ func (b *breaker) reset() {
 	b.failures.Store(0)
 	b.admitted.Store(0)
 }
+
+// openEpoch reports whether the breaker is open and still inside its open
+// period at now, and if so which trip that is (the trip count identifies
+// the open period even when two trips share a timestamp).
+func (b *breaker) openEpoch(now int64) (epoch int64, open bool) {
+	if BreakerState(b.state.Load()) != Open || now >= b.openUntil.Load() {
+		return 0, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if BreakerState(b.state.Load()) != Open {
+		return 0, false
+	}
+	return b.trips, true
+}
+
+// probeSucceeded ends the open period that began with trip epoch early, by
+// moving the breaker to half-open: real requests then confirm the upstream
+// (it closes after Probes successes) or open it again on the first failure.
+// It does nothing, and reports false, if the breaker has moved on since the
+// probe started (closed, half-open, or opened again by a later trip).
+func (b *breaker) probeSucceeded(now, epoch int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if BreakerState(b.state.Load()) != Open || b.trips != epoch {
+		return false
+	}
+	b.toHalfOpen(now)
+	return true
+}
+
+// trial puts the breaker in half-open whatever its state, so that only
+// probe requests pass until one succeeds (used when a probe brings a parked
+// key back: real traffic must confirm it before the key takes its share).
+func (b *breaker) trial(now int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.toHalfOpen(now)
+}

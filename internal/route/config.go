@@ -271,3 +271,57 @@ func (m Model) validate() error {
 	}
 	return nil
 }
+
+// Defaults and bounds of active probes.
+const (
+	DefaultProbeInterval    = 30 * time.Second
+	DefaultProbeTimeout     = 5 * time.Second
+	DefaultProbeConcurrency = 4
+	MinProbeInterval        = time.Second
+	MaxProbeInterval        = 24 * time.Hour
+	MaxProbeTimeout         = time.Minute
+	MaxProbeConcurrency     = 64
+)
+
+// ProbeConfig configures active health probes (see Prober): every Interval,
+// channels and keys whose breaker is open are checked with a request that
+// costs no tokens, each bounded by Timeout, at most Concurrency at a time.
+// With ParkedKeys, keys parked for an authentication fault (401, 403,
+// invalid key) are probed too. Zero fields get defaults.
+type ProbeConfig struct {
+	Interval    time.Duration `yaml:"interval"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Concurrency int           `yaml:"concurrency"`
+	ParkedKeys  bool          `yaml:"parked_keys"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults. The default
+// timeout is never longer than the interval.
+func (c ProbeConfig) WithDefaults() ProbeConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultProbeInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = min(DefaultProbeTimeout, c.Interval)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultProbeConcurrency
+	}
+	return c
+}
+
+// Validate checks a configuration that has its defaults. Errors name the
+// YAML field.
+func (c ProbeConfig) Validate() error {
+	switch {
+	case c.Interval < MinProbeInterval || c.Interval > MaxProbeInterval:
+		return fmt.Errorf("interval: %s is outside %s..%s", c.Interval, MinProbeInterval, MaxProbeInterval)
+	case c.Timeout <= 0 || c.Timeout > MaxProbeTimeout:
+		return fmt.Errorf("timeout: %s is outside 0..%s", c.Timeout, MaxProbeTimeout)
+	case c.Timeout > c.Interval:
+		return fmt.Errorf("timeout: %s is longer than the interval %s", c.Timeout, c.Interval)
+	case c.Concurrency < 1 || c.Concurrency > MaxProbeConcurrency:
+		return fmt.Errorf("concurrency: %d is outside 1..%d", c.Concurrency, MaxProbeConcurrency)
+	}
+	return nil
+}

@@ -42,6 +42,8 @@ type Router struct {
 
 	mu       sync.Mutex // serialises Update; guards the maps below
 	chStates map[string]*channelState
+
+	probes probeLog // results of active probes (probe.go)
 }
 
 // table is one immutable configuration, resolved for fast selection.
