@@ -65,11 +65,13 @@ func newAdmission() *admission {
 		recent: recentHolds{max: recentHoldsMax}}
 }
 
-// recentHoldsMax bounds the resolved holds kept for retries. Request ids are
-// unique, so only a retry of the same request within this many later
-// requests needs them; an older retry of a settled request is refused at
-// its settlement (the record is already stored) and its hold expires.
-const recentHoldsMax = 1 << 16
+// recentHoldsMax bounds the resolved holds kept for retries (about 1 MB).
+// The gateway's request ids are unique, so only a caller retrying the same
+// request within this many later ones needs them; an older retry of a
+// settled request gets a new hold, which no settlement charges twice (the
+// first record and its transfers are found) and the sweeper releases at
+// its expiry.
+const recentHoldsMax = 1 << 12
 
 // recentHolds remembers the last resolved holds (and requests settled with
 // no hold, as a zero Hold) in a ring.

@@ -339,9 +339,11 @@ func testLedgerAdmin(t *testing.T, s Store) {
 	wantBalance(t, l, "acme", 5*yuan, 0, 0)
 }
 
-func testLedgerSweep(t *testing.T, s Store) {
+// holdThree gives the prepaid tenant acme 10 yuan and holds 2 of them for
+// each of the requests s1, s2 and s3.
+func holdThree(t *testing.T, l *ledger.Ledger) {
+	t.Helper()
 	ctx := context.Background()
-	l, clk := newLedger(t, s)
 	mustTenant(t, l, "acme", ledger.Prepaid, 0)
 	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
 		t.Fatal(err)
@@ -351,6 +353,12 @@ func testLedgerSweep(t *testing.T, s Store) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func testLedgerSweep(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, clk := newLedger(t, s)
+	holdThree(t, l)
 	// s1's record reached the store by another path (the process died before settling).
 	if err := s.WriteRecords(ctx, []usage.Record{rec("s1", "acme", yuan)}); err != nil {
 		t.Fatal(err)
@@ -769,15 +777,7 @@ func testLedgerConcurrentChaos(t *testing.T, s Store) {
 func testLedgerSweepInMemory(t *testing.T, s Store) {
 	ctx := context.Background()
 	l, clk := newLedger(t, s)
-	mustTenant(t, l, "acme", ledger.Prepaid, 0)
-	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"s1", "s2", "s3"} {
-		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", Amount: cny(2 * yuan)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	holdThree(t, l)
 	// The holds count at once, though no row was written for them.
 	wantBalance(t, l, "acme", 10*yuan, 6*yuan, 0)
 	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "big", TenantID: "acme", Amount: cny(5 * yuan)}); !errors.Is(err, ledger.ErrInsufficientFunds) {
