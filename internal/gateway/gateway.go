@@ -544,8 +544,7 @@ func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
 	if !ok || m == "" {
 		return apierr.BadRequest("model", "The model parameter must be a non-empty string.")
 	}
-	req.model = m
-	req.rec.Model = m
+	req.model, req.rec.Model = m, m // recorded even if a later check refuses the request
 	if hasStream {
 		v := body[stream.Start:stream.End]
 		s, ok := jsonfield.Bool(v)
@@ -583,14 +582,7 @@ func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
 			return apierr.BadRequest("input", "You must provide an input parameter.")
 		}
 	}
-	chans := g.byModel[m]
-	if len(chans) == 0 {
-		return apierr.ModelNotFound(m)
-	}
-	if !req.key.Allows(m) {
-		return apierr.ModelNotAllowed(m)
-	}
-	return nil
+	return g.admitModel(req, m)
 }
 
 var includeUsage = []byte(`{"include_usage":true}`)
