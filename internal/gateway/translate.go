@@ -12,8 +12,8 @@ import (
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
 	"baimo/internal/provider"
-	"baimo/internal/route"
 	"baimo/internal/provider/anthropic"
+	"baimo/internal/route"
 )
 
 // The Anthropic and Gemini endpoints. Their upstream path depends on the

@@ -85,6 +85,9 @@ type Balance struct {
 // Balance returns a tenant's balance.
 func (l *Ledger) Balance(ctx context.Context, tenantID string) (Balance, error) {
 	tenantID = TenantFor(tenantID)
+	if b, ok := l.mirrorBalance(tenantID); ok {
+		return b, nil
+	}
 	var b Balance
 	err := l.store.LedgerView(ctx, func(v View) error {
 		a, err := v.Account(ctx, MainAccount(tenantID))
@@ -95,10 +98,7 @@ func (l *Ledger) Balance(ctx context.Context, tenantID string) (Balance, error) 
 		if err != nil {
 			return err
 		}
-		// Holds kept in memory count as pending like those in the store.
-		a.PendingDebits += l.memPending(tenantID)
-		b = Balance{TenantID: tenantID, Kind: a.Kind, Currency: a.Currency, CreditLimit: a.CreditLimit,
-			Posted: a.Posted(), Pending: a.PendingDebits, Available: a.Available(), Debt: -d.Posted()}
+		b = balanceOf(a, d)
 		return nil
 	})
 	if err != nil {
@@ -287,8 +287,13 @@ func balanceTx(ctx context.Context, v View, t Tenant) (Balance, error) {
 	if err != nil {
 		return Balance{}, err
 	}
-	return Balance{TenantID: t.ID, Kind: a.Kind, Currency: a.Currency, CreditLimit: a.CreditLimit,
-		Posted: a.Posted(), Pending: a.PendingDebits, Available: a.Available(), Debt: -d.Posted()}, nil
+	return balanceOf(a, d), nil
+}
+
+// balanceOf is the balance of a tenant's main and debt accounts.
+func balanceOf(main, debt Account) Balance {
+	return Balance{TenantID: main.TenantID, Kind: main.Kind, Currency: main.Currency, CreditLimit: main.CreditLimit,
+		Posted: main.Posted(), Pending: main.PendingDebits, Available: main.Available(), Debt: -debt.Posted()}
 }
 
 // idempotent runs fn once per idempotency key: a replay with the same body

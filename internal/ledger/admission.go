@@ -210,17 +210,35 @@ func (l *Ledger) loadMirror(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// memPending returns the sum of a tenant's holds in memory.
-func (l *Ledger) memPending(tenantID string) int64 {
+// mirrorBalance returns a tenant's balance from the mirror, its holds in
+// memory counted as pending: one consistent view, since a commit's deltas
+// and the release of the holds it settled reach the mirror together (the
+// store's rows and the holds, read one after the other, could count a
+// settled request twice). ok is false when the tenant has no hold in
+// memory: then the store alone says the balance.
+func (l *Ledger) mirrorBalance(tenantID string) (Balance, bool) {
 	if l.adm == nil {
-		return 0
+		return Balance{}, false
 	}
-	l.adm.mu.Lock()
-	defer l.adm.mu.Unlock()
-	if m := l.adm.tenants[tenantID]; m != nil {
-		return m.holds
+	for {
+		l.adm.mu.Lock()
+		m := l.adm.tenants[tenantID]
+		if m == nil || m.holds == 0 {
+			l.adm.mu.Unlock()
+			return Balance{}, false
+		}
+		if m.loaded {
+			main := m.main
+			main.PendingDebits += m.holds
+			b := balanceOf(main, m.debt)
+			l.adm.mu.Unlock()
+			return b, true
+		}
+		l.adm.mu.Unlock()
+		if err := l.loadMirror(context.Background(), tenantID); err != nil {
+			return Balance{}, false
+		}
 	}
-	return 0
 }
 
 // expiredMemHolds returns the holds in memory whose expiry has passed.
