@@ -219,14 +219,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		log.Warn("billing.ledger is off: requests are metered and rated but not charged")
 	}
+	routes, replicator, err := newRoutes(ctx, cfg, channels, db, exclusive, host+"/"+*addr, log)
+	if err != nil {
+		return err
+	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
 		AuditEvery: cfg.Usage.AuditEvery, Ledger: holder, FreeTier: freeTier,
-		Limiter: limiter,
+		Limiter: limiter, Router: routes,
 	})
 	if err != nil {
 		return err
+	}
+	replicated := make(chan struct{})
+	if replicator != nil {
+		go func() { defer close(replicated); replicator.Run(sweepCtx, gw.Router()) }()
+	} else {
+		close(replicated)
 	}
 	gateway.Preload(gw.Models())
 	stopProbes, err := startProbes(ctx, cfg, gw, log)
@@ -241,6 +251,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
 			Lists: db, Rater: rater,
 			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Tokenizer{}.CountPrompt(model, body); return n }},
+	}
+	if replicator != nil {
+		api.RoutingEvents = replicator
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -288,6 +301,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("usage records: %w", err)
 	}
 	stopSweep()
+	<-replicated
 	if err := books.Close(); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -328,6 +342,7 @@ type store interface {
 	price.Store
 	price.ListStore
 	ledger.Store
+	route.EventStore
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -339,6 +354,34 @@ func openStore(ctx context.Context, dsn, dataDir string) (store, error) {
 		return postgres.Open(ctx, dsn)
 	}
 	return sqlite.Open(ctx, filepath.Join(dataDir, "baimo.db"))
+}
+
+// newRoutes returns, for nodes sharing a store (not exclusive), a router
+// whose parks are appended to the store's routing events and a replicator
+// that applies other nodes' events, started at the current end of the log:
+// events from before this node started are not replayed (a park replayed
+// would restart its timer here; traffic finds a bad key again at the cost of
+// one retried attempt). A single node on its own store needs neither and
+// gets nil, nil: the gateway builds its router itself.
+func newRoutes(ctx context.Context, cfg *config.Config, channels []*gateway.Channel, st store, exclusive bool,
+	node string, log *slog.Logger) (*route.Router, *route.Replicator, error) {
+	if exclusive {
+		return nil, nil, nil
+	}
+	rep, err := route.NewReplicator(st, route.ReplicatorOptions{Node: node, Clock: clock.Real{}, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := route.New(gateway.RouteConfig(cfg.Routing, channels), route.Options{Clock: clock.Real{}, Logger: log,
+		OnPark: rep.OnPark})
+	if err != nil {
+		return nil, nil, fmt.Errorf("routing: %w", err)
+	}
+	if err := rep.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	log.Info("routing events shared with the other nodes", "node", node)
+	return r, rep, nil
 }
 
 // syncPrices applies, every interval, the price versions another node added

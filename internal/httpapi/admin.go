@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -285,13 +286,36 @@ func (s *Server) routingState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, routingView{Snapshot: rt.Snapshot(), Probes: rt.Probes()})
 }
 
+// RoutingRecorder is told of each routing change an operator makes through
+// the admin API, after it is applied on this node, so that the other gateway
+// nodes sharing the store apply it too; route.Replicator is one.
+type RoutingRecorder interface {
+	Record(ctx context.Context, e route.Event) error
+}
+
+// recordRouting passes e to s.RoutingEvents, if set, and adds to the answer
+// whether the other nodes will see it. The change is already applied here,
+// so a failure to record it does not fail the request.
+func (s *Server) recordRouting(r *http.Request, e route.Event, answer map[string]any) {
+	if s.RoutingEvents == nil {
+		return
+	}
+	err := s.RoutingEvents.Record(r.Context(), e)
+	if err != nil {
+		s.Log.Error("routing change applied on this node only", "kind", e.Kind, "channel", e.Channel, "key", e.Key, "err", err)
+	}
+	answer["replicated"] = err == nil
+}
+
 func (s *Server) unpark(w http.ResponseWriter, r *http.Request) {
 	ch, key := r.PathValue("channel"), r.PathValue("key")
 	if err := s.GW.Router().Unpark(ch, key); err != nil {
 		WriteOpenAIError(w, apierr.NotFound(err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "key": key, "parked": false})
+	answer := map[string]any{"channel": ch, "key": key, "parked": false}
+	s.recordRouting(r, route.Event{Kind: route.EventUnpark, Channel: ch, Key: key, Reason: "admin API"}, answer)
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (s *Server) resetChannel(w http.ResponseWriter, r *http.Request) {
@@ -300,7 +324,9 @@ func (s *Server) resetChannel(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound(err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"channel": ch, "reset": true})
+	answer := map[string]any{"channel": ch, "reset": true}
+	s.recordRouting(r, route.Event{Kind: route.EventReset, Channel: ch, Reason: "admin API"}, answer)
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // driftView is one line of the vendor audit.

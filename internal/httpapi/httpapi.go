@@ -43,6 +43,9 @@ type Server struct {
 	Billing *Billing
 	// Ready reports whether the gateway should take traffic.
 	Ready func() bool
+	// RoutingEvents, if set, is told of the routing changes an operator
+	// makes through the admin API, for the other nodes (admin.go).
+	RoutingEvents RoutingRecorder
 }
 
 // Handler returns the routes.
