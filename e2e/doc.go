@@ -8,9 +8,11 @@
 // sees equals the usage recorded. Other tests check shutdown and durability
 // (a stream in flight at SIGTERM finishes and is recorded), the admin API's
 // authentication, a gateway SIGKILLed mid-stream at seeded points and
-// restarted (holds reconciled, books audited), and three gateway nodes sharing
-// PostgreSQL and Redis through one load run with a key limit and a prepaid
-// balance while one node is killed and restarted.
+// restarted (holds reconciled, or on SQLite, where holds live in memory, each
+// request charged exactly its record; books audited), three gateway nodes
+// sharing PostgreSQL and Redis through one load run with a key limit and a
+// prepaid balance while one node is killed and restarted, and two nodes
+// passing a parked key, an unpark and a breaker reset to each other.
 //
 // When the test binary is built with -race, baimo is built with -race too, so
 // the SDK traffic also hunts for data races in the server; set
