@@ -395,8 +395,10 @@ type Step struct {
 }
 
 // Pipeliner is an optional ability of a Tx: run the one-statement holds and
-// settlements of a whole batch in one round trip, in order, filling in
-// each step's results.
+// settlements of a whole batch in one round trip, filling in each step's
+// results as if each step ran alone in order, except that a store may run
+// all the settlements before the holds (they only release pending amounts).
+// Steps name distinct request ids.
 type Pipeliner interface {
 	HoldWriter
 	SettleWriter

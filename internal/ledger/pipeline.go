@@ -20,7 +20,10 @@ type prepared struct {
 // and only if no other operation on that id came before it, so each request
 // still sees its operations in order; anything the one-statement forms do
 // not cover (budgets, free tenants, invalid input, duplicates, refusals)
-// is finished or redone by the ordinary path afterwards.
+// is finished or redone by the ordinary path afterwards. The store may run
+// the batch's settlements before its holds (package postgres does, as a few
+// multi-row statements): settlements only release pending amounts, so holds
+// can only gain by it, and each request still sees its operations in order.
 func (l *Ledger) pipeline(ctx context.Context, tx Tx, ops []*op, order []int, now time.Time) (map[int]prepared, error) {
 	p, ok := tx.(Pipeliner)
 	if !ok || len(order) < 2 {
