@@ -35,7 +35,51 @@ func BenchmarkHoldSettleSQLite(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	benchHoldSettle(b, db)
+	benchHoldSettle(b, db, ledger.Options{Node: "bench"})
+}
+
+// BenchmarkHoldSettleSQLiteInMemory is the SQLite benchmark as `baimo
+// serve` runs it: one process, holds in memory (ledger.Options.Exclusive),
+// so the one write of a request is its settlement with its record.
+func BenchmarkHoldSettleSQLiteInMemory(b *testing.B) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "baimo.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	benchHoldSettle(b, db, ledger.Options{Node: "bench", Exclusive: true})
+}
+
+// BenchmarkHoldInMemory is the cost of one admission with holds in memory:
+// what billing adds before a request's upstream call (settlements come
+// later, off the request's path).
+func BenchmarkHoldInMemory(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "baimo.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l := ledger.New(db, ledger.Options{Node: "bench", Exclusive: true})
+	defer l.Close()
+	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "t", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "t", Amount: 10_000_000 * money.Scale}); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, b.N)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("req_%d", i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: ids[i], TenantID: "t", KeyID: "key_1",
+			Amount: money.New(2_000_000, money.CNY)}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkHoldSettlePostgres(b *testing.B) {
@@ -63,14 +107,14 @@ func BenchmarkHoldSettlePostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	benchHoldSettle(b, db)
+	benchHoldSettle(b, db, ledger.Options{Node: "bench"})
 }
 
 // settleBatcher stands in for the spine's usage writer: settlements go
 // through Ledger.Settle, which group-commits them with their records.
-func benchHoldSettle(b *testing.B, s ledger.Store) {
+func benchHoldSettle(b *testing.B, s ledger.Store, o ledger.Options) {
 	ctx := context.Background()
-	l := ledger.New(s, ledger.Options{Node: "bench"})
+	l := ledger.New(s, o)
 	defer l.Close()
 	const tenants = 16
 	for i := 0; i < tenants; i++ {
