@@ -40,6 +40,13 @@ func envOr(name, def string) string {
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doHeader(ctx, method, path, nil, body, out)
+}
+
+// doHeader is do with extra request headers (such as Idempotency-Key). An out
+// of type *[]byte receives the raw response body (CSV, or JSON passed through
+// unchanged so that no number goes through float64).
+func (c *adminClient) doHeader(ctx context.Context, method, path string, hdr http.Header, body, out any) error {
 	if c.key == "" {
 		c.key = os.Getenv("BAIMO_ADMIN_KEY")
 	}
@@ -60,6 +67,11 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -77,6 +89,10 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error.Message)
 		}
 		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
