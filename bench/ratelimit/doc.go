@@ -1,4 +1,4 @@
 // Package ratelimit holds the benchmarks of internal/ratelimit: a local
 // check, and the Redis path with its round trips counted. Figures go to
-// bench/route/RESULTS.md and then to BENCHMARKS.md.
+// RESULTS.md here and then to BENCHMARKS.md.
 package ratelimit

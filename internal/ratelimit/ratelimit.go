@@ -175,7 +175,15 @@ type verdict struct {
 
 // result turns a verdict into a Result.
 func result(req *Request, v *verdict) Result {
-	r := Result{Allowed: v.refused == KindNone, Refused: v.refused}
+	var r Result
+	fillResult(&r, req, v)
+	return r
+}
+
+// fillResult sets the verdict's fields of a zero Result in place (a Result
+// is large enough that copies show on the local path).
+func fillResult(r *Result, req *Request, v *verdict) {
+	r.Allowed, r.Refused = v.refused == KindNone, v.refused
 	if !r.Allowed {
 		r.RefusedKey = req.Limits[v.refusedIdx].Key
 		if v.retryMs < 0 {
@@ -218,7 +226,6 @@ func result(req *Request, v *verdict) Result {
 		tpm := req.Limits[tokIdx].TPM
 		r.Tokens = Quota{Limit: tpm, Remaining: tokLeft, Reset: ms(cdiv(v.per[tokIdx].td, tpm))}
 	}
-	return r
 }
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }

@@ -145,21 +145,23 @@ func (p *Plan) Next() (Attempt, error) {
 func (p *Plan) choose(now int64, skip *bitset) (int, bool) {
 	m := p.m
 	rnd := p.r.rnd()
-	pol := m.cfg.Policy
-	explore := (pol == PolicyLatency || pol == PolicyBlend) && p.explore(rnd)
+	pol := m.pol
+	if (pol == polLatency || pol == polBlend) && p.explore(rnd) {
+		pol = polWeighted
+	}
 	for g := 0; g+1 < len(m.groups); g++ {
 		lo, hi := m.groups[g], m.groups[g+1]
 		var i int
-		switch {
-		case pol == PolicyBalanced:
+		switch pol {
+		case polBalanced:
 			i = p.balanced(lo, hi, now, skip, rnd)
-		case explore || pol == PolicyWeighted:
+		case polWeighted:
 			i = p.weighted(lo, hi, now, skip, rnd)
-		case pol == PolicyLeastInFlight:
+		case polLeastInFlight:
 			i = p.leastInFlight(lo, hi, now, skip, rnd)
-		case pol == PolicyLatency:
+		case polLatency:
 			i = p.lowestLatency(lo, hi, now, skip, rnd)
-		case pol == PolicyCost:
+		case polCost:
 			i = p.cheapest(lo, hi, now, skip, rnd)
 		default:
 			i = p.blend(lo, hi, now, skip, rnd)
@@ -171,9 +173,41 @@ func (p *Plan) choose(now int64, skip *bitset) (int, bool) {
 	return 0, false
 }
 
+// policyKind is Model.Policy as a small integer, resolved once per table so
+// that choose does not compare strings.
+type policyKind uint8
+
+const (
+	polBalanced policyKind = iota
+	polWeighted
+	polLeastInFlight
+	polLatency
+	polCost
+	polBlend
+)
+
+// prepare derives the model's selection fields from its config; build calls
+// it once per table, after cfg, members and groups are set.
+func (m *model) prepare() {
+	switch m.cfg.Policy {
+	case PolicyWeighted:
+		m.pol = polWeighted
+	case PolicyLeastInFlight:
+		m.pol = polLeastInFlight
+	case PolicyLatency:
+		m.pol = polLatency
+	case PolicyCost:
+		m.pol = polCost
+	case PolicyBlend:
+		m.pol = polBlend
+	default:
+		m.pol = polBalanced
+	}
+}
+
 // ok reports whether member i may be chosen now: not yet tried, not resting,
 // breaker letting requests through, vendor limits not reached (in strict
-// mode). Small enough to inline; the rare cases go to okSlow.
+// mode). The scans ask free first, which inlines; ok decides the rest.
 func (p *Plan) ok(i int, now int64, skip *bitset) bool {
 	st := p.m.members[i].st
 	if skip.has(i) || st.cooldown.Load() > now {
@@ -185,11 +219,19 @@ func (p *Plan) ok(i int, now int64, skip *bitset) bool {
 	return p.okSlow(i, now)
 }
 
+// free is ok's common case, small enough to inline into the scans: member i
+// is untried, not cooling down, and its breaker is closed. Only when it
+// says false, or the scan is strict, does a scan call ok. (In strict mode
+// ok also checks vendor limits.)
+func free(st *channelState, i int, now int64, skip *bitset) bool {
+	return !skip.has(i) && st.cooldown.Load() <= now && st.br.state.Load() == int32(Closed)
+}
+
 func (p *Plan) okSlow(i int, now int64) bool {
 	return p.m.members[i].st.br.usable(now, &p.tab.chBreaker) && (!p.strict || p.fits(i, now))
 }
 
-// fits checks member i's vendor limits (kept out of ok so ok inlines).
+// fits checks member i's vendor limits.
 func (p *Plan) fits(i int, now int64) bool {
 	mem := &p.m.members[i]
 	return mem.st.m.fits(mem.params, now, p.req.Tokens)
@@ -201,35 +243,84 @@ func (p *Plan) explore(rnd uint64) bool {
 	return e > 0 && float64(rnd>>40)/(1<<24) < e
 }
 
-// rotate returns the j-th index of [lo,hi) counted from a random start, so
-// ties are not always won by the first channel of a group.
-func rotate(lo, hi, start, j int) int {
-	i := lo + start + j
-	if i >= hi {
-		i -= hi - lo
+// candidates writes the usable members of [lo,hi) to cand, in member order,
+// and returns how many there are and how many of them come before pivot.
+// Scans that break ties by order start at a random pivot and wrap around
+// (cand[split:n], then cand[:split]), so ties are not always won by the
+// first channel of a group.
+func (p *Plan) candidates(cand *[MaxChannelsPerModel]uint16, lo, hi, pivot int, now int64, skip *bitset) (n, split int) {
+	if p.strict {
+		return p.candidatesFrom(cand, lo, hi, pivot, lo, 0, now, skip)
 	}
-	return i
+	ms := p.m.members[:hi]
+	for i := lo; i < hi; i++ {
+		if i == pivot {
+			split = n
+		}
+		if !free(ms[i].st, i, now, skip) {
+			// The rare case: ok decides, in a loop of its own so that
+			// this one makes no calls and keeps its values in registers.
+			return p.candidatesFrom(cand, lo, hi, pivot, i, n, now, skip)
+		}
+		cand[n] = uint16(i)
+		n++
+	}
+	return n, split
+}
+
+// candidatesFrom is candidates from member i on, with n candidates found
+// before it.
+func (p *Plan) candidatesFrom(cand *[MaxChannelsPerModel]uint16, lo, hi, pivot, i, n int, now int64, skip *bitset) (int, int) {
+	split := 0
+	if pivot < i {
+		for split < n && int(cand[split]) < pivot {
+			split++
+		}
+	}
+	ms := p.m.members[:hi]
+	strict, tokens := p.strict, p.req.Tokens
+	for ; i < hi; i++ {
+		if i == pivot {
+			split = n
+		}
+		mem := &ms[i]
+		var ok bool
+		if free(mem.st, i, now, skip) {
+			// ok's answer for a free member, without the call.
+			ok = !strict || mem.st.m.fits(mem.params, now, tokens)
+		} else {
+			ok = p.ok(i, now, skip)
+		}
+		if ok {
+			cand[n] = uint16(i)
+			n++
+		}
+	}
+	return n, split
 }
 
 // weighted picks at random in proportion to weight among usable members of
 // [lo,hi), or returns -1.
 func (p *Plan) weighted(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 	var cand [MaxChannelsPerModel]uint16
-	n := 0
-	var total int64
-	for i := lo; i < hi; i++ {
-		if p.ok(i, now, skip) {
-			cand[n] = uint16(i)
-			n++
-			total += p.m.members[i].weight
-		}
-	}
+	n, _ := p.candidates(&cand, lo, hi, lo, now, skip)
 	if n == 0 {
 		return -1
 	}
+	ms := p.m.members
+	if n == hi-lo {
+		// Every member is a candidate: the group's cumulative weights
+		// give the walk's answer below by binary search.
+		x := int64((rnd & (1<<40 - 1)) % uint64(p.m.cum[hi-1]))
+		return p.drawWeighted(lo, hi, x)
+	}
+	var total int64
+	for _, i := range cand[:n] {
+		total += ms[i].weight
+	}
 	x := int64((rnd & (1<<40 - 1)) % uint64(total))
 	for _, i := range cand[:n] {
-		x -= p.m.members[i].weight
+		x -= ms[i].weight
 		if x < 0 {
 			return int(i)
 		}
@@ -243,12 +334,13 @@ func (p *Plan) weighted(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 func (p *Plan) balanced(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 	m := p.m
 	total := uint64(m.cum[hi-1])
+	strict := p.strict
 	a, b := -1, -1
 	x := rnd
 	for range balancedDraws {
 		x = splitmix(x)
 		i := p.drawWeighted(lo, hi, int64((x>>1)%total))
-		if i == a || !p.ok(i, now, skip) {
+		if i == a || (strict || !free(m.members[i].st, i, now, skip)) && !p.ok(i, now, skip) {
 			continue
 		}
 		if a < 0 {
@@ -307,48 +399,55 @@ func splitmix(x uint64) uint64 {
 
 // leastInFlight compares (inFlight+1)/weight by cross-multiplication.
 func (p *Plan) leastInFlight(lo, hi int, now int64, skip *bitset, rnd uint64) int {
-	n := hi - lo
-	start := int(rnd % uint64(n))
+	var cand [MaxChannelsPerModel]uint16
+	n, split := p.candidates(&cand, lo, hi, lo+int(rnd%uint64(hi-lo)), now, skip)
+	ms := p.m.members
 	best := -1
 	var bl, bw int64
-	for j := range n {
-		i := rotate(lo, hi, start, j)
-		if !p.ok(i, now, skip) {
-			continue
-		}
-		mem := &p.m.members[i]
-		l := mem.st.m.inFlight.Load() + 1
-		if best < 0 || l*bw < bl*mem.weight {
-			best, bl, bw = i, l, mem.weight
+	// From the random start to the end, then around from the beginning.
+	for _, part := range [2][]uint16{cand[split:n], cand[:split]} {
+		for _, i := range part {
+			mem := &ms[i]
+			l := mem.st.m.inFlight.Load() + 1
+			if best < 0 || l*bw < bl*mem.weight {
+				best, bl, bw = int(i), l, mem.weight
+			}
 		}
 	}
 	return best
 }
 
 func (p *Plan) latencyOf(mem *member) int64 {
-	ttft := mem.lat.ttft.Load()
-	per := mem.lat.perToken.Load()
-	// ExpectedOutput < 2^21 and both terms < 2^40 ns (18 min) cannot
-	// overflow; beyond that the channel is hopeless anyway.
+	return expectedLatency(mem.lat, int64(p.req.ExpectedOutput))
+}
+
+// expectedLatency is ttft + perToken × out. With out < 2^21 and both terms
+// below 2^40 ns (18 min) it cannot overflow; beyond that the channel is
+// hopeless anyway.
+func expectedLatency(l *latency, out int64) int64 {
+	ttft := l.ttft.Load()
+	per := l.perToken.Load()
 	if per >= 1<<40 || ttft >= 1<<40 {
 		return math.MaxInt64 / 2
 	}
-	return ttft + per*int64(p.req.ExpectedOutput)
+	return ttft + per*out
 }
 
 // lowestLatency prefers channels without samples (so they get measured),
 // then the lowest expected latency.
 func (p *Plan) lowestLatency(lo, hi int, now int64, skip *bitset, rnd uint64) int {
-	n := hi - lo
-	start := int(rnd % uint64(n))
-	best, bl := -1, int64(0)
-	for j := range n {
-		i := rotate(lo, hi, start, j)
-		if !p.ok(i, now, skip) {
-			continue
-		}
-		if l := p.latencyOf(&p.m.members[i]); best < 0 || l < bl {
-			best, bl = i, l
+	var cand [MaxChannelsPerModel]uint16
+	n, split := p.candidates(&cand, lo, hi, lo+int(rnd%uint64(hi-lo)), now, skip)
+	ms := p.m.members
+	out := int64(p.req.ExpectedOutput)
+	// expectedLatency never returns more than MaxInt64/2, so the first
+	// candidate always beats bl.
+	best, bl := -1, int64(math.MaxInt64)
+	for _, part := range [2][]uint16{cand[split:n], cand[:split]} {
+		for _, i := range part {
+			if l := expectedLatency(ms[i].lat, out); l < bl {
+				best, bl = int(i), l
+			}
 		}
 	}
 	return best
@@ -360,17 +459,17 @@ func (p *Plan) cheapest(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 	if p.req.Cost == nil {
 		return p.weighted(lo, hi, now, skip, rnd)
 	}
-	n := hi - lo
-	start := int(rnd % uint64(n))
+	var cand [MaxChannelsPerModel]uint16
+	n, split := p.candidates(&cand, lo, hi, lo+int(rnd%uint64(hi-lo)), now, skip)
+	ms := p.m.members
+	cost := p.req.Cost
 	best, bc := -1, int64(0)
-	for j := range n {
-		i := rotate(lo, hi, start, j)
-		if !p.ok(i, now, skip) {
-			continue
-		}
-		c, ok := p.req.Cost(p.m.members[i].ch.cfg)
-		if ok && (best < 0 || c < bc) {
-			best, bc = i, c
+	for _, part := range [2][]uint16{cand[split:n], cand[:split]} {
+		for _, i := range part {
+			c, ok := cost(ms[i].ch.cfg)
+			if ok && (best < 0 || c < bc) {
+				best, bc = int(i), c
+			}
 		}
 	}
 	if best < 0 {
@@ -397,43 +496,78 @@ var blendPool = sync.Pool{New: func() any { return new(blendScratch) }}
 func (p *Plan) blend(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 	sc := blendPool.Get().(*blendScratch)
 	defer blendPool.Put(sc)
-	bw := p.m.cfg.Blend
+	bw := &p.m.cfg.Blend
+	useLat, useLoad := bw.Latency > 0, bw.InFlight > 0
 	useCost := bw.Cost > 0 && p.req.Cost != nil
-	var maxLat, maxCost, maxW int64
+	ms := p.m.members[:hi]
+	out := int64(p.req.ExpectedOutput)
+	var maxLat, maxW int64
 	var maxLoad float64
 	n := 0
-	for i := lo; i < hi; i++ {
-		if !p.ok(i, now, skip) {
-			continue
+	// The common case, every member free, in one loop without calls; the
+	// loop below does the same over the candidates ok lets through.
+	if !p.strict {
+		for i := lo; i < hi; i++ {
+			mem := &ms[i]
+			st := mem.st
+			if !free(st, i, now, skip) {
+				n = -1
+				break
+			}
+			sc.cand[n] = uint16(i)
+			maxW = max(maxW, mem.weight)
+			sc.w[n] = mem.fweight
+			if useLat {
+				l := expectedLatency(mem.lat, out)
+				sc.lat[n] = l
+				maxLat = max(maxLat, l)
+			}
+			if useLoad {
+				l := float64(st.m.inFlight.Load()) * mem.invWeight
+				sc.load[n] = l
+				if l > maxLoad { // not max(): float max handles NaN and is slow
+					maxLoad = l
+				}
+			}
+			n++
 		}
-		mem := &p.m.members[i]
-		if bw.Latency > 0 {
-			l := p.latencyOf(mem)
-			sc.lat[n] = l
-			maxLat = max(maxLat, l)
-		}
-		if bw.InFlight > 0 {
-			l := float64(mem.st.m.inFlight.Load()) * mem.invWeight
-			sc.load[n] = l
-			if l > maxLoad { // not max(): float max handles NaN and is slow
-				maxLoad = l
+	}
+	if p.strict || n < 0 {
+		n, _ = p.candidates(&sc.cand, lo, hi, lo, now, skip)
+		maxLat, maxW, maxLoad = 0, 0, 0
+		for k, i := range sc.cand[:n] {
+			mem := &ms[i]
+			maxW = max(maxW, mem.weight)
+			sc.w[k] = mem.fweight
+			if useLat {
+				l := expectedLatency(mem.lat, out)
+				sc.lat[k] = l
+				maxLat = max(maxLat, l)
+			}
+			if useLoad {
+				l := float64(mem.st.m.inFlight.Load()) * mem.invWeight
+				sc.load[k] = l
+				if l > maxLoad {
+					maxLoad = l
+				}
 			}
 		}
-		if useCost {
-			c, ok := p.req.Cost(mem.ch.cfg)
-			if !ok || c < 0 {
-				c = -1
-			}
-			sc.cost[n] = c
-			maxCost = max(maxCost, c)
-		}
-		maxW = max(maxW, mem.weight)
-		sc.w[n] = mem.fweight
-		sc.cand[n] = uint16(i)
-		n++
 	}
 	if n == 0 {
 		return -1
+	}
+	cand := sc.cand[:n]
+	var maxCost int64
+	if useCost {
+		cost := p.req.Cost
+		for k, i := range cand {
+			c, ok := cost(ms[i].ch.cfg)
+			if !ok || c < 0 {
+				c = -1
+			}
+			sc.cost[k] = c
+			maxCost = max(maxCost, c)
+		}
 	}
 	// Fold each term's weight and normaliser into one factor.
 	var kLat, kLoad, kCost float64
@@ -448,28 +582,31 @@ func (p *Plan) blend(lo, hi int, now int64, skip *bitset, rnd uint64) int {
 	}
 	kW := bw.Weight / float64(maxW)
 	start := int(rnd % uint64(n))
-	best, bs := -1, 0.0
-	for k := range n {
-		j := rotate(0, n, start, k)
-		s := bw.Weight - kW*sc.w[j]
-		if kLat > 0 {
-			s += kLat * float64(sc.lat[j])
-		}
-		if kLoad > 0 {
-			s += kLoad * sc.load[j]
-		}
-		if useCost {
-			if sc.cost[j] < 0 {
-				s += bw.Cost // unknown cost counts as the most expensive
-			} else {
-				s += kCost * float64(sc.cost[j])
+	// Scores are finite (blend weights are validated), so the first
+	// candidate beats bs; ties go to the earliest from start.
+	best, bs := 0, math.Inf(1)
+	for _, r := range [2][2]int{{start, n}, {0, start}} {
+		for j := r[0]; j < r[1]; j++ {
+			s := bw.Weight - kW*sc.w[j]
+			if kLat > 0 {
+				s += kLat * float64(sc.lat[j])
+			}
+			if kLoad > 0 {
+				s += kLoad * sc.load[j]
+			}
+			if useCost {
+				if sc.cost[j] < 0 {
+					s += bw.Cost // unknown cost counts as the most expensive
+				} else {
+					s += kCost * float64(sc.cost[j])
+				}
+			}
+			if s < bs {
+				best, bs = j, s
 			}
 		}
-		if best < 0 || s < bs {
-			best, bs = int(sc.cand[j]), s
-		}
 	}
-	return best
+	return int(sc.cand[best])
 }
 
 // acquire takes the channel's breaker, meter and a key, or nothing.

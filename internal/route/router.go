@@ -58,9 +58,10 @@ type table struct {
 
 type model struct {
 	cfg     Model
-	members []member // sorted by priority, stable
-	groups  []int    // start index of each priority group, plus len(members)
-	cum     []int64  // cum[i]: total weight of i's group up to and including i
+	members []member   // sorted by priority, stable
+	groups  []int      // start index of each priority group, plus len(members)
+	cum     []int64    // cum[i]: total weight of i's group up to and including i
+	pol     policyKind // cfg.Policy, resolved (plan.go)
 }
 
 type member struct {
@@ -255,6 +256,7 @@ func (r *Router) build(cfg Config) (*table, error) {
 				m.cum[i] = sum
 			}
 		}
+		m.prepare()
 	}
 	for name := range modelCfg {
 		if _, ok := tab.models[name]; !ok {
