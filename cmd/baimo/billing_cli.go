@@ -48,21 +48,7 @@ type budgetJSON struct {
 }
 
 func runCodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, codesUsage)
-		return fmt.Errorf("%w: codes needs a subcommand", errUsage)
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "create":
-		return codesCreate(ctx, rest, stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, codesUsage)
-		return nil
-	default:
-		fmt.Fprintln(stderr, codesUsage)
-		return fmt.Errorf("%w: unknown codes subcommand %q", errUsage, sub)
-	}
+	return dispatch(ctx, "codes", codesUsage, map[string]subcommand{"create": codesCreate}, args, stdout, stderr)
 }
 
 func codesCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -117,21 +103,13 @@ func codesCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func runBudgets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, budgetsUsage)
-		return fmt.Errorf("%w: budgets needs a subcommand", errUsage)
+	setGet := func(sub string) subcommand {
+		return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return budgetsSetGet(ctx, sub, args, stdout, stderr)
+		}
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "set", "get":
-		return budgetsSetGet(ctx, sub, rest, stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, budgetsUsage)
-		return nil
-	default:
-		fmt.Fprintln(stderr, budgetsUsage)
-		return fmt.Errorf("%w: unknown budgets subcommand %q", errUsage, sub)
-	}
+	return dispatch(ctx, "budgets", budgetsUsage, map[string]subcommand{"set": setGet("set"), "get": setGet("get")},
+		args, stdout, stderr)
 }
 
 func budgetsSetGet(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {

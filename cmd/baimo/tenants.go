@@ -101,31 +101,38 @@ type statementJSON struct {
 }
 
 func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	money := func(sub string) subcommand {
+		return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return tenantsMoney(ctx, sub, args, stdout, stderr)
+		}
+	}
+	return dispatch(ctx, "tenants", tenantsUsage, map[string]subcommand{
+		"create": tenantsCreate, "list": tenantsList, "balance": tenantsBalance,
+		"topup": money("topup"), "adjust": money("adjust"), "refund": money("refund"),
+		"redeem": tenantsRedeem, "statement": tenantsStatement,
+	}, args, stdout, stderr)
+}
+
+// subcommand runs one subcommand of a command group with its arguments.
+type subcommand func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// dispatch runs the subcommand args[0] of group; help prints usage.
+func dispatch(ctx context.Context, group, usage string, subs map[string]subcommand, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, tenantsUsage)
-		return fmt.Errorf("%w: tenants needs a subcommand", errUsage)
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("%w: %s needs a subcommand", errUsage, group)
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "create":
-		return tenantsCreate(ctx, rest, stdout, stderr)
-	case "list":
-		return tenantsList(ctx, rest, stdout, stderr)
-	case "balance":
-		return tenantsBalance(ctx, rest, stdout, stderr)
-	case "topup", "adjust", "refund":
-		return tenantsMoney(ctx, sub, rest, stdout, stderr)
-	case "redeem":
-		return tenantsRedeem(ctx, rest, stdout, stderr)
-	case "statement":
-		return tenantsStatement(ctx, rest, stdout, stderr)
+	switch args[0] {
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, tenantsUsage)
+		fmt.Fprintln(stdout, usage)
 		return nil
-	default:
-		fmt.Fprintln(stderr, tenantsUsage)
-		return fmt.Errorf("%w: unknown tenants subcommand %q", errUsage, sub)
 	}
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("%w: unknown %s subcommand %q", errUsage, group, args[0])
+	}
+	return run(ctx, args[1:], stdout, stderr)
 }
 
 func tenantsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
