@@ -152,6 +152,24 @@ describe('anthropic sdk', { skip }, () => {
     });
   });
 
+  test('models.list: every served model in Anthropic shape, a page at a time', async () => {
+    // limit 1 makes the SDK follow last_id with after_id through every page.
+    const ids = [];
+    for await (const m of client().models.list({ limit: 1 })) {
+      assert.equal(m.type, 'model');
+      assert.equal(typeof m.display_name, 'string');
+      assert.ok(!Number.isNaN(Date.parse(m.created_at)), `created_at is a date: ${JSON.stringify(m)}`);
+      ids.push(m.id);
+    }
+    for (const want of ['sim-chat', ...kinds.map((k) => k.model)]) {
+      assert.ok(ids.includes(want), `${want} listed: ${ids}`);
+    }
+    assert.equal(new Set(ids).size, ids.length, `no model listed twice: ${ids}`);
+    const one = await client().models.retrieve('via-anthropic');
+    assert.equal(one.id, 'via-anthropic');
+    assert.equal(one.type, 'model');
+  });
+
   test('an unknown model: 404 not_found_error', async () => {
     await assert.rejects(client().messages.create(params('no-such-model')), (err) => {
       assert.ok(err instanceof Anthropic.NotFoundError, `a NotFoundError, got ${err}`);

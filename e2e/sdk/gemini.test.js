@@ -135,6 +135,22 @@ describe('google genai sdk', { skip }, () => {
     assert.ok(Number.isInteger(r.totalTokens) && r.totalTokens > 5, JSON.stringify(r));
   });
 
+  test('models.list: every served model in Gemini shape, a page at a time', async () => {
+    // pageSize 1 makes the pager follow nextPageToken through every page.
+    const names = [];
+    const pager = await client().models.list({ config: { pageSize: 1 } });
+    for await (const m of pager) {
+      assert.ok(m.supportedActions?.includes('generateContent'), `generateContent supported: ${JSON.stringify(m)}`);
+      names.push(m.name);
+    }
+    for (const want of ['sim-chat', ...kinds.map((k) => k.model)]) {
+      assert.ok(names.includes(`models/${want}`), `models/${want} listed: ${names}`);
+    }
+    assert.equal(new Set(names).size, names.length, `no model listed twice: ${names}`);
+    const one = await client().models.get({ model: 'via-gemini' });
+    assert.equal(one.name, 'models/via-gemini');
+  });
+
   test('a wrong key: 401 in Google error shape', async () => {
     await assert.rejects(client('sk-baimo-wrong').models.generateContent(request('via-gemini', requestID())), (err) => {
       assert.ok(err instanceof ApiError, `an ApiError, got ${err}`);

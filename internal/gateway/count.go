@@ -20,7 +20,7 @@ func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in In
 		writeErr(w, apierr.NotFound("Token counting is served for the Anthropic and Gemini APIs."))
 		return
 	}
-	k, aerr := g.authenticate(r, in.Format)
+	k, aerr := g.AuthenticateFormat(r, in.Format)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return

@@ -379,7 +379,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writ
 		writeErr(w, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil))
 		return
 	}
-	k, aerr := g.authenticate(r, in.Format)
+	k, aerr := g.AuthenticateFormat(r, in.Format)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return // no key, no record: unauthenticated traffic is only counted in metrics

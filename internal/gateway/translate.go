@@ -44,10 +44,10 @@ func (ch *Channel) format() provider.Format {
 	return provider.FormatOpenAI
 }
 
-// authenticate finds the key a request presents, where its API puts it:
-// Gemini clients send x-goog-api-key or ?key=; every format also accepts
-// Authorization: Bearer and x-api-key.
-func (g *Gateway) authenticate(r *http.Request, f provider.Format) (*keys.Key, *apierr.Error) {
+// AuthenticateFormat finds the key a client of format f presents, where its
+// API puts it: Gemini clients send x-goog-api-key or ?key=; every format also
+// accepts Authorization: Bearer and x-api-key.
+func (g *Gateway) AuthenticateFormat(r *http.Request, f provider.Format) (*keys.Key, *apierr.Error) {
 	if f == provider.FormatGemini {
 		if s := r.Header.Get("X-Goog-Api-Key"); s != "" {
 			return g.AuthenticateSecret(r.Context(), s)

@@ -64,12 +64,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countMessageTokens)
 	mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)
+	mux.HandleFunc("GET /v1beta/models", s.listGeminiModels)
+	mux.HandleFunc("GET /v1beta/models/{rest...}", s.getGeminiModel)
 	mux.HandleFunc("/v1beta/", func(w http.ResponseWriter, r *http.Request) {
 		WriteGeminiError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
 	})
-	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("GET /v1/models", byClient(s.listModels, s.listAnthropicModels))
 	mux.HandleFunc("POST /v1/tokenize", s.tokenize)
-	mux.HandleFunc("GET /v1/models/{model...}", s.getModel)
+	mux.HandleFunc("GET /v1/models/{model...}", byClient(s.getModel, s.getAnthropicModel))
 	s.pricesRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
