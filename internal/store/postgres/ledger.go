@@ -13,6 +13,7 @@ import (
 
 	"baimo/internal/ledger"
 	"baimo/internal/money"
+	"baimo/internal/store/ledgerrows"
 	"baimo/internal/usage"
 )
 
@@ -77,7 +78,24 @@ type ledgerTx struct {
 	tx pgx.Tx
 }
 
-type scanner interface{ Scan(...any) error }
+type scanner = ledgerrows.Scanner
+
+// The ledger's rows, shared with the other store.
+const (
+	tenantCols   = ledgerrows.TenantColumns
+	accountCols  = ledgerrows.AccountColumns
+	holdCols     = ledgerrows.HoldColumns
+	transferCols = ledgerrows.TransferColumns
+	codeCols     = ledgerrows.CodeColumns
+)
+
+var (
+	scanTenant   = ledgerrows.ScanTenant
+	scanAccount  = ledgerrows.ScanAccount
+	scanHold     = ledgerrows.ScanHold
+	scanTransfer = ledgerrows.ScanTransfer
+	scanCode     = ledgerrows.ScanCode
+)
 
 func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -105,17 +123,6 @@ func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, erro
 
 func moneyCurrency(s string) money.Currency { return money.Currency(s) }
 
-const tenantCols = `id, name, kind, currency, credit_limit, created_at`
-
-func scanTenant(r scanner) (ledger.Tenant, error) {
-	var t ledger.Tenant
-	var kind, cur string
-	var created int64
-	err := r.Scan(&t.ID, &t.Name, &kind, &cur, &t.CreditLimit, &created)
-	t.Kind, t.Currency, t.CreatedAt = ledger.Kind(kind), moneyCurrency(cur), fromUnixNanos(created)
-	return t, err
-}
-
 func (v *ledgerView) Tenant(ctx context.Context, id string) (ledger.Tenant, error) {
 	t, err := scanTenant(v.q.QueryRow(ctx, `SELECT `+tenantCols+` FROM ledger_tenants WHERE id = $1`, id))
 	if err != nil {
@@ -128,37 +135,12 @@ func (v *ledgerView) Tenants(ctx context.Context) ([]ledger.Tenant, error) {
 	return queryAll(ctx, v.q, scanTenant, `SELECT `+tenantCols+` FROM ledger_tenants ORDER BY id`)
 }
 
-const accountCols = `id, tenant_id, kind, currency, credit_limit, posted_debits, posted_credits, pending_debits, pending_credits, created_at`
-
-func scanAccount(r scanner) (ledger.Account, error) {
-	var a ledger.Account
-	var kind, cur string
-	var created int64
-	err := r.Scan(&a.ID, &a.TenantID, &kind, &cur, &a.CreditLimit, &a.PostedDebits, &a.PostedCredits,
-		&a.PendingDebits, &a.PendingCredits, &created)
-	a.Kind, a.Currency, a.CreatedAt = ledger.Kind(kind), moneyCurrency(cur), fromUnixNanos(created)
-	return a, err
-}
-
 func (v *ledgerView) Account(ctx context.Context, id string) (ledger.Account, error) {
 	a, err := scanAccount(v.q.QueryRow(ctx, `SELECT `+accountCols+` FROM ledger_accounts WHERE id = $1`, id))
 	if err != nil {
 		return ledger.Account{}, notFound(err, "account "+id)
 	}
 	return a, nil
-}
-
-const holdCols = `request_id, tenant_id, key_id, account_id, amount, currency, state, node, budgets, created_at, expires_at, resolved_at`
-
-func scanHold(r scanner) (ledger.Hold, error) {
-	var h ledger.Hold
-	var cur, state string
-	var created, expires, resolved int64
-	err := r.Scan(&h.RequestID, &h.TenantID, &h.KeyID, &h.AccountID, &h.Amount, &cur, &state, &h.Node,
-		&h.Budgets, &created, &expires, &resolved)
-	h.Currency, h.State = moneyCurrency(cur), ledger.HoldState(state)
-	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromUnixNanos(created), fromUnixNanos(expires), fromUnixNanos(resolved)
-	return h, err
 }
 
 func (v *ledgerView) Hold(ctx context.Context, requestID string) (ledger.Hold, error) {
@@ -186,18 +168,6 @@ func (v *ledgerView) PendingHolds(ctx context.Context, q ledger.HoldQuery) ([]le
 		return nil, fmt.Errorf("pending holds: %w", err)
 	}
 	return hs, nil
-}
-
-const transferCols = `id, debit_account, credit_account, amount, currency, kind, flag, pending_id, request_id, tenant_id, note, created_at`
-
-func scanTransfer(r scanner) (ledger.Transfer, error) {
-	var t ledger.Transfer
-	var cur, kind, flag string
-	var created int64
-	err := r.Scan(&t.ID, &t.Debit, &t.Credit, &t.Amount, &cur, &kind, &flag, &t.PendingID, &t.RequestID,
-		&t.TenantID, &t.Note, &created)
-	t.Currency, t.Kind, t.Flag, t.CreatedAt = moneyCurrency(cur), ledger.TransferKind(kind), ledger.Flag(flag), fromUnixNanos(created)
-	return t, err
 }
 
 func (v *ledgerView) TransfersByRequest(ctx context.Context, requestID string) ([]ledger.Transfer, error) {
@@ -289,18 +259,6 @@ func (v *ledgerView) Idempotency(ctx context.Context, key string) (ledger.Idempo
 	}
 	e.Result, e.CreatedAt = []byte(result), fromUnixNanos(created)
 	return e, true, nil
-}
-
-const codeCols = `hash, prefix, amount, currency, state, tenant_id, created_at, expires_at, redeemed_at`
-
-func scanCode(r scanner) (ledger.Code, error) {
-	var c ledger.Code
-	var cur string
-	var created, expires, redeemed int64
-	err := r.Scan(&c.Hash, &c.Prefix, &c.Amount, &cur, &c.State, &c.TenantID, &created, &expires, &redeemed)
-	c.Currency = moneyCurrency(cur)
-	c.CreatedAt, c.ExpiresAt, c.RedeemedAt = fromUnixNanos(created), fromUnixNanos(expires), fromUnixNanos(redeemed)
-	return c, err
 }
 
 func (v *ledgerView) Code(ctx context.Context, hash string) (ledger.Code, error) {

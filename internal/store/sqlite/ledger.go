@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"baimo/internal/ledger"
+	"baimo/internal/store/ledgerrows"
 	"baimo/internal/usage"
 )
 
@@ -99,23 +100,30 @@ func (t *ledgerTx) stmt(ctx context.Context, q string) *sql.Stmt {
 	return t.tx.StmtContext(ctx, t.stmts[q])
 }
 
-type scanner interface{ Scan(...any) error }
+type scanner = ledgerrows.Scanner
+
+// The ledger's rows, shared with the other store.
+const (
+	tenantCols   = ledgerrows.TenantColumns
+	accountCols  = ledgerrows.AccountColumns
+	holdCols     = ledgerrows.HoldColumns
+	transferCols = ledgerrows.TransferColumns
+	codeCols     = ledgerrows.CodeColumns
+)
+
+var (
+	scanTenant   = ledgerrows.ScanTenant
+	scanAccount  = ledgerrows.ScanAccount
+	scanHold     = ledgerrows.ScanHold
+	scanTransfer = ledgerrows.ScanTransfer
+	scanCode     = ledgerrows.ScanCode
+)
 
 func notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, ledger.ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-const tenantCols = `id, name, kind, currency, credit_limit, created_at`
-
-func scanTenant(r scanner) (ledger.Tenant, error) {
-	var t ledger.Tenant
-	var created int64
-	err := r.Scan(&t.ID, &t.Name, &t.Kind, &t.Currency, &t.CreditLimit, &created)
-	t.CreatedAt = fromUnixNanos(created)
-	return t, err
 }
 
 func (v *ledgerView) Tenant(ctx context.Context, id string) (ledger.Tenant, error) {
@@ -147,34 +155,12 @@ func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, erro
 	return out, rows.Err()
 }
 
-const accountCols = `id, tenant_id, kind, currency, credit_limit, posted_debits, posted_credits, pending_debits, pending_credits, created_at`
-
-func scanAccount(r scanner) (ledger.Account, error) {
-	var a ledger.Account
-	var created int64
-	err := r.Scan(&a.ID, &a.TenantID, &a.Kind, &a.Currency, &a.CreditLimit, &a.PostedDebits, &a.PostedCredits,
-		&a.PendingDebits, &a.PendingCredits, &created)
-	a.CreatedAt = fromUnixNanos(created)
-	return a, err
-}
-
 func (v *ledgerView) Account(ctx context.Context, id string) (ledger.Account, error) {
 	a, err := scanAccount(v.q.QueryRowContext(ctx, `SELECT `+accountCols+` FROM ledger_accounts WHERE id = ?`, id))
 	if err != nil {
 		return ledger.Account{}, notFound(err, "account "+id)
 	}
 	return a, nil
-}
-
-const holdCols = `request_id, tenant_id, key_id, account_id, amount, currency, state, node, budgets, created_at, expires_at, resolved_at`
-
-func scanHold(r scanner) (ledger.Hold, error) {
-	var h ledger.Hold
-	var created, expires, resolved int64
-	err := r.Scan(&h.RequestID, &h.TenantID, &h.KeyID, &h.AccountID, &h.Amount, &h.Currency, &h.State, &h.Node,
-		&h.Budgets, &created, &expires, &resolved)
-	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromUnixNanos(created), fromUnixNanos(expires), fromUnixNanos(resolved)
-	return h, err
 }
 
 func (v *ledgerView) Hold(ctx context.Context, requestID string) (ledger.Hold, error) {
@@ -202,17 +188,6 @@ func (v *ledgerView) PendingHolds(ctx context.Context, q ledger.HoldQuery) ([]le
 		return nil, fmt.Errorf("pending holds: %w", err)
 	}
 	return hs, nil
-}
-
-const transferCols = `id, debit_account, credit_account, amount, currency, kind, flag, pending_id, request_id, tenant_id, note, created_at`
-
-func scanTransfer(r scanner) (ledger.Transfer, error) {
-	var t ledger.Transfer
-	var created int64
-	err := r.Scan(&t.ID, &t.Debit, &t.Credit, &t.Amount, &t.Currency, &t.Kind, &t.Flag, &t.PendingID, &t.RequestID,
-		&t.TenantID, &t.Note, &created)
-	t.CreatedAt = fromUnixNanos(created)
-	return t, err
 }
 
 func (v *ledgerView) TransfersByRequest(ctx context.Context, requestID string) ([]ledger.Transfer, error) {
@@ -302,16 +277,6 @@ func (v *ledgerView) Idempotency(ctx context.Context, key string) (ledger.Idempo
 	}
 	e.Result, e.CreatedAt = []byte(result), fromUnixNanos(created)
 	return e, true, nil
-}
-
-const codeCols = `hash, prefix, amount, currency, state, tenant_id, created_at, expires_at, redeemed_at`
-
-func scanCode(r scanner) (ledger.Code, error) {
-	var c ledger.Code
-	var created, expires, redeemed int64
-	err := r.Scan(&c.Hash, &c.Prefix, &c.Amount, &c.Currency, &c.State, &c.TenantID, &created, &expires, &redeemed)
-	c.CreatedAt, c.ExpiresAt, c.RedeemedAt = fromUnixNanos(created), fromUnixNanos(expires), fromUnixNanos(redeemed)
-	return c, err
 }
 
 func (v *ledgerView) Code(ctx context.Context, hash string) (ledger.Code, error) {

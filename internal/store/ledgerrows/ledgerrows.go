@@ -1,0 +1,103 @@
+// Package ledgerrows is the SQL shape of the ledger's rows that the SQLite
+// and PostgreSQL stores share: the column lists of tenants, accounts, holds,
+// transfers and codes, and the scan of each row into its ledger type. Text
+// columns are read as strings and converted, which both drivers support;
+// times are Unix nanoseconds, 0 for none.
+package ledgerrows
+
+import (
+	"time"
+
+	"baimo/internal/ledger"
+	"baimo/internal/money"
+)
+
+// Scanner is a row or rows positioned on a row (database/sql and pgx).
+type Scanner interface{ Scan(dest ...any) error }
+
+// TenantColumns lists the columns ScanTenant reads, in order.
+const TenantColumns = `id, name, kind, currency, credit_limit, created_at`
+
+// ScanTenant reads a tenant row.
+func ScanTenant(r Scanner) (ledger.Tenant, error) {
+	var t ledger.Tenant
+	var kind, cur string
+	var created int64
+	err := r.Scan(&t.ID, &t.Name, &kind, &cur, &t.CreditLimit, &created)
+	t.Kind, t.Currency, t.CreatedAt = ledger.Kind(kind), money.Currency(cur), FromUnixNanos(created)
+	return t, err
+}
+
+// AccountColumns lists the columns ScanAccount reads, in order.
+const AccountColumns = `id, tenant_id, kind, currency, credit_limit, posted_debits, posted_credits, pending_debits, pending_credits, created_at`
+
+// ScanAccount reads an account row.
+func ScanAccount(r Scanner) (ledger.Account, error) {
+	var a ledger.Account
+	var kind, cur string
+	var created int64
+	err := r.Scan(&a.ID, &a.TenantID, &kind, &cur, &a.CreditLimit, &a.PostedDebits, &a.PostedCredits,
+		&a.PendingDebits, &a.PendingCredits, &created)
+	a.Kind, a.Currency, a.CreatedAt = ledger.Kind(kind), money.Currency(cur), FromUnixNanos(created)
+	return a, err
+}
+
+// HoldColumns lists the columns ScanHold reads, in order.
+const HoldColumns = `request_id, tenant_id, key_id, account_id, amount, currency, state, node, budgets, created_at, expires_at, resolved_at`
+
+// ScanHold reads a hold row.
+func ScanHold(r Scanner) (ledger.Hold, error) {
+	var h ledger.Hold
+	var cur, state string
+	var created, expires, resolved int64
+	err := r.Scan(&h.RequestID, &h.TenantID, &h.KeyID, &h.AccountID, &h.Amount, &cur, &state, &h.Node,
+		&h.Budgets, &created, &expires, &resolved)
+	h.Currency, h.State = money.Currency(cur), ledger.HoldState(state)
+	h.CreatedAt, h.ExpiresAt, h.ResolvedAt = FromUnixNanos(created), FromUnixNanos(expires), FromUnixNanos(resolved)
+	return h, err
+}
+
+// TransferColumns lists the columns ScanTransfer reads, in order.
+const TransferColumns = `id, debit_account, credit_account, amount, currency, kind, flag, pending_id, request_id, tenant_id, note, created_at`
+
+// ScanTransfer reads a transfer row.
+func ScanTransfer(r Scanner) (ledger.Transfer, error) {
+	var t ledger.Transfer
+	var cur, kind, flag string
+	var created int64
+	err := r.Scan(&t.ID, &t.Debit, &t.Credit, &t.Amount, &cur, &kind, &flag, &t.PendingID, &t.RequestID,
+		&t.TenantID, &t.Note, &created)
+	t.Currency, t.Kind, t.Flag = money.Currency(cur), ledger.TransferKind(kind), ledger.Flag(flag)
+	t.CreatedAt = FromUnixNanos(created)
+	return t, err
+}
+
+// CodeColumns lists the columns ScanCode reads, in order.
+const CodeColumns = `hash, prefix, amount, currency, state, tenant_id, created_at, expires_at, redeemed_at`
+
+// ScanCode reads a redemption code row.
+func ScanCode(r Scanner) (ledger.Code, error) {
+	var c ledger.Code
+	var cur string
+	var created, expires, redeemed int64
+	err := r.Scan(&c.Hash, &c.Prefix, &c.Amount, &cur, &c.State, &c.TenantID, &created, &expires, &redeemed)
+	c.Currency = money.Currency(cur)
+	c.CreatedAt, c.ExpiresAt, c.RedeemedAt = FromUnixNanos(created), FromUnixNanos(expires), FromUnixNanos(redeemed)
+	return c, err
+}
+
+// UnixNanos is t as stored: Unix nanoseconds, 0 for the zero time.
+func UnixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// FromUnixNanos is the time a stored value stands for (UTC; 0 is the zero time).
+func FromUnixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
