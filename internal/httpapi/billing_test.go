@@ -32,9 +32,17 @@ type billingEnv struct {
 	gw    *gateway.Gateway
 }
 
-// newBillingEnv wires the whole request path as serve does: the simulator
-// upstream, rating, holds, and settlement with the records in one batch.
+// newBillingEnv wires the whole request path as serve does on SQLite: the
+// simulator upstream, rating, holds in memory, and settlement with the
+// records in one batch.
 func newBillingEnv(t *testing.T, mutate ...func(*gateway.Options)) *billingEnv {
+	t.Helper()
+	return newBillingEnvHolds(t, true, mutate...)
+}
+
+// newBillingEnvHolds is newBillingEnv with holds in memory (as serve on
+// SQLite) or, exclusive false, in the store (as serve on PostgreSQL).
+func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Options)) *billingEnv {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
 	if err != nil {
@@ -50,7 +58,7 @@ func newBillingEnv(t *testing.T, mutate ...func(*gateway.Options)) *billingEnv {
 	t.Cleanup(up.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.Real{}
-	books := ledger.New(db, ledger.Options{Clock: clk, Logger: log, Node: "test"})
+	books := ledger.New(db, ledger.Options{Clock: clk, Logger: log, Node: "test", Exclusive: exclusive})
 	rater := &gateway.Rater{Catalog: cat, Currency: "CNY"}
 	write := func(ctx context.Context, recs []usage.Record) error {
 		ss := make([]ledger.Settlement, len(recs))
@@ -169,7 +177,18 @@ func TestBillingAdmin(t *testing.T) {
 // any upstream call, the balance is charged exactly the rated cost of the
 // requests served, and the audit is clean.
 func TestPrepaidRunsOut(t *testing.T) {
-	e := newBillingEnv(t)
+	for _, held := range []struct {
+		name      string
+		exclusive bool
+	}{{"holds in memory", true}, {"holds in the store", false}} {
+		t.Run(held.name, func(t *testing.T) { testPrepaidRunsOut(t, newBillingEnvHolds(t, held.exclusive)) })
+	}
+}
+
+// testPrepaidRunsOut: concurrent requests against a balance that covers only
+// some of them are served or refused with insufficient_quota, and the books
+// end exact.
+func testPrepaidRunsOut(t *testing.T, e *billingEnv) {
 	e.doH(t, "POST", "/admin/tenants", `{"id":"small","name":"Small","kind":"prepaid","currency":"CNY"}`)
 	// sim-chat: ¥2 in / ¥8 out per 1M. A hold for max_tokens 1000 is about ¥0.008.
 	e.doH(t, "POST", "/admin/tenants/small/topup", `{"amount":"0.05"}`)
