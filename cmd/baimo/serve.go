@@ -147,6 +147,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
 		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute, OnAlert: onAlert, Exclusive: exclusive})
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_batches_total",
+			Help: "Group-committed ledger transactions (holds, settlements, voids)."},
+			func() float64 { return float64(books.Stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_operations_total",
+			Help: "Holds, settlements and voids in those transactions."},
+			func() float64 { return float64(books.Stats().Ops) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_queued",
+			Help: "Ledger operations waiting for the committer."},
+			func() float64 { return float64(books.Stats().Queued) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_holds_in_memory",
+			Help: "Holds of requests in flight kept in memory (a single node on SQLite)."},
+			func() float64 { return float64(books.Stats().HeldInMemory) }),
+	)
 	startedAt := time.Now()
 	if res, err := books.Reconcile(ctx, startedAt); err != nil {
 		return fmt.Errorf("reconcile holds left by a previous run: %w", err)

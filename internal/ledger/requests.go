@@ -234,6 +234,8 @@ func (l *Ledger) SettleBatch(ctx context.Context, ss []Settlement) ([]SettleResu
 	if err := l.runTx(ctx, ops); err != nil {
 		return nil, fmt.Errorf("settle batch of %d: %w", len(ss), err)
 	}
+	l.batches.Add(1)
+	l.ops.Add(int64(len(ops)))
 	out := make([]SettleResult, len(ss))
 	for i, o := range ops {
 		out[i] = o.res.settle
@@ -312,16 +314,25 @@ func (l *Ledger) drain(batch []*op) []*op {
 	return batch
 }
 
-// Stats counts the committer's work since New.
+// Stats counts the ledger's group commits since New.
 type Stats struct {
-	Batches int64 // transactions the committer ran
+	Batches int64 // transactions of the committer and of SettleBatch
 	Ops     int64 // holds, settlements and voids in them
 	Queued  int   // operations waiting now
+	// HeldInMemory is how many holds are kept in memory now
+	// (Options.Exclusive).
+	HeldInMemory int
 }
 
 // Stats returns the committer's counters (Ops/Batches is the mean batch).
 func (l *Ledger) Stats() Stats {
-	return Stats{Batches: l.batches.Load(), Ops: l.ops.Load(), Queued: len(l.queue)}
+	st := Stats{Batches: l.batches.Load(), Ops: l.ops.Load(), Queued: len(l.queue)}
+	if l.adm != nil {
+		l.adm.mu.Lock()
+		st.HeldInMemory = len(l.adm.holds)
+		l.adm.mu.Unlock()
+	}
+	return st
 }
 
 func (l *Ledger) runBatch(batch []*op) {
