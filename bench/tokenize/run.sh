@@ -4,7 +4,9 @@
 #   - internal/tokenize (Go) for o200k_base, cl100k_base, qwen2, deepseek_v3
 #   - github.com/pkoukk/tiktoken-go (Go) for o200k_base and cl100k_base
 #   - npm tiktoken (Rust compiled to WebAssembly) and js-tiktoken (JavaScript)
-# on one fixed mixed corpus (bench/tokenize/mkcorpus). Usage:
+# on one fixed mixed corpus (bench/tokenize/mkcorpus), and internal/tokenize
+# alone on Chinese, Japanese and Korean corpora (mkcorpus -lang). Text of
+# RESULTS.md from the line "<!-- earlier runs -->" on is kept. Usage:
 #   bench/tokenize/run.sh            # core 1, 5 Go runs, 3 s per Node case
 #   CORE=0 COUNT=3 NODE_SECONDS=2 bench/tokenize/run.sh
 set -euo pipefail
@@ -17,6 +19,10 @@ mkdir -p "$out"
 corpus="$PWD/$out/tokenize-corpus.txt"
 
 go run ./bench/tokenize/mkcorpus -out "$out/tokenize-corpus.txt" | tee "$out/tokenize-corpus.info"
+for lang in zh ja ko; do
+  go run ./bench/tokenize/mkcorpus -lang "$lang" -out "$out/tokenize-corpus-$lang.txt"
+done | tee "$out/tokenize-corpus-cjk.info"
+history=$(sed -n '/^<!-- earlier runs -->/,$p' bench/tokenize/RESULTS.md 2>/dev/null || true)
 if [ ! -d e2e/tokenize/node_modules/tiktoken ]; then
   (cd e2e/tokenize && npm ci --no-audit --no-fund)
 fi
@@ -58,7 +64,7 @@ taskset -c "$core" node bench/tokenize/bench.mjs "$corpus" "$node_seconds" | tee
   echo "Other figures (best of $count):"
   echo
   awk '
-    /^BenchmarkPrompt10k/ { for (i = 2; i <= NF; i++) { if ($(i+1) == "ns/op" && (min == "" || $i < min)) min = $i; if ($(i+1) == "tokens") t = $i } }
+    $1 ~ /^BenchmarkPrompt10k(-[0-9]+)?$/ { for (i = 2; i <= NF; i++) { if ($(i+1) == "ns/op" && (min == "" || $i < min)) min = $i; if ($(i+1) == "tokens") t = $i } }
     /^BenchmarkLoad\// { split($1, p, "/"); sub(/-[0-9]+$/, "", p[2]); for (i = 2; i <= NF; i++) { if ($(i+1) == "ns/op" && (!(p[2] in lt) || $i < lt[p[2]])) lt[p[2]] = $i; if ($(i+1) == "MB-heap") mb[p[2]] = $i } ; if (!(p[2] in s)) { s[p[2]] = 1; o[++n] = p[2] } }
     END {
       printf "- Counting a %s-token prompt (o200k_base, prefix of the corpus): %.3f ms, 0 allocations.\n", t, min / 1e6;
@@ -66,6 +72,34 @@ taskset -c "$core" node bench/tokenize/bench.mjs "$corpus" "$node_seconds" | tee
     }
   ' "$out/tokenize-go.txt"
   echo
+  echo "Chinese, Japanese and Korean (gettext translations, about 200 KB each; internal/tokenize only):"
+  echo
+  sed 's/^/    /' "$out/tokenize-corpus-cjk.info"
+  echo
+  echo "| Language | Tokenizer | MB/s | tokens | allocs/op |"
+  echo "|---|---|---|---|---|"
+  awk '
+    /^BenchmarkCountCJK\// {
+      split($1, p, "/"); sub(/-[0-9]+$/, "", p[3]); key = p[2] "|" p[3];
+      for (i = 2; i <= NF; i++) {
+        if ($(i+1) == "MB/s" && $i > best[key]) best[key] = $i;
+        if ($(i+1) == "tokens") tok[key] = $i;
+        if ($(i+1) == "allocs/op") al[key] = $i;
+      }
+      if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+    }
+    END { for (i = 1; i <= n; i++) { k = order[i]; split(k, q, "|"); printf "| %s | %s | %.2f | %s | %s |\n", q[1], q[2], best[k], tok[k], al[k] } }
+  ' "$out/tokenize-go.txt"
+  echo
+  awk '
+    /^BenchmarkPrompt10kZh\// { split($1, p, "/"); sub(/-[0-9]+$/, "", p[2]); for (i = 2; i <= NF; i++) { if ($(i+1) == "ns/op" && (!(p[2] in m) || $i < m[p[2]])) m[p[2]] = $i; if ($(i+1) == "tokens") t[p[2]] = $i; if ($(i+1) == "allocs/op") a[p[2]] = $i } ; if (!(p[2] in s)) { s[p[2]] = 1; o[++n] = p[2] } }
+    END { for (i = 1; i <= n; i++) printf "- Counting a %s-token Chinese prompt (%s, prefix of the zh corpus): %.3f ms, %s allocations.\n", t[o[i]], o[i], m[o[i]] / 1e6, a[o[i]] }
+  ' "$out/tokenize-go.txt"
+  echo
   echo "Raw output: bench/out/tokenize-go.txt and bench/out/tokenize-node.txt (not committed)."
+  if [ -n "$history" ]; then
+    echo
+    echo "$history"
+  fi
 } > bench/tokenize/RESULTS.md
 cat bench/tokenize/RESULTS.md

@@ -16,24 +16,41 @@ import (
 	"baimo/internal/tokenize"
 )
 
+func corpusPath() string {
+	if path := os.Getenv("BAIMO_TOKENIZE_CORPUS"); path != "" {
+		return path
+	}
+	return filepath.Join("..", "..", "bench", "out", "tokenize-corpus.txt")
+}
+
 func corpus(b *testing.B) string {
 	b.Helper()
-	path := os.Getenv("BAIMO_TOKENIZE_CORPUS")
-	if path == "" {
-		path = filepath.Join("..", "..", "bench", "out", "tokenize-corpus.txt")
-	}
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(corpusPath())
 	if err != nil {
 		b.Skipf("corpus missing (run go run ./bench/tokenize/mkcorpus): %v", err)
 	}
 	return string(data)
 }
 
+// langCorpus reads the single-language corpus of lang (zh, ja or ko) written
+// by mkcorpus -lang next to the mixed corpus.
+func langCorpus(b *testing.B, lang string) string {
+	b.Helper()
+	path := filepath.Join(filepath.Dir(corpusPath()), "tokenize-corpus-"+lang+".txt")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Skipf("corpus missing (run go run ./bench/tokenize/mkcorpus -lang %s -out %s): %v", lang, path, err)
+	}
+	return string(data)
+}
+
+var allEncodings = []*tokenize.Encoding{tokenize.O200k, tokenize.CL100k, tokenize.Qwen2, tokenize.DeepSeekV3}
+
 // BenchmarkCount counts the whole corpus with each tokenizer; MB/s is the
 // throughput on one core.
 func BenchmarkCount(b *testing.B) {
 	text := corpus(b)
-	for _, e := range []*tokenize.Encoding{tokenize.O200k, tokenize.CL100k, tokenize.Qwen2, tokenize.DeepSeekV3} {
+	for _, e := range allEncodings {
 		b.Run(e.Name(), func(b *testing.B) {
 			if err := e.Load(); err != nil {
 				b.Fatal(err)
@@ -46,6 +63,28 @@ func BenchmarkCount(b *testing.B) {
 			}
 			b.ReportMetric(float64(n), "tokens")
 		})
+	}
+}
+
+// BenchmarkCountCJK counts the Chinese, Japanese and Korean corpora (gettext
+// translations, about 200 KB each) with each tokenizer.
+func BenchmarkCountCJK(b *testing.B) {
+	for _, lang := range []string{"zh", "ja", "ko"} {
+		text := langCorpus(b, lang)
+		for _, e := range allEncodings {
+			b.Run(lang+"/"+e.Name(), func(b *testing.B) {
+				if err := e.Load(); err != nil {
+					b.Fatal(err)
+				}
+				n := e.Count(text)
+				b.SetBytes(int64(len(text)))
+				b.ReportAllocs()
+				for b.Loop() {
+					e.Count(text)
+				}
+				b.ReportMetric(float64(n), "tokens")
+			})
+		}
 	}
 }
 
@@ -88,8 +127,19 @@ func BenchmarkTiktokenGo(b *testing.B) {
 // BenchmarkPrompt10k counts a prompt of about 10,000 tokens (o200k_base):
 // the latency that counting adds to a request.
 func BenchmarkPrompt10k(b *testing.B) {
-	text := corpus(b)
-	e := tokenize.O200k
+	benchPrompt10k(b, corpus(b), tokenize.O200k)
+}
+
+// BenchmarkPrompt10kZh counts a Chinese prompt of about 10,000 tokens with
+// each tokenizer.
+func BenchmarkPrompt10kZh(b *testing.B) {
+	text := langCorpus(b, "zh")
+	for _, e := range allEncodings {
+		b.Run(e.Name(), func(b *testing.B) { benchPrompt10k(b, text, e) })
+	}
+}
+
+func benchPrompt10k(b *testing.B, text string, e *tokenize.Encoding) {
 	// Find a prefix of about 10,000 tokens, cut at a paragraph.
 	lo, hi := 0, len(text)
 	for lo < hi {

@@ -17,6 +17,7 @@ type scratch struct {
 	// for long pieces
 	prev, next []int32
 	heap       []uint64
+	norm       []byte // the NFC form of the text (Qwen), when it is not NFC already
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -35,11 +36,17 @@ func (t *table) bpe(sc *scratch, dst []uint32, piece string) []uint32 {
 	}
 	id, ok := t.lookup(piece)
 	if !ok {
-		return t.merge(sc, dst, piece)
+		return t.mergeCut(sc, dst, piece)
 	}
-	if t.verified == nil {
+	if t.trustWhole {
 		return append(dst, id)
 	}
+	return t.verifiedToken(sc, dst, piece, id)
+}
+
+// verifiedToken appends the ids that merging gives for piece, whose bytes
+// are the token id: id itself unless the merges cannot reach it.
+func (t *table) verifiedToken(sc *scratch, dst []uint32, piece string, id uint32) []uint32 {
 	w, shift := &t.verified[id/16], (id%16)*2
 	switch (w.Load() >> shift) & 3 {
 	case 1:
@@ -55,6 +62,46 @@ func (t *table) bpe(sc *scratch, dst []uint32, piece string) []uint32 {
 		return dst
 	}
 	return t.merge(sc, dst, piece)
+}
+
+// mergeCut appends the ids that byte-pair merging gives for piece, cutting
+// it first between three-byte characters where no token can span the cut
+// (see cjkSplit); each part is then a token or merged on its own.
+func (t *table) mergeCut(sc *scratch, dst []uint32, piece string) []uint32 {
+	start := 0
+	for i := 0; i+6 <= len(piece); {
+		if !is3(piece, i) {
+			i++
+			continue
+		}
+		j := i + 3
+		if !is3(piece, j) {
+			i = j + 1
+			continue
+		}
+		if t.cjk.canCut(piece, i) {
+			dst = t.mergePart(sc, dst, piece[start:j])
+			start = j
+		}
+		i = j
+	}
+	if start == 0 {
+		return t.merge(sc, dst, piece)
+	}
+	return t.mergePart(sc, dst, piece[start:])
+}
+
+// mergePart appends the ids that merging gives for part of a piece. Unlike
+// a whole piece, a part that is a token is looked up only through verified:
+// tiktoken's shortcut applies to whole pieces.
+func (t *table) mergePart(sc *scratch, dst []uint32, part string) []uint32 {
+	if len(part) == 1 {
+		return append(dst, t.byteID[part[0]])
+	}
+	if id, ok := t.lookup(part); ok {
+		return t.verifiedToken(sc, dst, part, id)
+	}
+	return t.merge(sc, dst, part)
 }
 
 // merge appends the ids that byte-pair merging gives for piece.

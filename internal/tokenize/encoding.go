@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -51,8 +52,8 @@ func (e *Encoding) Name() string { return e.name }
 func (e *Encoding) Exact() bool { return e.Load() == nil }
 
 // Load parses the embedded vocabulary if that has not happened yet. Other
-// methods call it; it is exported so a server can pay the cost (0.1–0.4 s
-// of CPU and 10–21 MB of heap per vocabulary) at start-up and fail early.
+// methods call it; it is exported so a server can pay the cost (30–200 ms
+// of CPU and 8–16 MB of heap per vocabulary) at start-up and fail early.
 func (e *Encoding) Load() error {
 	e.once.Do(func() {
 		e.t, e.err = loadTable(e.file)
@@ -121,11 +122,15 @@ func (e *Encoding) AppendDecode(dst []byte, ids []int) ([]byte, error) {
 
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
-// maxPooled bounds the buffers kept after a long piece.
-const maxPooled = 1 << 16
+// maxPooled bounds the buffers kept after a long piece, maxPooledText the
+// buffer of normalised text.
+const (
+	maxPooled     = 1 << 16
+	maxPooledText = 1 << 18
+)
 
 func putScratch(sc *scratch) {
-	if cap(sc.parts) > maxPooled || cap(sc.heap) > maxPooled || cap(sc.ids) > maxPooled {
+	if cap(sc.parts) > maxPooled || cap(sc.heap) > maxPooled || cap(sc.ids) > maxPooled || cap(sc.norm) > maxPooledText {
 		return
 	}
 	scratchPool.Put(sc)
@@ -166,24 +171,75 @@ const emitBatch = 256
 // normalize returns text as the tokenizer's normaliser leaves it: NFC for
 // Qwen, unchanged otherwise. Decoding returns the normalised text.
 func (e *Encoding) normalize(text string) string {
-	if e.nfc && !isASCII(text) && norm.NFC.QuickSpanString(text) != len(text) {
-		return norm.NFC.String(text)
+	if !e.nfc || isNFC(text) {
+		return text
 	}
-	return text
+	return norm.NFC.String(text)
 }
 
-// isASCII reports whether s is ASCII, which is always in NFC.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
+// normalizeScratch is normalize writing into sc's buffer, so that counting
+// text that is not in NFC does not allocate. The result is valid until the
+// next call with sc.
+func (e *Encoding) normalizeScratch(sc *scratch, text string) string {
+	if !e.nfc || isNFC(text) {
+		return text
+	}
+	if cap(sc.norm) < len(text) {
+		sc.norm = make([]byte, 0, len(text)+len(text)/8)
+	}
+	sc.norm = norm.NFC.AppendString(sc.norm[:0], text)
+	if len(sc.norm) == 0 {
+		return ""
+	}
+	return unsafe.String(&sc.norm[0], len(sc.norm))
+}
+
+// isNFC reports whether text is in NFC, or false when in doubt. Runes that
+// are in NFC and combine with nothing before them (ASCII, Han, kana, Hangul
+// syllables, most punctuation) take one table lookup each. Before each of
+// them no composition or reordering reaches back, so the text between two
+// of them is checked on its own, from the last such rune before other runes
+// to the next such rune after them, with the normaliser's quick check.
+func isNFC(text string) bool {
+	bmpOnce.Do(loadBMP)
+	last := 0
+	for i := 0; i < len(text); {
+		if n, ok := nfcStableAt(text, i); ok {
+			last = i
+			i += n
+			continue
+		}
+		j := i
+		for j < len(text) {
+			n, ok := nfcStableAt(text, j)
+			if ok {
+				break
+			}
+			j += n
+		}
+		if norm.NFC.QuickSpanString(text[last:j]) != j-last {
 			return false
 		}
+		last, i = j, j
 	}
 	return true
 }
 
+// nfcStableAt returns the length of the rune at text[i] and whether it is
+// marked cNFCStable; an invalid byte is not.
+func nfcStableAt(text string, i int) (int, bool) {
+	if b := text[i]; b < utf8.RuneSelf {
+		return 1, asciiClass[b]&cNFCStable != 0
+	}
+	if c, ok := class3At(text, i); ok {
+		return 3, c&cNFCStable != 0
+	}
+	c, n := classAtSlow(text, i)
+	return n, c&cNFCStable != 0 && n > 1
+}
+
 func (e *Encoding) encodeOrdinary(sc *scratch, text string, emit func(ids []uint32)) {
-	text = e.normalize(text)
+	text = e.normalizeScratch(sc, text)
 	t := e.t
 	ids := sc.ids[:0]
 	e.pre.pieces(text, func(piece string) {

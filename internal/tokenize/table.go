@@ -25,19 +25,23 @@ type table struct {
 	offs   []uint32 // token id i is blob[offs[i]:offs[i+1]]
 	byteID [256]uint32
 	pairs  pairMap
-	whole  map[string]uint32 // ordinary tokens by their bytes
-	short  shortMap          // ordinary tokens of up to 7 bytes, by their bytes
-	// verified is nil for tiktoken, where a piece that is a token is that
-	// token. For merge lists it is not always so (a token may be unreachable
-	// by the merges), so each token's first use as a whole piece runs BPE and
-	// records the outcome here: 2 bits per id, 01 = BPE gives the token itself,
-	// 10 = it does not.
-	verified []atomic.Uint32
-	maxLen   [256]int32        // longest ordinary token starting with each byte
-	bytePair []uint32          // merge of two single-byte tokens, by the two bytes
-	special1 [256]bool         // first bytes of added tokens (merge-list vocabularies only)
-	specLens map[string][]int  // first two bytes → candidate lengths, longest first
-	specIDs  map[string]uint32 // added tokens by content
+	long   longMap  // ordinary tokens of more than 7 bytes, by their bytes
+	short  shortMap // ordinary tokens of up to 7 bytes, by their bytes
+	char3  []uint32 // ordinary tokens of one three-byte character, by rune3; noRank if none
+	// verified records whether byte-pair merging of a token's bytes gives
+	// the token itself: 2 bits per id, 01 = it does, 10 = it does not, 00 =
+	// not known yet (the first use runs the merge). For merge lists it is not
+	// always so (a token may be unreachable by the merges). tiktoken looks a
+	// whole piece up before merging (trustWhole), so the check is needed there
+	// only for the parts that cjk cuts a piece into.
+	verified   []atomic.Uint32
+	trustWhole bool              // a piece that is a token is that token (tiktoken)
+	cjk        cjkSplit          // where long pieces of CJK text can be cut
+	maxLen     [256]int32        // longest ordinary token starting with each byte
+	bytePair   []uint32          // merge of two single-byte tokens, by the two bytes
+	special1   [256]bool         // first bytes of added tokens (merge-list vocabularies only)
+	specLens   map[string][]int  // first two bytes → candidate lengths, longest first
+	specIDs    map[string]uint32 // added tokens by content
 }
 
 // pairMap is an open-addressing hash table from a pair of token ids to the
@@ -145,13 +149,83 @@ func (m *shortMap) get(k uint64) (uint32, bool) {
 // lookup returns the ordinary token whose bytes are piece.
 func (t *table) lookup(piece string) (uint32, bool) {
 	if len(piece) <= maxShort {
+		if len(piece) == 3 && is3(piece, 0) {
+			id := t.char3[rune3(piece, 0)]
+			return id, id != noRank
+		}
 		return t.short.get(packShort(piece))
 	}
 	if len(piece) > int(t.maxLen[piece[0]]) {
 		return 0, false
 	}
-	id, ok := t.whole[piece]
-	return id, ok
+	return t.long.get(t, piece)
+}
+
+// longMap is an open-addressing hash table of the tokens of more than
+// maxShort bytes. A slot holds 45 bits of the hash besides the id, so that a
+// lookup that misses, as most lookups of whole pieces of CJK text do, almost
+// never reads the token's bytes.
+type longMap struct {
+	slots []uint64 // 1<<63 | tag<<idBits | id; 0 is empty
+	shift uint
+}
+
+const tagBits = 63 - idBits
+
+func newLongMap(n int) longMap {
+	size := 1 << bits.Len(uint(n+n/2))
+	return longMap{slots: make([]uint64, size), shift: uint(64 - bits.Len(uint(size-1)))}
+}
+
+// hashLong hashes s, which has at least 8 bytes.
+func hashLong(s string) uint64 {
+	const k = 0x9E3779B97F4A7C15
+	h := uint64(len(s)) * k
+	tail := load64(s[len(s)-8:])
+	for len(s) > 8 {
+		h = bits.RotateLeft64((h^load64(s))*k, 29)
+		s = s[8:]
+	}
+	h = (h ^ tail) * k
+	return h ^ h>>32
+}
+
+// load64 reads the first 8 bytes of s, little-endian (one load on amd64
+// and arm64).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func (m *longMap) put(t *table, s string, id uint32) {
+	h := hashLong(s)
+	v := 1<<63 | (h&(1<<tagBits-1))<<idBits | uint64(id)
+	mask := uint64(len(m.slots) - 1)
+	for i := h >> m.shift; ; i = (i + 1) & mask {
+		old := m.slots[i]
+		if old == 0 || (old^v)&^idMask == 0 && t.tokenString(uint32(old&idMask)) == s {
+			m.slots[i] = v // a later id with the same bytes wins, as in a map
+			return
+		}
+	}
+}
+
+func (m *longMap) get(t *table, s string) (uint32, bool) {
+	h := hashLong(s)
+	tag := (h & (1<<tagBits - 1)) << idBits
+	mask := uint64(len(m.slots) - 1)
+	for i := h >> m.shift; ; i = (i + 1) & mask {
+		v := m.slots[i]
+		if v == 0 {
+			return 0, false
+		}
+		if v&^(1<<63|idMask) == tag {
+			if id := uint32(v & idMask); t.tokenString(id) == s {
+				return id, true
+			}
+		}
+	}
 }
 
 // maxIDs bounds the vocabulary size a data file may declare.
@@ -279,16 +353,24 @@ func parseTable(raw []byte) (*table, error) {
 		}
 	}
 	t.short = newShortMap(nShort)
-	t.whole = make(map[string]uint32, nIDs)
+	t.long = newLongMap(nIDs - nShort)
+	t.char3 = make([]uint32, 1<<16)
+	for i := range t.char3 {
+		t.char3[i] = noRank
+	}
 	for id := range nIDs {
 		if lens[id] == 0 {
 			continue
 		}
 		tok := t.tokenString(uint32(id))
 		t.maxLen[tok[0]] = max(t.maxLen[tok[0]], int32(len(tok)))
-		t.whole[tok] = uint32(id)
 		if len(tok) <= maxShort {
 			t.short.put(packShort(tok), uint32(id))
+			if len(tok) == 3 && is3(tok, 0) {
+				t.char3[rune3(tok, 0)] = uint32(id)
+			}
+		} else {
+			t.long.put(t, tok, uint32(id))
 		}
 	}
 	for b := range 256 {
@@ -301,6 +383,7 @@ func parseTable(raw []byte) (*table, error) {
 
 	switch kind {
 	case 0: // tiktoken: any split of a token into two tokens merges to it, ranked by its id
+		t.trustWhole = true
 		npairs := 0
 		type pr struct{ a, b, id uint32 }
 		var list []pr
@@ -330,7 +413,7 @@ func parseTable(raw []byte) (*table, error) {
 		t.pairs = newPairMap(len(merges))
 		last := uint32(0)
 		for r, m := range merges {
-			id, ok := t.whole[t.tokenString(m[0])+t.tokenString(m[1])]
+			id, ok := t.lookup(t.tokenString(m[0]) + t.tokenString(m[1]))
 			if !ok {
 				return nil, fmt.Errorf("%w: merge %d has no result token", errCorrupt, r)
 			}
@@ -340,7 +423,6 @@ func parseTable(raw []byte) (*table, error) {
 			last = id
 			t.pairs.put(m[0], m[1], id)
 		}
-		t.verified = make([]atomic.Uint32, (nIDs+15)/16)
 		t.specIDs = map[string]uint32{}
 		t.specLens = map[string][]int{}
 		// Added tokens are matched in text, longest first.
@@ -357,6 +439,8 @@ func parseTable(raw []byte) (*table, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %d", errCorrupt, kind)
 	}
+	t.verified = make([]atomic.Uint32, (nIDs+15)/16)
+	t.cjk = newCJKSplit(nIDs, t.tokenString, func(id uint32) bool { return lens[id] > 0 })
 	// bytePair answers the first round of lookups of every piece.
 	t.bytePair = make([]uint32, 1<<16)
 	for i := range t.bytePair {

@@ -18,14 +18,22 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 const partBytes = 200 << 10 // bytes from each source
 
 func main() {
 	out := flag.String("out", "bench/out/tokenize-corpus.txt", "output file")
+	lang := flag.String("lang", "mixed", "mixed (English, Go and Chinese), or zh, ja or ko alone (about 200 KB of gettext translations)")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	var err error
+	if *lang == "mixed" {
+		err = run(*out)
+	} else {
+		err = runLang(*out, *lang)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkcorpus:", err)
 		os.Exit(1)
 	}
@@ -40,7 +48,7 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
-	zh, err := chinese("/usr/share/locale/zh_CN/LC_MESSAGES")
+	zh, err := translations("/usr/share/locale/zh_CN/LC_MESSAGES", isHan)
 	if err != nil {
 		return err
 	}
@@ -66,6 +74,48 @@ func run(out string) error {
 		return err
 	}
 	fmt.Printf("%s: %d bytes, sha256 %x\n", out, b.Len(), sha256.Sum256(b.Bytes()))
+	return nil
+}
+
+// langs are the catalogs and scripts of the single-language corpora.
+var langs = map[string]struct {
+	dir  string
+	keep func(rune) bool
+}{
+	"zh": {"/usr/share/locale/zh_CN/LC_MESSAGES", isHan},
+	"ja": {"/usr/share/locale/ja/LC_MESSAGES", func(r rune) bool { return r >= 0x3040 && r <= 0x30FF }},
+	"ko": {"/usr/share/locale/ko/LC_MESSAGES", func(r rune) bool { return r >= 0xAC00 && r <= 0xD7A3 }},
+}
+
+func isHan(r rune) bool { return r >= 0x4E00 && r <= 0x9FFF }
+
+// runLang writes about partBytes of one language's translations, for the
+// CJK benchmarks.
+func runLang(out, lang string) error {
+	l, ok := langs[lang]
+	if !ok {
+		return fmt.Errorf("unknown -lang %q", lang)
+	}
+	all, err := translations(l.dir, l.keep)
+	if err != nil {
+		return err
+	}
+	// Text reaches the tokenizer as valid UTF-8 (JSON decoding replaces
+	// invalid bytes); one Korean catalog has a message in another encoding.
+	var ps []string
+	for _, p := range all {
+		if utf8.ValidString(p) {
+			ps = append(ps, p)
+		}
+	}
+	b := []byte(strings.Join(take(ps, partBytes), "\n\n") + "\n")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d bytes, sha256 %x\n", out, len(b), sha256.Sum256(b))
 	return nil
 }
 
@@ -98,9 +148,9 @@ func take(ps []string, n int) []string {
 	return out
 }
 
-// chinese returns the translations of the .mo catalogs in dir that contain
-// CJK text, in file-name order.
-func chinese(dir string) ([]string, error) {
+// translations returns the translations of the .mo catalogs in dir that
+// contain a rune keep accepts, in file-name order.
+func translations(dir string, keep func(rune) bool) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.mo"))
 	if err != nil {
 		return nil, err
@@ -117,13 +167,13 @@ func chinese(dir string) ([]string, error) {
 			continue // not a catalog we can read
 		}
 		for _, m := range ms {
-			if strings.ContainsFunc(m, func(r rune) bool { return r >= 0x4E00 && r <= 0x9FFF }) {
+			if strings.ContainsFunc(m, keep) {
 				out = append(out, m)
 			}
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no Chinese text found in " + dir)
+		return nil, errors.New("no text in the wanted script found in " + dir)
 	}
 	return out, nil
 }
