@@ -1,11 +1,15 @@
 // Package ledgerrows is the SQL shape of the ledger's rows that the SQLite
 // and PostgreSQL stores share: the column lists of tenants, accounts, holds,
-// transfers and codes, and the scan of each row into its ledger type. Text
-// columns are read as strings and converted, which both drivers support;
-// times are Unix nanoseconds, 0 for none.
+// transfers and codes, the scan of each row into its ledger type, and the
+// stored form of budget alerts. Text columns are read as strings and
+// converted, which both drivers support; times are Unix nanoseconds, 0 for
+// none.
 package ledgerrows
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"baimo/internal/ledger"
@@ -84,6 +88,31 @@ func ScanCode(r Scanner) (ledger.Code, error) {
 	c.Currency = money.Currency(cur)
 	c.CreatedAt, c.ExpiresAt, c.RedeemedAt = FromUnixNanos(created), FromUnixNanos(expires), FromUnixNanos(redeemed)
 	return c, err
+}
+
+// ParseAlerts reads a budget's alert thresholds as stored ("50,80,100").
+func ParseAlerts(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("budget alerts %q: %w", s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// FormatAlerts is a budget's alert thresholds as stored.
+func FormatAlerts(as []int) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = strconv.Itoa(a)
+	}
+	return strings.Join(parts, ",")
 }
 
 // UnixNanos is t as stored: Unix nanoseconds, 0 for the zero time.

@@ -11,6 +11,8 @@ import (
 
 	"baimo/internal/store/records"
 	"baimo/internal/usage"
+
+	"baimo/internal/store/ledgerrows"
 )
 
 var _ usage.Store = (*DB)(nil)
@@ -152,16 +154,8 @@ func (db *DB) VendorDrift(ctx context.Context, from, to time.Time) ([]usage.Drif
 	return out, rows.Err()
 }
 
-func unixNanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromUnixNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+// Times are stored as Unix nanoseconds, 0 for none, as the ledger's rows.
+var (
+	unixNanos     = ledgerrows.UnixNanos
+	fromUnixNanos = ledgerrows.FromUnixNanos
+)

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -510,31 +508,8 @@ func (v *ledgerView) Budget(ctx context.Context, scope ledger.Scope, subject str
 	if err != nil {
 		return b, false, fmt.Errorf("budget of %s %s: %w", scope, subject, err)
 	}
-	b.Alerts, err = parseAlerts(alerts)
+	b.Alerts, err = ledgerrows.ParseAlerts(alerts)
 	return b, err == nil, err
-}
-
-func parseAlerts(s string) ([]int, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("budget alerts %q: %w", s, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func formatAlerts(as []int) string {
-	parts := make([]string, len(as))
-	for i, a := range as {
-		parts[i] = strconv.Itoa(a)
-	}
-	return strings.Join(parts, ",")
 }
 
 func (v *ledgerView) BudgetSpend(ctx context.Context, k ledger.BudgetKey) (int64, int64, error) {
@@ -557,7 +532,7 @@ func (t *ledgerTx) PutBudget(ctx context.Context, b ledger.Budget) error {
 	} else {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO ledger_budgets (scope, subject, period, limit_nanos, alerts) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (scope, subject) DO UPDATE SET period = excluded.period, limit_nanos = excluded.limit_nanos, alerts = excluded.alerts`,
-			string(b.Scope), b.Subject, string(b.Period), b.Limit, formatAlerts(b.Alerts))
+			string(b.Scope), b.Subject, string(b.Period), b.Limit, ledgerrows.FormatAlerts(b.Alerts))
 	}
 	if err != nil {
 		return fmt.Errorf("put budget: %w", err)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"baimo/internal/store/ledgerrows"
 )
 
 //go:embed migrations/*.sql
@@ -136,16 +138,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func unixNanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromUnixNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+// Times are stored as Unix nanoseconds, 0 for none, as the ledger's rows.
+var (
+	unixNanos     = ledgerrows.UnixNanos
+	fromUnixNanos = ledgerrows.FromUnixNanos
+)
