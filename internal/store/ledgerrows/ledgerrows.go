@@ -90,6 +90,12 @@ func ScanCode(r Scanner) (ledger.Code, error) {
 	return c, err
 }
 
+// SettledKinds is the SQL condition on ledger_transfers that selects the
+// transfers posting a request's cost: a hold's post, a settlement of a hold
+// kept in memory, an overage, a charge, a debt. The audit compares their sum
+// with the request's usage record.
+const SettledKinds = `(flag = 'post' OR kind IN ('settle', 'overage', 'charge', 'debt'))`
+
 // ParseAlerts reads a budget's alert thresholds as stored ("50,80,100").
 func ParseAlerts(s string) ([]int, error) {
 	if s == "" {

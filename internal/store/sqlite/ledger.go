@@ -286,9 +286,7 @@ func (v *ledgerView) Code(ctx context.Context, hash string) (ledger.Code, error)
 }
 
 // settledKinds selects the transfers that post a request's cost.
-// settledKinds are the transfers that post a request's cost: a hold's post,
-// a settlement of a hold kept in memory, an overage, a charge, a debt.
-const settledKinds = `(flag = 'post' OR kind IN ('settle', 'overage', 'charge', 'debt'))`
+const settledKinds = ledgerrows.SettledKinds
 
 func (v *ledgerView) AuditFacts(ctx context.Context, q ledger.AuditQuery) (ledger.AuditFacts, error) {
 	var f ledger.AuditFacts
