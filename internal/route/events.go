@@ -249,13 +249,13 @@ func (p *Replicator) Run(ctx context.Context, t EventTarget) {
 	wg.Add(1)
 	go func() { defer wg.Done(); p.writeLoop(ctx) }()
 	defer wg.Wait()
-	tick := time.NewTicker(p.opt.Interval)
+	tick := p.clk.NewTicker(p.opt.Interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
 		if _, err := p.Poll(ctx, t); err != nil && ctx.Err() == nil {
 			p.log.Warn("route: poll routing events", "err", err)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"baimo/internal/clock"
 )
 
 // TestChooseMatchesReference runs the selection scans against refChoose, a
@@ -187,7 +189,7 @@ func TestBlendWeighsAsDocumented(t *testing.T) {
 				r, err := New(Config{
 					Defaults: Model{Policy: PolicyBlend, Blend: tt.blend, Explore: -1},
 					Channels: []Channel{ch("a", 0, 1), ch("b", 0, 2), ch("c", 0, 4)},
-				}, Options{Rand: seeded(seed), Clock: fixedClock(clk)})
+				}, Options{Rand: seeded(seed), Clock: clock.NewFake(clk)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -214,11 +216,6 @@ func TestBlendWeighsAsDocumented(t *testing.T) {
 		})
 	}
 }
-
-// fixedClock is a clock that does not move.
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 // The reference: the selection scans as they were before the prefiltered
 // candidate lists, kept verbatim (renamed) so TestChooseMatchesReference

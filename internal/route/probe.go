@@ -268,9 +268,9 @@ func (p *Prober) Run(ctx context.Context) {
 	if tick == nil {
 		// Ticks are finer than the interval so that a probe is due within a
 		// quarter interval of its time, whatever the ticker's jitter.
-		t := time.NewTicker(p.cfg.Interval / 4)
+		t := p.r.clk.NewTicker(p.cfg.Interval / 4)
 		defer t.Stop()
-		tick = t.C
+		tick = t.C()
 	}
 	p.log.Info("route: active probes on", "interval", p.cfg.Interval, "timeout", p.cfg.Timeout,
 		"concurrency", p.cfg.Concurrency, "parked_keys", p.cfg.ParkedKeys)
