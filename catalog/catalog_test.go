@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -47,5 +48,36 @@ func TestEmbeddedCatalogLoads(t *testing.T) {
 	}
 	if _, ok := c.Calendar("cn"); !ok {
 		t.Error("calendar cn missing")
+	}
+}
+
+// TestModelLimits checks that every chat model (and every embedding or
+// rerank model's context window) is known: the request's hold is the prompt
+// plus the output the model may really produce, so a chat model without its
+// maximum output cannot be held exactly.
+func TestModelLimits(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, m := range c.Models() {
+		info := m.Info()
+		switch m.Kind {
+		case "chat":
+			if info.ContextWindow == 0 || info.MaxOutput == 0 {
+				missing = append(missing, fmt.Sprintf("%s (context %d, output %d)", m.Name, info.ContextWindow, info.MaxOutput))
+			}
+		case "embedding", "rerank":
+			if info.ContextWindow == 0 {
+				missing = append(missing, fmt.Sprintf("%s (context unknown)", m.Name))
+			}
+		}
+		if info.InputModalities == nil || info.OutputModalities == nil {
+			missing = append(missing, m.Name+" (modalities unknown)")
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d models without their limits or modalities:\n  %s", len(missing), strings.Join(missing, "\n  "))
 	}
 }

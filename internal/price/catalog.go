@@ -20,10 +20,13 @@ type Catalog struct {
 }
 
 type snapshot struct {
-	models     map[string]*Model // by name and alias
+	models     map[string]*Model // by name and the model's own aliases
 	list       []*Model          // sorted by vendor, then name
+	aliases    map[string]*Alias // the alias table (dated names)
+	exclusions map[string]Exclusion
 	calendars  map[string]*Calendar
 	tokenizers map[string]*Tokenizer
+	rates      *ExchangeRates // the reference table
 }
 
 func (s *snapshot) addModel(m *Model) error {
@@ -57,10 +60,16 @@ func (c *Catalog) snap() *snapshot {
 	return &snapshot{}
 }
 
-// Model returns the model named name (or one of its aliases).
+// Model returns the model named name, or named by one of its aliases; a
+// dated alias gives its latest target (use Resolve for a given time).
 func (c *Catalog) Model(name string) (*Model, bool) {
-	m, ok := c.snap().models[name]
-	return m, ok
+	return c.snap().latest(name)
+}
+
+// ReferenceRates returns the catalog's reference exchange rates
+// (exchange_rates.yaml), used when the operator configures none for a pair.
+func (c *Catalog) ReferenceRates() *ExchangeRates {
+	return c.snap().rates
 }
 
 // Models returns every model sorted by vendor and name. The models must not
@@ -103,6 +112,13 @@ func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
 	}
 	m, known := old.models[spec.Model]
 	vendor := spec.Vendor
+	if !known && vendor == "" {
+		// A new model under an alias table name takes the vendor of the
+		// model the alias names; as a model it then wins over the alias.
+		if am, ok := old.latest(spec.Model); ok {
+			vendor = am.Vendor
+		}
+	}
 	if known {
 		if vendor != "" && vendor != m.Vendor {
 			return nil, fmt.Errorf("add version of %s: vendor %q differs from the catalog's %q", spec.Model, vendor, m.Vendor)
@@ -119,11 +135,21 @@ func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
 	}
+	v.Origin = OriginOperator
 	var nm Model
 	if known {
 		nm = *m
 	} else {
 		nm = Model{Name: name, Vendor: vendor, Kind: "chat"}
+	}
+	if spec.Kind != "" {
+		if !modelKinds[spec.Kind] {
+			return nil, fmt.Errorf("add version of %s: unknown model kind %q", spec.Model, spec.Kind)
+		}
+		nm.Kind = spec.Kind
+	}
+	if err := applyLimits(&nm, spec.ContextWindow, spec.MaxOutput, spec.Modalities); err != nil {
+		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
 	}
 	nm.Lists = make(map[money.Currency][]*Version, len(nm.Lists)+1)
 	if known {
@@ -143,8 +169,11 @@ func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
 	ns := &snapshot{
 		models:     make(map[string]*Model, len(old.models)+1),
 		list:       make([]*Model, 0, len(old.list)+1),
+		aliases:    old.aliases,
+		exclusions: old.exclusions,
 		calendars:  old.calendars,
 		tokenizers: old.tokenizers,
+		rates:      old.rates,
 	}
 	for k, mm := range old.models {
 		if mm != m || !known {

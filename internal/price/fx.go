@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -18,12 +19,30 @@ type ExchangeRate struct {
 	EffectiveFrom time.Time
 	Rate          money.Ratio
 	Source        string
+	Note          string
+	Unverified    bool
 }
 
-// ExchangeRates is a dated exchange-rate table, read from configuration
-// (never a constant in code). A nil table has no rates.
+// ExchangeRates is a dated exchange-rate table, read from configuration or
+// the catalog's reference table (never a constant in code). A nil table has
+// no rates. A table may lie over a base table (Over): a pair it has no rate
+// for at some time is looked up in the base.
 type ExchangeRates struct {
 	rates []ExchangeRate // by pair, then ascending EffectiveFrom
+	base  *ExchangeRates
+}
+
+// Over returns a table that looks up x first and then base, for a pair x has
+// no rate (direct or inverse) in force for at the time asked: the operator's
+// configured rates over the catalog's reference rates. Either may be nil.
+func (x *ExchangeRates) Over(base *ExchangeRates) *ExchangeRates {
+	if base == nil {
+		return x
+	}
+	if x == nil {
+		return base
+	}
+	return &ExchangeRates{rates: x.rates, base: base}
 }
 
 // NewExchangeRates validates and indexes rates. Two rates of one pair may not
@@ -67,6 +86,29 @@ type exchangeRateSpec struct {
 	EffectiveFrom string `yaml:"effective_from"`
 	Rate          string `yaml:"rate"` // decimal, To units per From unit
 	Source        string `yaml:"source"`
+	Note          string `yaml:"note"`
+	Unverified    bool   `yaml:"unverified"`
+}
+
+func (s exchangeRateSpec) build() (ExchangeRate, error) {
+	t, err := time.Parse(time.RFC3339, s.EffectiveFrom)
+	if err != nil {
+		return ExchangeRate{}, fmt.Errorf("effective_from: want RFC 3339 with zone: %q", s.EffectiveFrom)
+	}
+	r, err := positiveRatio(s.Rate)
+	if err != nil {
+		return ExchangeRate{}, fmt.Errorf("rate: %w", err)
+	}
+	for _, c := range []string{s.From, s.To} {
+		if len(c) != 3 || strings.ToUpper(c) != c {
+			return ExchangeRate{}, fmt.Errorf("want ISO 4217 codes such as USD and CNY: %q", c)
+		}
+	}
+	if len(s.Source) > maxTextLen || len(s.Note) > maxTextLen {
+		return ExchangeRate{}, fmt.Errorf("source or note longer than %d bytes", maxTextLen)
+	}
+	return ExchangeRate{From: money.Currency(s.From), To: money.Currency(s.To), EffectiveFrom: t, Rate: r,
+		Source: s.Source, Note: s.Note, Unverified: s.Unverified}, nil
 }
 
 // ParseExchangeRates reads a YAML list of rates, for example
@@ -81,21 +123,16 @@ func ParseExchangeRates(b []byte) (*ExchangeRates, error) {
 	}
 	rates := make([]ExchangeRate, 0, len(specs))
 	for i, s := range specs {
-		t, err := time.Parse(time.RFC3339, s.EffectiveFrom)
+		r, err := s.build()
 		if err != nil {
-			return nil, fmt.Errorf("exchange rates[%d].effective_from: want RFC 3339 with zone: %q", i, s.EffectiveFrom)
+			return nil, fmt.Errorf("exchange rates[%d]: %w", i, err)
 		}
-		r, err := positiveRatio(s.Rate)
-		if err != nil {
-			return nil, fmt.Errorf("exchange rates[%d].rate: %w", i, err)
-		}
-		rates = append(rates, ExchangeRate{From: money.Currency(s.From), To: money.Currency(s.To),
-			EffectiveFrom: t, Rate: r, Source: s.Source})
+		rates = append(rates, r)
 	}
 	return NewExchangeRates(rates)
 }
 
-// Rates returns a copy of the table's rates.
+// Rates returns a copy of the table's own rates (not its base's).
 func (x *ExchangeRates) Rates() []ExchangeRate {
 	if x == nil {
 		return nil
@@ -103,31 +140,48 @@ func (x *ExchangeRates) Rates() []ExchangeRate {
 	return append([]ExchangeRate(nil), x.rates...)
 }
 
+// Base returns the table x lies over, or nil.
+func (x *ExchangeRates) Base() *ExchangeRates {
+	if x == nil {
+		return nil
+	}
+	return x.base
+}
+
 // Lookup returns the rate from→to in force at t: a direct rate, or the exact
 // inverse of a to→from rate when no direct one is in force.
 func (x *ExchangeRates) Lookup(from, to money.Currency, t time.Time) (money.Ratio, bool) {
 	r, err := x.lookup(from, to, t)
+	return r.Rate, err == nil
+}
+
+// RateAt is Lookup returning the whole rate used (its date and source); an
+// inverse keeps the source of the rate it inverts.
+func (x *ExchangeRates) RateAt(from, to money.Currency, t time.Time) (ExchangeRate, bool) {
+	r, err := x.lookup(from, to, t)
 	return r, err == nil
 }
 
-func (x *ExchangeRates) lookup(from, to money.Currency, t time.Time) (money.Ratio, error) {
+func (x *ExchangeRates) lookup(from, to money.Currency, t time.Time) (ExchangeRate, error) {
 	if from == to {
-		return money.One, nil
+		return ExchangeRate{From: from, To: to, Rate: money.One}, nil
 	}
-	if x != nil {
-		if r, ok := x.find(from, to, t); ok {
-			return r, nil
+	for tab := x; tab != nil; tab = tab.base {
+		if r, ok := tab.find(from, to, t); ok {
+			return *r, nil
 		}
-		if r, ok := x.find(to, from, t); ok {
-			if inv, err := r.Inverse(); err == nil {
-				return inv, nil
+		if r, ok := tab.find(to, from, t); ok {
+			if inv, err := r.Rate.Inverse(); err == nil {
+				out := *r
+				out.From, out.To, out.Rate = from, to, inv
+				return out, nil
 			}
 		}
 	}
-	return money.Ratio{}, fmt.Errorf("%w %s→%s at %s", ErrNoRate, from, to, t.UTC().Format(time.RFC3339))
+	return ExchangeRate{}, fmt.Errorf("%w %s→%s at %s", ErrNoRate, from, to, t.UTC().Format(time.RFC3339))
 }
 
-func (x *ExchangeRates) find(from, to money.Currency, t time.Time) (money.Ratio, bool) {
+func (x *ExchangeRates) find(from, to money.Currency, t time.Time) (*ExchangeRate, bool) {
 	var best *ExchangeRate
 	for i := range x.rates {
 		r := &x.rates[i]
@@ -135,10 +189,7 @@ func (x *ExchangeRates) find(from, to money.Currency, t time.Time) (money.Ratio,
 			best = r // ascending, so the last match is the one in force
 		}
 	}
-	if best == nil {
-		return money.Ratio{}, false
-	}
-	return best.Rate, true
+	return best, best != nil
 }
 
 // PriceList is a tenant's price list for operators who resell: a markup on

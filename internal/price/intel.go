@@ -18,34 +18,42 @@ type View struct {
 
 // ModelView is one model in a View.
 type ModelView struct {
-	Name      string        `json:"name"`
-	Vendor    string        `json:"vendor"`
-	Title     string        `json:"title,omitempty"`
-	Kind      string        `json:"kind"`
-	Aliases   []string      `json:"aliases,omitempty"`
-	Tokenizer string        `json:"tokenizer,omitempty"`
-	FreeQuota *FreeQuota    `json:"free_quota,omitempty"`
-	Note      string        `json:"note,omitempty"`
-	Versions  []VersionView `json:"versions"`
+	Name      string     `json:"name"`
+	Vendor    string     `json:"vendor"`
+	Title     string     `json:"title,omitempty"`
+	Kind      string     `json:"kind"`
+	Aliases   []string   `json:"aliases,omitempty"`
+	Tokenizer string     `json:"tokenizer,omitempty"`
+	FreeQuota *FreeQuota `json:"free_quota,omitempty"`
+	Note      string     `json:"note,omitempty"`
+	// ContextWindow and MaxOutput are token limits, omitted when unknown.
+	ContextWindow int64           `json:"context_window,omitempty"`
+	MaxOutput     int64           `json:"max_output,omitempty"`
+	Modalities    *ModalitiesSpec `json:"modalities,omitempty"`
+	Versions      []VersionView   `json:"versions"`
 }
 
 // VersionView is one price version in a View. Prices are decimal strings.
 type VersionView struct {
-	ID            string               `json:"id"`
-	Currency      money.Currency       `json:"currency"`
-	EffectiveFrom time.Time            `json:"effective_from"`
-	EffectiveTo   *time.Time           `json:"effective_to,omitempty"`
-	Unit          string               `json:"unit"`
-	Free          bool                 `json:"free,omitempty"`
-	Prices        map[string]PriceSpec `json:"prices,omitempty"`
-	Tiers         []TierSpec           `json:"tiers,omitempty"`
-	Batch         string               `json:"batch,omitempty"`
-	ServiceTiers  map[string]string    `json:"service_tiers,omitempty"`
-	Schedule      *ScheduleSpec        `json:"schedule,omitempty"`
-	Source        string               `json:"source"`
-	Checked       string               `json:"checked,omitempty"`
-	Unverified    bool                 `json:"unverified,omitempty"`
-	Note          string               `json:"note,omitempty"`
+	ID            string         `json:"id"`
+	Currency      money.Currency `json:"currency"`
+	EffectiveFrom time.Time      `json:"effective_from"`
+	EffectiveTo   *time.Time     `json:"effective_to,omitempty"`
+	Unit          string         `json:"unit"`
+	Free          bool           `json:"free,omitempty"`
+	Retired       bool           `json:"retired,omitempty"`
+	// Origin is "catalog" for a shipped version, "operator" for one added
+	// at run time.
+	Origin       string               `json:"origin"`
+	Prices       map[string]PriceSpec `json:"prices,omitempty"`
+	Tiers        []TierSpec           `json:"tiers,omitempty"`
+	Batch        string               `json:"batch,omitempty"`
+	ServiceTiers map[string]string    `json:"service_tiers,omitempty"`
+	Schedule     *ScheduleSpec        `json:"schedule,omitempty"`
+	Source       string               `json:"source"`
+	Checked      string               `json:"checked,omitempty"`
+	Unverified   bool                 `json:"unverified,omitempty"`
+	Note         string               `json:"note,omitempty"`
 }
 
 // ViewOptions selects what a View shows.
@@ -59,12 +67,17 @@ type ViewOptions struct {
 // View returns the catalog as data.
 func (c *Catalog) View(o ViewOptions) View {
 	out := View{At: o.At, Models: []ModelView{}}
-	for _, m := range c.snap().list {
+	s := c.snap()
+	for _, m := range s.list {
 		if !matchVendor(m, o.Vendor) {
 			continue
 		}
-		mv := ModelView{Name: m.Name, Vendor: m.Vendor, Title: m.Title, Kind: m.Kind, Aliases: m.Aliases,
-			FreeQuota: m.FreeQuota, Note: m.Note}
+		mv := ModelView{Name: m.Name, Vendor: m.Vendor, Title: m.Title, Kind: m.Kind,
+			Aliases:   append(append([]string(nil), m.Aliases...), s.aliasesOf(m.Name)...),
+			FreeQuota: m.FreeQuota, Note: m.Note, ContextWindow: m.ContextWindow, MaxOutput: m.MaxOutput}
+		if m.InputModalities != nil {
+			mv.Modalities = &ModalitiesSpec{Input: m.InputModalities, Output: m.OutputModalities}
+		}
 		if m.Tokenizer != nil {
 			mv.Tokenizer = m.Tokenizer.Name
 		}
@@ -108,8 +121,8 @@ func viewPrices(p *Prices, base *Prices) map[string]PriceSpec {
 
 func viewVersion(v *Version, to *time.Time) VersionView {
 	vv := VersionView{ID: v.ID, Currency: v.Currency, EffectiveFrom: v.EffectiveFrom, EffectiveTo: to, Unit: v.Unit,
-		Free: v.Free, Prices: viewPrices(&v.Prices, nil), Source: v.Source, Checked: v.Checked,
-		Unverified: v.Unverified, Note: v.Note}
+		Free: v.Free, Retired: v.Retired, Origin: v.Origin, Prices: viewPrices(&v.Prices, nil), Source: v.Source,
+		Checked: v.Checked, Unverified: v.Unverified, Note: v.Note}
 	for i := range v.Tiers {
 		vv.Tiers = append(vv.Tiers, TierSpec{Above: v.Tiers[i].Above, Prices: viewPrices(&v.Tiers[i].Prices, &v.Prices)})
 	}
@@ -366,15 +379,18 @@ func (c *Catalog) Buys(model string, amount money.Amount, at time.Time, rates *E
 	if amount.Nanos <= 0 {
 		return b, fmt.Errorf("buys: amount must be positive: %s", amount)
 	}
-	m, ok := c.Model(model)
+	s := c.snap()
+	rc := RateContext{Model: model, At: at, Currency: amount.Currency, Rates: rates}
+	m, alias, ok := s.resolve(model, at)
 	if !ok {
-		return b, &NoPriceError{Model: model, Currency: amount.Currency, Detail: "model not in the catalog"}
+		return b, s.unknownModel(model, rc, alias != "")
 	}
 	b.Model, b.Tokenizer = m.Name, m.Tokenizer
-	v, fx, err := pick(m, RateContext{Model: m.Name, At: at, Currency: amount.Currency, Rates: rates})
+	v, rate, err := pick(m, rc)
 	if err != nil {
 		return b, err
 	}
+	fx := rate.Rate
 	if v.Free {
 		return b, fmt.Errorf("buys: %s is free (version %s)", m.Name, v.ID)
 	}

@@ -19,13 +19,22 @@ type lineJSON struct {
 	Amount         string `json:"amount"`
 	AmountCurrency string `json:"currency"`
 	Version        string `json:"version"`
+	// ExchangeRate and RateSource name the rate that converted the price's
+	// currency into the account's; omitted when they are the same.
+	ExchangeRate string `json:"exchange_rate,omitempty"`
+	RateSource   string `json:"rate_source,omitempty"`
 }
 
 // MarshalJSON writes l with its amounts as decimal strings.
 func (l Line) MarshalJSON() ([]byte, error) {
-	return json.Marshal(lineJSON{Kind: l.Kind, Quantity: l.Quantity, Price: money.FormatNanos(l.Price.Nanos),
+	j := lineJSON{Kind: l.Kind, Quantity: l.Quantity, Price: money.FormatNanos(l.Price.Nanos),
 		PriceCurrency: string(l.Price.Currency), Per: l.Per, Multiplier: l.Multiplier.String(),
-		Amount: money.FormatNanos(l.Amount.Nanos), AmountCurrency: string(l.Amount.Currency), Version: l.Version})
+		Amount: money.FormatNanos(l.Amount.Nanos), AmountCurrency: string(l.Amount.Currency), Version: l.Version,
+		RateSource: l.RateSource}
+	if l.ExchangeRate.Den != 0 {
+		j.ExchangeRate = l.ExchangeRate.String()
+	}
+	return json.Marshal(j)
 }
 
 // UnmarshalJSON reads a line written by MarshalJSON.
@@ -47,7 +56,12 @@ func (l *Line) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("line multiplier: %w", err)
 	}
 	*l = Line{Kind: j.Kind, Quantity: j.Quantity, Price: money.New(p, money.Currency(j.PriceCurrency)), Per: j.Per,
-		Multiplier: m, Amount: money.New(a, money.Currency(j.AmountCurrency)), Version: j.Version}
+		Multiplier: m, Amount: money.New(a, money.Currency(j.AmountCurrency)), Version: j.Version, RateSource: j.RateSource}
+	if j.ExchangeRate != "" {
+		if l.ExchangeRate, err = parseMultiplier(j.ExchangeRate); err != nil {
+			return fmt.Errorf("line exchange rate: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -61,6 +61,14 @@ type fileSpec struct {
 	Tokenizers []tokenizerSpec `yaml:"tokenizers"`
 	Calendars  []calendarSpec  `yaml:"calendars"`
 	Models     []modelSpec     `yaml:"models"`
+	// Aliases map other names (dated snapshots, -latest names) to a model,
+	// in force from a date: the alias table.
+	Aliases []aliasSpec `yaml:"aliases"`
+	// Exclusions are vendor model names baimo deliberately does not price,
+	// each with its reason (retired, fine-tune only, region-only, ...).
+	Exclusions []exclusionSpec `yaml:"exclusions"`
+	// ExchangeRates is the reference table of dated exchange rates.
+	ExchangeRates []exchangeRateSpec `yaml:"exchange_rates"`
 }
 
 type tokenizerSpec struct {
@@ -78,34 +86,61 @@ type calendarSpec struct {
 }
 
 type modelSpec struct {
-	Name      string        `yaml:"name"`
-	Title     string        `yaml:"title"`
-	Kind      string        `yaml:"kind"`
-	Aliases   []string      `yaml:"aliases"`
-	Tokenizer string        `yaml:"tokenizer"`
-	FreeQuota *FreeQuota    `yaml:"free_quota"`
-	Note      string        `yaml:"note"`
-	Versions  []VersionSpec `yaml:"versions"`
+	Name      string     `yaml:"name"`
+	Title     string     `yaml:"title"`
+	Kind      string     `yaml:"kind"`
+	Aliases   []string   `yaml:"aliases"`
+	Tokenizer string     `yaml:"tokenizer"`
+	FreeQuota *FreeQuota `yaml:"free_quota"`
+	Note      string     `yaml:"note"`
+	// ContextWindow is the most tokens (prompt and output together) one
+	// request may use; MaxOutput the most output tokens it may produce.
+	ContextWindow int64           `yaml:"context_window"`
+	MaxOutput     int64           `yaml:"max_output"`
+	Modalities    *ModalitiesSpec `yaml:"modalities"`
+	// LimitsSource says where the limits were read when it is not LiteLLM's
+	// table; LimitsUnverified marks limits the research could not confirm.
+	LimitsSource     string        `yaml:"limits_source"`
+	LimitsUnverified bool          `yaml:"limits_unverified"`
+	Versions         []VersionSpec `yaml:"versions"`
 }
 
 // VersionSpec is the data form of a Version: YAML in the catalog files, JSON
 // in the admin API. Prices are decimal strings, never floats.
 type VersionSpec struct {
-	Model         string               `yaml:"model,omitempty" json:"model,omitempty"`   // AddVersion only
-	Vendor        string               `yaml:"vendor,omitempty" json:"vendor,omitempty"` // AddVersion of a new model
-	EffectiveFrom string               `yaml:"effective_from" json:"effective_from"`     // RFC 3339 with zone
-	Currency      string               `yaml:"currency" json:"currency"`
-	Unit          string               `yaml:"unit" json:"unit"` // per_1k or per_1m (token prices)
-	Source        string               `yaml:"source" json:"source"`
-	Checked       string               `yaml:"checked" json:"checked"` // 2006-01-02
-	Unverified    bool                 `yaml:"unverified,omitempty" json:"unverified,omitempty"`
-	Note          string               `yaml:"note,omitempty" json:"note,omitempty"`
-	Free          bool                 `yaml:"free,omitempty" json:"free,omitempty"`
-	Prices        map[string]PriceSpec `yaml:"prices,omitempty" json:"prices,omitempty"`
-	Tiers         []TierSpec           `yaml:"tiers,omitempty" json:"tiers,omitempty"`
-	Batch         string               `yaml:"batch,omitempty" json:"batch,omitempty"` // multiplier, e.g. "0.5"
-	ServiceTiers  map[string]string    `yaml:"service_tiers,omitempty" json:"service_tiers,omitempty"`
-	Schedule      *ScheduleSpec        `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Model         string `yaml:"model,omitempty" json:"model,omitempty"`   // AddVersion only
+	Vendor        string `yaml:"vendor,omitempty" json:"vendor,omitempty"` // AddVersion of a new model
+	EffectiveFrom string `yaml:"effective_from" json:"effective_from"`     // RFC 3339 with zone
+	Currency      string `yaml:"currency" json:"currency"`
+	Unit          string `yaml:"unit" json:"unit"` // per_1k or per_1m (token prices)
+	Source        string `yaml:"source" json:"source"`
+	Checked       string `yaml:"checked" json:"checked"` // 2006-01-02
+	Unverified    bool   `yaml:"unverified,omitempty" json:"unverified,omitempty"`
+	Note          string `yaml:"note,omitempty" json:"note,omitempty"`
+	Free          bool   `yaml:"free,omitempty" json:"free,omitempty"`
+	// Retired ends the model's list in this currency: from EffectiveFrom on
+	// the model is refused (a retired version has no prices).
+	Retired      bool                 `yaml:"retired,omitempty" json:"retired,omitempty"`
+	Prices       map[string]PriceSpec `yaml:"prices,omitempty" json:"prices,omitempty"`
+	Tiers        []TierSpec           `yaml:"tiers,omitempty" json:"tiers,omitempty"`
+	Batch        string               `yaml:"batch,omitempty" json:"batch,omitempty"` // multiplier, e.g. "0.5"
+	ServiceTiers map[string]string    `yaml:"service_tiers,omitempty" json:"service_tiers,omitempty"`
+	Schedule     *ScheduleSpec        `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+
+	// Model data for AddVersion (the admin API): a new model's kind and
+	// limits, or new limits for a known one. Catalog files give these on
+	// the model, never on a version.
+	Kind          string          `yaml:"-" json:"kind,omitempty"`
+	ContextWindow int64           `yaml:"-" json:"context_window,omitempty"`
+	MaxOutput     int64           `yaml:"-" json:"max_output,omitempty"`
+	Modalities    *ModalitiesSpec `yaml:"-" json:"modalities,omitempty"`
+}
+
+// ModalitiesSpec names what a model takes and gives: text, image, audio,
+// video, file (input); text, image, audio, video, embedding, score (output).
+type ModalitiesSpec struct {
+	Input  []string `yaml:"input" json:"input"`
+	Output []string `yaml:"output" json:"output"`
 }
 
 // PriceSpec is a decimal price per Per units. In data it is written either as
@@ -269,9 +304,68 @@ func LoadFiles(names []string, files map[string][]byte) (*Catalog, error) {
 		}
 	}
 	s.sortList()
+	var aliases []aliasEntry
+	var rates []ExchangeRate
+	s.exclusions = map[string]Exclusion{}
+	for i, name := range names {
+		for j, as := range specs[i].Aliases {
+			aliases = append(aliases, aliasEntry{spec: as, file: name, field: fmt.Sprintf("aliases[%d]", j)})
+		}
+		for j, es := range specs[i].Exclusions {
+			field := fmt.Sprintf("exclusions[%d]", j)
+			e, err := buildExclusion(es, specs[i].Vendor)
+			if err != nil {
+				return nil, &LoadError{File: name, Field: field + "." + fieldOf(err), Err: causeOf(err)}
+			}
+			if _, dup := s.exclusions[e.Name]; dup {
+				return nil, &LoadError{File: name, Field: field + ".name", Err: fmt.Errorf("%q excluded twice", e.Name)}
+			}
+			if _, priced := s.models[e.Name]; priced {
+				return nil, &LoadError{File: name, Field: field + ".name", Err: fmt.Errorf("%q is a priced model: it cannot be excluded", e.Name)}
+			}
+			s.exclusions[e.Name] = e
+		}
+		for j, rs := range specs[i].ExchangeRates {
+			r, err := rs.build()
+			if err != nil {
+				return nil, &LoadError{File: name, Field: fmt.Sprintf("exchange_rates[%d]", j), Err: err}
+			}
+			rates = append(rates, r)
+		}
+	}
+	if err := s.buildAliases(aliases); err != nil {
+		return nil, err
+	}
+	for name := range s.exclusions {
+		if _, ok := s.aliases[name]; ok {
+			return nil, &LoadError{File: "exclusions", Field: name, Err: errors.New("is in the alias table: it cannot be excluded")}
+		}
+	}
+	x, err := NewExchangeRates(rates)
+	if err != nil {
+		return nil, &LoadError{File: "exchange_rates", Err: err}
+	}
+	s.rates = x
 	c := &Catalog{}
 	c.cur.Store(s)
 	return c, nil
+}
+
+// fieldOf and causeOf split a fieldError into its path and cause.
+func fieldOf(err error) string {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.field
+	}
+	return ""
+}
+
+func causeOf(err error) error {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return err
 }
 
 // decodeYAML decodes one document strictly (unknown fields are errors). The
@@ -408,7 +502,60 @@ func positiveRatio(s string) (money.Ratio, error) {
 	return r, nil
 }
 
-var modelKinds = map[string]bool{"": true, "chat": true, "embedding": true, "image": true, "audio": true, "speech": true, "search": true}
+var modelKinds = map[string]bool{"": true, "chat": true, "embedding": true, "rerank": true, "image": true, "audio": true,
+	"speech": true, "search": true}
+
+// Modalities a model may take and give.
+var (
+	inputModalities  = map[string]bool{"text": true, "image": true, "audio": true, "video": true, "file": true}
+	outputModalities = map[string]bool{"text": true, "image": true, "audio": true, "video": true, "embedding": true, "score": true}
+)
+
+// maxLimitTokens bounds context windows and output limits (100M tokens).
+const maxLimitTokens = 100_000_000
+
+// applyLimits validates and sets a model's context window, maximum output
+// and modalities (each only when given).
+func applyLimits(m *Model, window, maxOut int64, mods *ModalitiesSpec) error {
+	if window < 0 || window > maxLimitTokens {
+		return ferr("context_window", "%d out of range (0 to %d tokens)", window, maxLimitTokens)
+	}
+	if maxOut < 0 || maxOut > maxLimitTokens {
+		return ferr("max_output", "%d out of range (0 to %d tokens)", maxOut, maxLimitTokens)
+	}
+	if window > 0 && maxOut > window {
+		return ferr("max_output", "%d is more than the context window %d", maxOut, window)
+	}
+	if window > 0 {
+		m.ContextWindow = window
+	}
+	if maxOut > 0 {
+		m.MaxOutput = maxOut
+	}
+	if mods == nil {
+		return nil
+	}
+	check := func(field string, list []string, known map[string]bool) error {
+		if len(list) == 0 || len(list) > len(known) {
+			return ferr(field, "want 1 to %d modalities", len(known))
+		}
+		for i, x := range list {
+			if !known[x] {
+				return ferr(fmt.Sprintf("%s[%d]", field, i), "unknown modality %q", x)
+			}
+		}
+		return nil
+	}
+	if err := check("modalities.input", mods.Input, inputModalities); err != nil {
+		return err
+	}
+	if err := check("modalities.output", mods.Output, outputModalities); err != nil {
+		return err
+	}
+	m.InputModalities = append([]string(nil), mods.Input...)
+	m.OutputModalities = append([]string(nil), mods.Output...)
+	return nil
+}
 
 func (s *snapshot) buildModel(ms modelSpec, vendor string) (*Model, error) {
 	if err := checkName("name", ms.Name); err != nil {
@@ -432,6 +579,13 @@ func (s *snapshot) buildModel(ms modelSpec, vendor string) (*Model, error) {
 		}
 	}
 	m.Aliases = ms.Aliases
+	if err := applyLimits(m, ms.ContextWindow, ms.MaxOutput, ms.Modalities); err != nil {
+		return nil, err
+	}
+	if err := checkText("limits_source", ms.LimitsSource); err != nil {
+		return nil, err
+	}
+	m.LimitsSource, m.LimitsUnverified = ms.LimitsSource, ms.LimitsUnverified
 	if ms.Tokenizer != "" {
 		tk, ok := s.tokenizers[ms.Tokenizer]
 		if !ok {
@@ -526,9 +680,17 @@ func (s *snapshot) buildVersion(vs VersionSpec, model, vendor string) (*Version,
 		Unverified:    vs.Unverified,
 		Note:          vs.Note,
 		Free:          vs.Free,
+		Origin:        OriginCatalog,
 	}
 	if v.Prices, err = buildPrices(vs.Prices, per, nil); err != nil {
 		return nil, under("prices", err)
+	}
+	if vs.Retired {
+		if v.Free || anySet(&v.Prices) || len(vs.Tiers) > 0 || vs.Schedule != nil || vs.Batch != "" || len(vs.ServiceTiers) > 0 {
+			return nil, ferr("retired", "a retired version has no prices, tiers or rules and is not free")
+		}
+		v.Retired = true
+		return v, nil
 	}
 	if !v.Free && !anySet(&v.Prices) {
 		return nil, ferr("prices", "no price given and the version is not marked free")

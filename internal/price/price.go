@@ -220,12 +220,20 @@ type Version struct {
 	Unverified    bool
 	Note          string
 	Free          bool
+	Retired       bool   // the model is refused from EffectiveFrom on (no prices)
+	Origin        string // OriginCatalog (shipped) or OriginOperator (added at run time)
 	Prices        Prices // prices for prompts up to the first tier
 	Tiers         []Tier // ascending Above
 	Batch         money.Ratio
 	ServiceTiers  map[string]money.Ratio
 	Schedule      *Schedule
 }
+
+// Where a version comes from.
+const (
+	OriginCatalog  = "catalog"  // the shipped catalog (catalog/*.yaml)
+	OriginOperator = "operator" // added at run time (admin API, baimo prices set|import|retire)
+)
 
 // pricesFor returns the tier index and prices for a prompt of n tokens.
 func (v *Version) pricesFor(n int64) (int, *Prices) {
@@ -243,11 +251,19 @@ type Model struct {
 	Name      string
 	Vendor    string
 	Title     string
-	Kind      string // chat, embedding, image, audio, speech
+	Kind      string // chat, embedding, rerank, image, audio, speech, search
 	Aliases   []string
 	Tokenizer *Tokenizer
 	FreeQuota *FreeQuota
 	Note      string
+	// ContextWindow and MaxOutput are token limits (0: unknown); the
+	// modalities name what the model takes and gives (nil: unknown).
+	ContextWindow    int64
+	MaxOutput        int64
+	InputModalities  []string
+	OutputModalities []string
+	LimitsSource     string // where the limits come from when not LiteLLM's table
+	LimitsUnverified bool
 	// Lists holds the versions for each currency in ascending EffectiveFrom.
 	Lists map[money.Currency][]*Version
 }

@@ -16,6 +16,9 @@ var ErrNoPrice = errors.New("no price")
 // currency and no exchange rate is in force.
 var ErrNoRate = errors.New("no exchange rate")
 
+// ErrRetired is the cause of a NoPriceError for a model retired at that time.
+var ErrRetired = errors.New("model retired")
+
 // ErrHistory is returned when a new version would rewrite history.
 var ErrHistory = errors.New("price history is append-only")
 
@@ -79,15 +82,23 @@ type Line struct {
 	Multiplier money.Ratio  `json:"-"`
 	Amount     money.Amount `json:"-"`
 	Version    string       `json:"version"`
+	// ExchangeRate is the part of Multiplier that converts the price's
+	// currency into the account's (zero when they are the same), and
+	// RateSource where that rate comes from.
+	ExchangeRate money.Ratio `json:"-"`
+	RateSource   string      `json:"-"`
 }
 
 // Rated is the result of rating one request.
 type Rated struct {
 	Model         string         // catalog name of the model
+	Alias         string         // the alias table name the request used, "" when none
 	Version       string         // ID of the version applied
+	Origin        string         // OriginCatalog or OriginOperator: where the version applied comes from
 	Currency      money.Currency // the account's currency
 	PriceCurrency money.Currency // the currency of the version applied
 	ExchangeRate  money.Ratio    // account units per price unit; 1 when the same
+	RateSource    string         // where ExchangeRate comes from ("" when 1)
 	Tier          int            // 0 for the base prices, i for Tiers[i-1]
 	Period        string         // schedule window in force, "" when none
 	Free          bool
@@ -109,7 +120,9 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 	if rc.Currency == "" {
 		return r, fmt.Errorf("rate %s: no account currency", rc.Model)
 	}
-	m, ok := c.snap().models[rc.Model]
+	s := c.snap()
+	m, alias, ok := s.resolve(rc.Model, rc.At)
+	r.Alias = alias
 	var v *Version
 	markup := money.One
 	if rc.PriceList != nil {
@@ -120,26 +133,29 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 			markup = rc.PriceList.Markup
 		}
 	}
+	var fx ExchangeRate
 	if v == nil {
 		if !ok {
-			return r, &NoPriceError{Model: rc.Model, Currency: rc.Currency, Detail: "model not in the catalog"}
+			return r, s.unknownModel(rc.Model, rc, alias != "")
 		}
 		var err error
-		if v, r.ExchangeRate, err = pick(m, rc); err != nil {
+		if v, fx, err = pick(m, rc); err != nil {
 			return r, err
 		}
 		r.Model = m.Name
 	} else {
 		r.Model = v.Model
 		if v.Currency != rc.Currency {
-			fx, err := rc.Rates.lookup(v.Currency, rc.Currency, rc.At)
-			if err != nil {
+			var err error
+			if fx, err = rc.Rates.lookup(v.Currency, rc.Currency, rc.At); err != nil {
 				return r, fmt.Errorf("rate %s: %w", rc.Model, err)
 			}
-			r.ExchangeRate = fx
 		}
 	}
-	r.Version, r.PriceCurrency, r.Free = v.ID, v.Currency, v.Free
+	if v.Currency != rc.Currency {
+		r.ExchangeRate, r.RateSource = fx.Rate, fx.Source
+	}
+	r.Version, r.PriceCurrency, r.Free, r.Origin = v.ID, v.Currency, v.Free, v.Origin
 	tier, prices := v.pricesFor(u.Input)
 	r.Tier = tier
 
@@ -215,6 +231,9 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 		}
 		line := Line{Kind: k, Quantity: n, Per: p.Per, Multiplier: mul, Version: v.ID,
 			Price: money.New(p.Nanos, v.Currency), Amount: money.Zero(rc.Currency)}
+		if v.Currency != rc.Currency {
+			line.ExchangeRate, line.RateSource = r.ExchangeRate, r.RateSource
+		}
 		if v.Free {
 			line.Per, line.Multiplier = 1, money.One
 		} else {
@@ -262,23 +281,41 @@ func checkUsage(u usage.Usage) error {
 
 // pick returns the version of m for the account currency at rc.At: the list
 // in that currency when one is in force, else another currency's list
-// converted with the rate in force.
-func pick(m *Model, rc RateContext) (*Version, money.Ratio, error) {
-	if v, ok := m.At(rc.Currency, rc.At); ok {
-		return v, money.One, nil
+// converted with the rate in force. A retired version counts as none.
+func pick(m *Model, rc RateContext) (*Version, ExchangeRate, error) {
+	var retired *Version
+	inForce := func(cur money.Currency) (*Version, bool) {
+		v, ok := m.At(cur, rc.At)
+		if ok && v.Retired {
+			if retired == nil || v.EffectiveFrom.After(retired.EffectiveFrom) {
+				retired = v
+			}
+			return nil, false
+		}
+		return v, ok
+	}
+	if v, ok := inForce(rc.Currency); ok {
+		return v, ExchangeRate{Rate: money.One}, nil
 	}
 	var missing error
+	try := func(cur money.Currency) (*Version, ExchangeRate, bool) {
+		v, ok := inForce(cur)
+		if !ok {
+			return nil, ExchangeRate{}, false
+		}
+		fx, err := rc.Rates.lookup(cur, rc.Currency, rc.At)
+		if err != nil {
+			missing = err
+			return nil, ExchangeRate{}, false
+		}
+		return v, fx, true
+	}
 	// Try other currencies in a fixed order so results are reproducible.
 	for _, cur := range [...]money.Currency{money.CNY, money.USD} {
 		if cur == rc.Currency {
 			continue
 		}
-		if v, ok := m.At(cur, rc.At); ok {
-			fx, err := rc.Rates.lookup(cur, rc.Currency, rc.At)
-			if err != nil {
-				missing = err
-				continue
-			}
+		if v, fx, ok := try(cur); ok {
 			return v, fx, nil
 		}
 	}
@@ -286,17 +323,16 @@ func pick(m *Model, rc RateContext) (*Version, money.Ratio, error) {
 		if cur == rc.Currency || cur == money.CNY || cur == money.USD {
 			continue
 		}
-		if v, ok := m.At(cur, rc.At); ok {
-			fx, err := rc.Rates.lookup(cur, rc.Currency, rc.At)
-			if err != nil {
-				missing = err
-				continue
-			}
+		if v, fx, ok := try(cur); ok {
 			return v, fx, nil
 		}
 	}
 	if missing != nil {
-		return nil, money.Ratio{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At, Detail: missing.Error(), Err: missing}
+		return nil, ExchangeRate{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At, Detail: missing.Error(), Err: missing}
 	}
-	return nil, money.Ratio{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At}
+	if retired != nil {
+		return nil, ExchangeRate{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At,
+			Detail: "retired from " + retired.EffectiveFrom.UTC().Format(time.RFC3339), Err: ErrRetired}
+	}
+	return nil, ExchangeRate{}, &NoPriceError{Model: m.Name, Currency: rc.Currency, At: rc.At}
 }
