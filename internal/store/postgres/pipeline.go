@@ -9,7 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"baimo/internal/ledger"
-	"baimo/internal/store/records"
+	"baimo/internal/money"
+	"baimo/internal/store/sqlcore"
 	"baimo/internal/usage"
 )
 
@@ -152,7 +153,7 @@ func readPosts(br pgx.BatchResults, posts []*ledger.PostStep) error {
 		if !updated || !transferred {
 			return fmt.Errorf("post hold %s: account %s or transfer %s not written", h.RequestID, h.AccountID, st.SettleID)
 		}
-		h.Currency, h.State = moneyCurrency(cur), ledger.HoldPending // as it was, like ResolveHold
+		h.Currency, h.State = money.Currency(cur), ledger.HoldPending // as it was, like ResolveHold
 		h.CreatedAt, h.ExpiresAt, h.ResolvedAt = fromUnixNanos(created), fromUnixNanos(expires), fromUnixNanos(resolved)
 		st.Hold, st.Posted = h, true
 	}
@@ -354,7 +355,7 @@ var sqlPostHolds, errPostHolds = func() (string, error) {
 	for i, c := range casts {
 		ps[i] = fmt.Sprintf("$%d::%s", i+1, c)
 	}
-	cols := strings.Split(records.InsertColumns, ",")
+	cols := strings.Split(sqlcore.RecordColumns, ",")
 	for i := range cols {
 		cols[i] = strings.TrimSpace(cols[i])
 	}

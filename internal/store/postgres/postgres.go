@@ -1,25 +1,29 @@
 // Package postgres stores baimo's data in PostgreSQL, for several gateway
-// nodes sharing one database. It passes the same conformance suite (package
-// storetest) as package sqlite.
+// nodes sharing one database. It runs the SQL of package sqlcore, as package
+// sqlite does, and passes the same conformance suite (package storetest);
+// this package adds only what PostgreSQL needs: transactions retried on
+// serialization failures and deadlocks, a lock that orders routing events,
+// and pipelined multi-row statements for a batch's holds and settlements.
 package postgres
 
 import (
 	"context"
-	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"baimo/internal/store/sqlcore"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// core is the SQL this store shares with package sqlite.
+type core = sqlcore.Store
 
 // DB is a baimo store in a PostgreSQL database.
 type DB struct {
+	*core
 	pool *pgxpool.Pool
 }
 
@@ -35,7 +39,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	db := &DB{pool: pool}
+	db := &DB{core: sqlcore.New(querier{pool}, querier{pool}), pool: pool}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -60,42 +64,39 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, fn)
 }
 
-// migrate applies, in name order, each embedded migration not yet recorded.
-// Numbering by area follows package sqlite (0001 spine, 0100 ledger, ...). An
-// advisory lock keeps two nodes starting at once from racing.
+// migrate applies the migrations not yet recorded, each in a transaction
+// that first takes an advisory lock, so that two nodes starting at once do
+// not race.
 func (db *DB) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	sort.Strings(names)
-	return db.Tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7165429)`); err != nil {
-			return fmt.Errorf("migrate: lock: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		for _, name := range names {
-			base := strings.TrimPrefix(name, "migrations/")
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE name = $1`, base).Scan(&n); err != nil {
-				return fmt.Errorf("migrate %s: %w", base, err)
+	return sqlcore.Migrate(ctx, sqlcore.Postgres, time.Now().UnixNano(), func(ctx context.Context, fn func(sqlcore.Querier) error) error {
+		return db.Tx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7165429)`); err != nil {
+				return fmt.Errorf("lock: %w", err)
 			}
-			if n > 0 {
-				continue
-			}
-			body, err := migrations.ReadFile(name)
-			if err != nil {
-				return fmt.Errorf("migrate %s: %w", base, err)
-			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return fmt.Errorf("migrate %s: %w", base, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, base); err != nil {
-				return fmt.Errorf("migrate %s: %w", base, err)
-			}
-		}
-		return nil
+			return fn(querier{tx})
+		})
 	})
+}
+
+// pgRunner is what pgx's pool, connection and transaction have in common.
+type pgRunner interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// querier adapts pgx to sqlcore.Querier.
+type querier struct{ r pgRunner }
+
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.r.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (q querier) Query(ctx context.Context, query string, args ...any) (sqlcore.Rows, error) {
+	return q.r.Query(ctx, query, args...)
+}
+
+func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
+	return q.r.QueryRow(ctx, query, args...)
 }

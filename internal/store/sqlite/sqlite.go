@@ -1,6 +1,8 @@
 // Package sqlite stores baimo's data in an embedded SQLite database (pure Go,
-// WAL mode). It is the default store; package postgres is the other one, and
-// both pass the same conformance suite in package storetest.
+// WAL mode). It is the default store; package postgres is the other one. Both
+// run the SQL of package sqlcore and pass the same conformance suite in
+// package storetest; this package adds only what SQLite needs: one writer,
+// transactions that start with BEGIN IMMEDIATE, and prepared statements.
 //
 // Writes go through one connection and start with BEGIN IMMEDIATE, so two
 // writers never deadlock on a lock upgrade; reads use a pool of their own.
@@ -9,27 +11,25 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"baimo/internal/store/ledgerrows"
+	"baimo/internal/store/sqlcore"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// core is the SQL this store shares with package postgres.
+type core = sqlcore.Store
 
 // DB is a baimo store in one SQLite file.
 type DB struct {
+	*core
 	write *sql.DB // one connection: SQLite has one writer
 	read  *sql.DB
+	stmts *stmtCache // statements of write transactions, prepared once
 	path  string
 }
 
@@ -59,8 +59,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	db := &DB{write: w, read: r, path: path}
-	if err := db.migrate(ctx); err != nil {
+	db := &DB{core: sqlcore.New(querier{r}, querier{w}), write: w, read: r, stmts: newStmtCache(w), path: path}
+	err = sqlcore.Migrate(ctx, sqlcore.SQLite, time.Now().UnixNano(), func(ctx context.Context, fn func(sqlcore.Querier) error) error {
+		return db.Tx(ctx, func(tx *sql.Tx) error { return fn(querier{tx}) })
+	})
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -69,6 +72,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -92,54 +96,9 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// migrate applies, in name order, each embedded migration not yet recorded.
-// Migrations are numbered by area (0001 spine, 0100 ledger, 0200 prices, ...)
-// so that areas can add theirs independently.
-func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", name, err)
-		}
-		base := strings.TrimPrefix(name, "migrations/")
-		err = db.Tx(ctx, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().UnixNano())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", base, err)
-		}
-	}
-	return nil
+// tx runs fn in one write transaction whose statements are prepared once
+// per database.
+func (db *DB) tx(ctx context.Context, fn func(sqlcore.Querier) error) error {
+	db.stmts.prepare(ctx)
+	return db.Tx(ctx, func(tx *sql.Tx) error { return fn(preparedTx{tx: tx, stmts: db.stmts}) })
 }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// Times are stored as Unix nanoseconds, 0 for none, as the ledger's rows.
-var (
-	unixNanos     = ledgerrows.UnixNanos
-	fromUnixNanos = ledgerrows.FromUnixNanos
-)

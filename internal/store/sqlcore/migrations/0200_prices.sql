@@ -1,6 +1,6 @@
 CREATE TABLE price_versions (
-    seq        BIGSERIAL PRIMARY KEY,
+    seq        {{serial}},
     id         TEXT NOT NULL UNIQUE,
-    created_ns BIGINT NOT NULL,
+    created_ns {{int}} NOT NULL,
     spec       TEXT NOT NULL
 );

@@ -1,10 +1,10 @@
-// Package ledgerrows is the SQL shape of the ledger's rows that the SQLite
-// and PostgreSQL stores share: the column lists of tenants, accounts, holds,
-// transfers and codes, the scan of each row into its ledger type, and the
-// stored form of budget alerts. Text columns are read as strings and
+package sqlcore
+
+// The SQL shape of the ledger's rows: the column lists of tenants, accounts,
+// holds, transfers and codes, the scan of each row into its ledger type, and
+// the stored form of budget alerts. Text columns are read as strings and
 // converted, which both drivers support; times are Unix nanoseconds, 0 for
 // none.
-package ledgerrows
 
 import (
 	"fmt"
@@ -16,14 +16,11 @@ import (
 	"baimo/internal/money"
 )
 
-// Scanner is a row or rows positioned on a row (database/sql and pgx).
-type Scanner interface{ Scan(dest ...any) error }
+// tenantCols lists the columns scanTenant reads, in order.
+const tenantCols = `id, name, kind, currency, credit_limit, created_at`
 
-// TenantColumns lists the columns ScanTenant reads, in order.
-const TenantColumns = `id, name, kind, currency, credit_limit, created_at`
-
-// ScanTenant reads a tenant row.
-func ScanTenant(r Scanner) (ledger.Tenant, error) {
+// scanTenant reads a tenant row.
+func scanTenant(r Row) (ledger.Tenant, error) {
 	var t ledger.Tenant
 	var kind, cur string
 	var created int64
@@ -32,11 +29,11 @@ func ScanTenant(r Scanner) (ledger.Tenant, error) {
 	return t, err
 }
 
-// AccountColumns lists the columns ScanAccount reads, in order.
-const AccountColumns = `id, tenant_id, kind, currency, credit_limit, posted_debits, posted_credits, pending_debits, pending_credits, created_at`
+// accountCols lists the columns scanAccount reads, in order.
+const accountCols = `id, tenant_id, kind, currency, credit_limit, posted_debits, posted_credits, pending_debits, pending_credits, created_at`
 
-// ScanAccount reads an account row.
-func ScanAccount(r Scanner) (ledger.Account, error) {
+// scanAccount reads an account row.
+func scanAccount(r Row) (ledger.Account, error) {
 	var a ledger.Account
 	var kind, cur string
 	var created int64
@@ -46,11 +43,11 @@ func ScanAccount(r Scanner) (ledger.Account, error) {
 	return a, err
 }
 
-// HoldColumns lists the columns ScanHold reads, in order.
+// HoldColumns lists the columns scanHold reads, in order.
 const HoldColumns = `request_id, tenant_id, key_id, account_id, amount, currency, state, node, budgets, created_at, expires_at, resolved_at`
 
-// ScanHold reads a hold row.
-func ScanHold(r Scanner) (ledger.Hold, error) {
+// scanHold reads a hold row.
+func scanHold(r Row) (ledger.Hold, error) {
 	var h ledger.Hold
 	var cur, state string
 	var created, expires, resolved int64
@@ -61,11 +58,11 @@ func ScanHold(r Scanner) (ledger.Hold, error) {
 	return h, err
 }
 
-// TransferColumns lists the columns ScanTransfer reads, in order.
+// TransferColumns lists the columns scanTransfer reads, in order.
 const TransferColumns = `id, debit_account, credit_account, amount, currency, kind, flag, pending_id, request_id, tenant_id, note, created_at`
 
-// ScanTransfer reads a transfer row.
-func ScanTransfer(r Scanner) (ledger.Transfer, error) {
+// scanTransfer reads a transfer row.
+func scanTransfer(r Row) (ledger.Transfer, error) {
 	var t ledger.Transfer
 	var cur, kind, flag string
 	var created int64
@@ -76,11 +73,11 @@ func ScanTransfer(r Scanner) (ledger.Transfer, error) {
 	return t, err
 }
 
-// CodeColumns lists the columns ScanCode reads, in order.
-const CodeColumns = `hash, prefix, amount, currency, state, tenant_id, created_at, expires_at, redeemed_at`
+// codeCols lists the columns scanCode reads, in order.
+const codeCols = `hash, prefix, amount, currency, state, tenant_id, created_at, expires_at, redeemed_at`
 
-// ScanCode reads a redemption code row.
-func ScanCode(r Scanner) (ledger.Code, error) {
+// scanCode reads a redemption code row.
+func scanCode(r Row) (ledger.Code, error) {
 	var c ledger.Code
 	var cur string
 	var created, expires, redeemed int64
@@ -90,14 +87,14 @@ func ScanCode(r Scanner) (ledger.Code, error) {
 	return c, err
 }
 
-// SettledKinds is the SQL condition on ledger_transfers that selects the
+// settledKinds is the SQL condition on ledger_transfers that selects the
 // transfers posting a request's cost: a hold's post, a settlement of a hold
 // kept in memory, an overage, a charge, a debt. The audit compares their sum
 // with the request's usage record.
-const SettledKinds = `(flag = 'post' OR kind IN ('settle', 'overage', 'charge', 'debt'))`
+const settledKinds = `(flag = 'post' OR kind IN ('settle', 'overage', 'charge', 'debt'))`
 
-// ParseAlerts reads a budget's alert thresholds as stored ("50,80,100").
-func ParseAlerts(s string) ([]int, error) {
+// parseAlerts reads a budget's alert thresholds as stored ("50,80,100").
+func parseAlerts(s string) ([]int, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -112,8 +109,8 @@ func ParseAlerts(s string) ([]int, error) {
 	return out, nil
 }
 
-// FormatAlerts is a budget's alert thresholds as stored.
-func FormatAlerts(as []int) string {
+// formatAlerts is a budget's alert thresholds as stored.
+func formatAlerts(as []int) string {
 	parts := make([]string, len(as))
 	for i, a := range as {
 		parts[i] = strconv.Itoa(a)

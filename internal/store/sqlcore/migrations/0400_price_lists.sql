@@ -1,5 +1,5 @@
 CREATE TABLE tenant_price_lists (
     tenant_id  TEXT PRIMARY KEY,
     spec       TEXT NOT NULL,
-    updated_ns INTEGER NOT NULL
+    updated_ns {{int}} NOT NULL
 );

@@ -4,14 +4,14 @@ CREATE TABLE api_keys (
     prefix      TEXT NOT NULL,
     hash        TEXT NOT NULL UNIQUE,
     tenant_id   TEXT NOT NULL DEFAULT '',
-    models      TEXT NOT NULL DEFAULT '',   -- comma-separated allowlist; empty allows all
-    expires_at  INTEGER NOT NULL DEFAULT 0, -- unix nanoseconds; 0 means never
-    disabled    INTEGER NOT NULL DEFAULT 0,
-    created_at  INTEGER NOT NULL
+    models      TEXT NOT NULL DEFAULT '', -- comma-separated allowlist; empty allows all
+    expires_at  {{int}} NOT NULL DEFAULT 0, -- unix nanoseconds; 0 means never
+    disabled    {{bool}} NOT NULL DEFAULT {{false}},
+    created_at  {{int}} NOT NULL
 );
 
 CREATE TABLE usage_records (
-    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq                 {{serial}},
     request_id          TEXT NOT NULL UNIQUE,
     key_id              TEXT NOT NULL,
     tenant_id           TEXT NOT NULL,
@@ -19,27 +19,27 @@ CREATE TABLE usage_records (
     model               TEXT NOT NULL,
     channel             TEXT NOT NULL,
     upstream_model      TEXT NOT NULL,
-    stream              INTEGER NOT NULL,
+    stream              {{bool}} NOT NULL,
     status              INTEGER NOT NULL,
-    input_tokens        INTEGER NOT NULL,
-    cached_input_tokens INTEGER NOT NULL,
-    cache_write_5m      INTEGER NOT NULL,
-    cache_write_1h      INTEGER NOT NULL,
-    output_tokens       INTEGER NOT NULL,
-    reasoning_tokens    INTEGER NOT NULL,
-    images              INTEGER NOT NULL,
-    audio_seconds       INTEGER NOT NULL,
-    characters          INTEGER NOT NULL,
-    search_calls        INTEGER NOT NULL,
+    input_tokens        {{int}} NOT NULL,
+    cached_input_tokens {{int}} NOT NULL,
+    cache_write_5m      {{int}} NOT NULL,
+    cache_write_1h      {{int}} NOT NULL,
+    output_tokens       {{int}} NOT NULL,
+    reasoning_tokens    {{int}} NOT NULL,
+    images              {{int}} NOT NULL,
+    audio_seconds       {{int}} NOT NULL,
+    characters          {{int}} NOT NULL,
+    search_calls        {{int}} NOT NULL,
     source              TEXT NOT NULL,
-    complete            INTEGER NOT NULL,
+    complete            {{bool}} NOT NULL,
     error_class         TEXT NOT NULL,
-    start_ns            INTEGER NOT NULL,
-    ttft_ns             INTEGER NOT NULL,
-    duration_ns         INTEGER NOT NULL,
+    start_ns            {{int}} NOT NULL,
+    ttft_ns             {{int}} NOT NULL,
+    duration_ns         {{int}} NOT NULL,
     attempts            TEXT NOT NULL,
     currency            TEXT NOT NULL,
-    cost_nanos          INTEGER NOT NULL,
+    cost_nanos          {{int}} NOT NULL,
     price_version       TEXT NOT NULL,
     lines               TEXT NOT NULL
 );

@@ -1,33 +1,35 @@
--- The double-entry ledger (package ledger). STRICT tables: an integer
--- overflow becomes an error instead of a silent REAL.
+-- The double-entry ledger (package ledger). An integer overflow is an error,
+-- never a wrapped or rounded number: PostgreSQL checks bigint arithmetic, and
+-- SQLite's tables are STRICT, where an overflow would otherwise
+-- become a silent REAL.
 CREATE TABLE ledger_tenants (
     id           TEXT PRIMARY KEY,
     name         TEXT NOT NULL,
     kind         TEXT NOT NULL,
     currency     TEXT NOT NULL,
-    credit_limit INTEGER NOT NULL DEFAULT 0,
-    created_at   INTEGER NOT NULL
-) STRICT;
+    credit_limit {{int}} NOT NULL DEFAULT 0,
+    created_at   {{int}} NOT NULL
+){{strict}};
 
 CREATE TABLE ledger_accounts (
     id              TEXT PRIMARY KEY,
     tenant_id       TEXT NOT NULL,
     kind            TEXT NOT NULL,
     currency        TEXT NOT NULL,
-    credit_limit    INTEGER NOT NULL DEFAULT 0,
-    posted_debits   INTEGER NOT NULL DEFAULT 0,
-    posted_credits  INTEGER NOT NULL DEFAULT 0,
-    pending_debits  INTEGER NOT NULL DEFAULT 0,
-    pending_credits INTEGER NOT NULL DEFAULT 0,
-    created_at      INTEGER NOT NULL
-) STRICT;
+    credit_limit    {{int}} NOT NULL DEFAULT 0,
+    posted_debits   {{int}} NOT NULL DEFAULT 0,
+    posted_credits  {{int}} NOT NULL DEFAULT 0,
+    pending_debits  {{int}} NOT NULL DEFAULT 0,
+    pending_credits {{int}} NOT NULL DEFAULT 0,
+    created_at      {{int}} NOT NULL
+){{strict}};
 
 CREATE TABLE ledger_transfers (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq            {{serial}},
     id             TEXT NOT NULL UNIQUE,
     debit_account  TEXT NOT NULL,
     credit_account TEXT NOT NULL,
-    amount         INTEGER NOT NULL CHECK (amount >= 0),
+    amount         {{int}} NOT NULL CHECK (amount >= 0),
     currency       TEXT NOT NULL,
     kind           TEXT NOT NULL,
     flag           TEXT NOT NULL,
@@ -35,9 +37,9 @@ CREATE TABLE ledger_transfers (
     request_id     TEXT NOT NULL DEFAULT '',
     tenant_id      TEXT NOT NULL DEFAULT '',
     note           TEXT NOT NULL DEFAULT '',
-    created_at     INTEGER NOT NULL,
+    created_at     {{int}} NOT NULL,
     CHECK (debit_account <> credit_account)
-) STRICT;
+){{strict}};
 -- A hold is resolved (posted or voided) at most once.
 CREATE UNIQUE INDEX ledger_transfers_pending ON ledger_transfers (pending_id) WHERE pending_id <> '';
 CREATE INDEX ledger_transfers_request ON ledger_transfers (request_id);
@@ -48,15 +50,15 @@ CREATE TABLE ledger_holds (
     tenant_id   TEXT NOT NULL,
     key_id      TEXT NOT NULL,
     account_id  TEXT NOT NULL,
-    amount      INTEGER NOT NULL CHECK (amount >= 0),
+    amount      {{int}} NOT NULL CHECK (amount >= 0),
     currency    TEXT NOT NULL,
     state       TEXT NOT NULL,
     node        TEXT NOT NULL,
     budgets     TEXT NOT NULL DEFAULT '',
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    resolved_at INTEGER NOT NULL DEFAULT 0
-) STRICT;
+    created_at  {{int}} NOT NULL,
+    expires_at  {{int}} NOT NULL,
+    resolved_at {{int}} NOT NULL DEFAULT 0
+){{strict}};
 CREATE INDEX ledger_holds_open ON ledger_holds (expires_at) WHERE state = 'pending';
 
 CREATE TABLE ledger_idempotency (
@@ -64,40 +66,40 @@ CREATE TABLE ledger_idempotency (
     op         TEXT NOT NULL,
     body_hash  TEXT NOT NULL,
     result     TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-) STRICT;
+    created_at {{int}} NOT NULL
+){{strict}};
 
 CREATE TABLE ledger_codes (
     hash        TEXT PRIMARY KEY,
     prefix      TEXT NOT NULL,
-    amount      INTEGER NOT NULL,
+    amount      {{int}} NOT NULL,
     currency    TEXT NOT NULL,
     state       TEXT NOT NULL,
     tenant_id   TEXT NOT NULL DEFAULT '',
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL DEFAULT 0,
-    redeemed_at INTEGER NOT NULL DEFAULT 0
-) STRICT;
+    created_at  {{int}} NOT NULL,
+    expires_at  {{int}} NOT NULL DEFAULT 0,
+    redeemed_at {{int}} NOT NULL DEFAULT 0
+){{strict}};
 
 -- Budgets of keys and tenants, and their spending per period.
 CREATE TABLE ledger_budgets (
     scope       TEXT NOT NULL,
     subject     TEXT NOT NULL,
     period      TEXT NOT NULL,
-    limit_nanos INTEGER NOT NULL,
+    limit_nanos {{int}} NOT NULL,
     alerts      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (scope, subject)
-) STRICT;
+){{strict}};
 
 CREATE TABLE ledger_budget_usage (
     scope        TEXT NOT NULL,
     subject      TEXT NOT NULL,
-    period_start INTEGER NOT NULL,
-    spent        INTEGER NOT NULL DEFAULT 0,
-    pending      INTEGER NOT NULL DEFAULT 0,
-    alerted      INTEGER NOT NULL DEFAULT 0,
+    period_start {{int}} NOT NULL,
+    spent        {{int}} NOT NULL DEFAULT 0,
+    pending      {{int}} NOT NULL DEFAULT 0,
+    alerted      {{int}} NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, subject, period_start)
-) STRICT;
+){{strict}};
 
 CREATE INDEX usage_records_tenant ON usage_records (tenant_id, start_ns);
 

@@ -1,5 +1,0 @@
-CREATE TABLE tenant_price_lists (
-    tenant_id  TEXT PRIMARY KEY,
-    spec       TEXT NOT NULL,
-    updated_ns BIGINT NOT NULL
-);

@@ -1,0 +1,411 @@
+package sqlcore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"baimo/internal/ledger"
+	"baimo/internal/money"
+	"baimo/internal/usage"
+)
+
+// Ledger is the ledger's view and transaction (ledger.View, ledger.Tx) over
+// a Querier: a read snapshot or a write transaction that the store opened.
+type Ledger struct{ q Querier }
+
+var _ ledger.Tx = (*Ledger)(nil)
+
+// NewLedger returns the ledger's primitives on q.
+func NewLedger(q Querier) *Ledger { return &Ledger{q: q} }
+
+func notFound(err error, what string) error {
+	if noRows(err) {
+		return fmt.Errorf("%s: %w", what, ledger.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Tenant implements ledger.View.
+func (l *Ledger) Tenant(ctx context.Context, id string) (ledger.Tenant, error) {
+	t, err := scanTenant(l.q.QueryRow(ctx, `SELECT `+tenantCols+` FROM ledger_tenants WHERE id = $1`, id))
+	if err != nil {
+		return ledger.Tenant{}, notFound(err, "tenant "+id)
+	}
+	return t, nil
+}
+
+// Tenants implements ledger.View.
+func (l *Ledger) Tenants(ctx context.Context) ([]ledger.Tenant, error) {
+	return queryAll(ctx, l.q, scanTenant, `SELECT `+tenantCols+` FROM ledger_tenants ORDER BY id`)
+}
+
+// Account implements ledger.View.
+func (l *Ledger) Account(ctx context.Context, id string) (ledger.Account, error) {
+	a, err := scanAccount(l.q.QueryRow(ctx, `SELECT `+accountCols+` FROM ledger_accounts WHERE id = $1`, id))
+	if err != nil {
+		return ledger.Account{}, notFound(err, "account "+id)
+	}
+	return a, nil
+}
+
+// Hold implements ledger.View.
+func (l *Ledger) Hold(ctx context.Context, requestID string) (ledger.Hold, error) {
+	h, err := scanHold(l.q.QueryRow(ctx, `SELECT `+HoldColumns+` FROM ledger_holds WHERE request_id = $1`, requestID))
+	if err != nil {
+		return ledger.Hold{}, notFound(err, "hold "+requestID)
+	}
+	return h, nil
+}
+
+// PendingHolds implements ledger.View.
+func (l *Ledger) PendingHolds(ctx context.Context, q ledger.HoldQuery) ([]ledger.Hold, error) {
+	node, byNode := "", false
+	if q.Node != nil {
+		node, byNode = *q.Node, true
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	hs, err := queryAll(ctx, l.q, scanHold, `SELECT `+HoldColumns+` FROM ledger_holds WHERE state = 'pending'
+		AND (CAST($1 AS BIGINT) = 0 OR expires_at <= $1) AND (CAST($2 AS BIGINT) = 0 OR created_at < $2)
+		AND (NOT CAST($3 AS BOOLEAN) OR node = $4)
+		ORDER BY expires_at, request_id LIMIT $5`,
+		UnixNanos(q.ExpiresBefore), UnixNanos(q.CreatedBefore), byNode, node, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending holds: %w", err)
+	}
+	return hs, nil
+}
+
+// TransfersByRequest implements ledger.View.
+func (l *Ledger) TransfersByRequest(ctx context.Context, requestID string) ([]ledger.Transfer, error) {
+	ts, err := queryAll(ctx, l.q, scanTransfer, `SELECT `+TransferColumns+` FROM ledger_transfers WHERE request_id = $1 ORDER BY seq`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("transfers of %s: %w", requestID, err)
+	}
+	return ts, nil
+}
+
+// TenantTransfers implements ledger.View.
+func (l *Ledger) TenantTransfers(ctx context.Context, tenantID string, from, to time.Time, limit int) ([]ledger.Transfer, error) {
+	ts, err := queryAll(ctx, l.q, scanTransfer, `SELECT `+TransferColumns+` FROM ledger_transfers
+		WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 ORDER BY seq LIMIT $4`,
+		tenantID, from.UnixNano(), to.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("transfers of %s: %w", tenantID, err)
+	}
+	return ts, nil
+}
+
+// RecordCost implements ledger.View.
+func (l *Ledger) RecordCost(ctx context.Context, requestID string) (int64, string, bool, error) {
+	var cost int64
+	var cur string
+	err := l.q.QueryRow(ctx, `SELECT cost_nanos, currency FROM usage_records WHERE request_id = $1`, requestID).Scan(&cost, &cur)
+	if noRows(err) {
+		return 0, "", false, nil
+	}
+	if err != nil {
+		return 0, "", false, fmt.Errorf("record of %s: %w", requestID, err)
+	}
+	return cost, cur, true, nil
+}
+
+// tenantIDs are the tenant ids a tenant's records carry: its own, and ""
+// for the default tenant (records of keys without a tenant).
+func tenantIDs(tenantID string) (string, string) {
+	if tenantID == ledger.DefaultTenantID {
+		return tenantID, ""
+	}
+	return tenantID, tenantID
+}
+
+// UsageLines implements ledger.View.
+func (l *Ledger) UsageLines(ctx context.Context, tenantID string, from, to time.Time) ([]ledger.UsageLine, error) {
+	id, alt := tenantIDs(tenantID)
+	lines, err := queryAll(ctx, l.q, func(r Row) (ledger.UsageLine, error) {
+		var u ledger.UsageLine
+		var cur string
+		err := r.Scan(&u.Model, &cur, &u.Requests, &u.Input, &u.Output, &u.CostNanos)
+		u.Currency = money.Currency(cur)
+		return u, err
+	}, `SELECT model, currency, count(*), CAST(sum(input_tokens) AS BIGINT), CAST(sum(output_tokens) AS BIGINT),
+		CAST(sum(cost_nanos) AS BIGINT)
+		FROM usage_records WHERE tenant_id IN ($1, $2) AND start_ns >= $3 AND start_ns < $4
+		GROUP BY model, currency ORDER BY model, currency`,
+		id, alt, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", tenantID, err)
+	}
+	return lines, nil
+}
+
+// EachRatedLines implements ledger.View.
+func (l *Ledger) EachRatedLines(ctx context.Context, tenantID string, from, to time.Time, fn func(model string, lines []byte) error) error {
+	id, alt := tenantIDs(tenantID)
+	rows, err := l.q.Query(ctx, `SELECT model, lines FROM usage_records
+		WHERE tenant_id IN ($1, $2) AND start_ns >= $3 AND start_ns < $4 AND lines <> '[]'`, id, alt, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+	}
+	defer rows.Close()
+	var model, lines string
+	for rows.Next() {
+		if err := rows.Scan(&model, &lines); err != nil {
+			return fmt.Errorf("rated lines of %s: %w", tenantID, err)
+		}
+		if err := fn(model, []byte(lines)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Idempotency implements ledger.View.
+func (l *Ledger) Idempotency(ctx context.Context, key string) (ledger.IdempotencyEntry, bool, error) {
+	var e ledger.IdempotencyEntry
+	var result string
+	var created int64
+	err := l.q.QueryRow(ctx, `SELECT key, op, body_hash, result, created_at FROM ledger_idempotency WHERE key = $1`, key).
+		Scan(&e.Key, &e.Op, &e.BodyHash, &result, &created)
+	if noRows(err) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("idempotency key: %w", err)
+	}
+	e.Result, e.CreatedAt = []byte(result), FromUnixNanos(created)
+	return e, true, nil
+}
+
+// Code implements ledger.View.
+func (l *Ledger) Code(ctx context.Context, hash string) (ledger.Code, error) {
+	c, err := scanCode(l.q.QueryRow(ctx, `SELECT `+codeCols+` FROM ledger_codes WHERE hash = $1`, hash))
+	if err != nil {
+		return ledger.Code{}, notFound(err, "code")
+	}
+	return c, nil
+}
+
+// Budget implements ledger.View.
+func (l *Ledger) Budget(ctx context.Context, scope ledger.Scope, subject string) (ledger.Budget, bool, error) {
+	b := ledger.Budget{Scope: scope, Subject: subject}
+	var period, alerts string
+	err := l.q.QueryRow(ctx, `SELECT period, limit_nanos, alerts FROM ledger_budgets WHERE scope = $1 AND subject = $2`,
+		string(scope), subject).Scan(&period, &b.Limit, &alerts)
+	if noRows(err) {
+		return b, false, nil
+	}
+	if err != nil {
+		return b, false, fmt.Errorf("budget of %s %s: %w", scope, subject, err)
+	}
+	b.Period = ledger.Period(period)
+	b.Alerts, err = parseAlerts(alerts)
+	return b, err == nil, err
+}
+
+// BudgetSpend implements ledger.View.
+func (l *Ledger) BudgetSpend(ctx context.Context, k ledger.BudgetKey) (int64, int64, error) {
+	var spent, pending int64
+	err := l.q.QueryRow(ctx, `SELECT spent, pending FROM ledger_budget_usage WHERE scope = $1 AND subject = $2 AND period_start = $3`,
+		string(k.Scope), k.Subject, k.PeriodStart).Scan(&spent, &pending)
+	if noRows(err) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("budget spend: %w", err)
+	}
+	return spent, pending, nil
+}
+
+// CreateTenant implements ledger.Tx.
+func (l *Ledger) CreateTenant(ctx context.Context, x ledger.Tenant) error {
+	n, err := l.q.Exec(ctx, `INSERT INTO ledger_tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO NOTHING`,
+		x.ID, x.Name, string(x.Kind), string(x.Currency), x.CreditLimit, UnixNanos(x.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("tenant %s: %w", x.ID, ledger.ErrExists)
+	}
+	return nil
+}
+
+// CreateAccount implements ledger.Tx.
+func (l *Ledger) CreateAccount(ctx context.Context, a ledger.Account) error {
+	_, err := l.q.Exec(ctx, `INSERT INTO ledger_accounts (id, tenant_id, kind, currency, credit_limit, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+		a.ID, a.TenantID, string(a.Kind), string(a.Currency), a.CreditLimit, UnixNanos(a.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create account %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// ApplyDelta implements ledger.Tx.
+func (l *Ledger) ApplyDelta(ctx context.Context, id string, d ledger.Delta, g ledger.Guard) (bool, error) {
+	n, err := l.q.Exec(ctx, `UPDATE ledger_accounts SET posted_debits = posted_debits + $1,
+		posted_credits = posted_credits + $2, pending_debits = pending_debits + $3, pending_credits = pending_credits + $4
+		WHERE id = $5
+		AND (NOT CAST($6 AS BOOLEAN) OR posted_credits + $2 - posted_debits - $1 - pending_debits - $3 >= -credit_limit)
+		AND (CAST($7 AS TEXT) = '' OR NOT EXISTS (SELECT 1 FROM ledger_accounts d WHERE d.id = $7 AND d.posted_debits > d.posted_credits))
+		AND (CAST($8 AS TEXT) = '' OR NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = $8))`,
+		d.PostedDebits, d.PostedCredits, d.PendingDebits, d.PendingCredits, id, g.Floor, g.NotOwing, g.NoRecord)
+	if err != nil {
+		return false, fmt.Errorf("update account %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// InsertTransfer implements ledger.Tx.
+func (l *Ledger) InsertTransfer(ctx context.Context, x ledger.Transfer) (bool, error) {
+	n, err := l.q.Exec(ctx, `INSERT INTO ledger_transfers (`+TransferColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+		x.ID, x.Debit, x.Credit, x.Amount, string(x.Currency), string(x.Kind), string(x.Flag), x.PendingID, x.RequestID,
+		x.TenantID, x.Note, UnixNanos(x.CreatedAt))
+	if err != nil {
+		return false, fmt.Errorf("insert transfer %s: %w", x.ID, err)
+	}
+	return n > 0, nil
+}
+
+// InsertHold implements ledger.Tx.
+func (l *Ledger) InsertHold(ctx context.Context, h ledger.Hold) (bool, error) {
+	n, err := l.q.Exec(ctx, `INSERT INTO ledger_holds (`+HoldColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (request_id) DO NOTHING`,
+		h.RequestID, h.TenantID, h.KeyID, h.AccountID, h.Amount, string(h.Currency), string(h.State), h.Node, h.Budgets,
+		UnixNanos(h.CreatedAt), UnixNanos(h.ExpiresAt), UnixNanos(h.ResolvedAt))
+	if err != nil {
+		return false, fmt.Errorf("insert hold %s: %w", h.RequestID, err)
+	}
+	return n > 0, nil
+}
+
+// DeleteHold implements ledger.Tx.
+func (l *Ledger) DeleteHold(ctx context.Context, requestID string) error {
+	if _, err := l.q.Exec(ctx, `DELETE FROM ledger_holds WHERE request_id = $1`, requestID); err != nil {
+		return fmt.Errorf("delete hold %s: %w", requestID, err)
+	}
+	return nil
+}
+
+// ResolveHold implements ledger.Tx.
+func (l *Ledger) ResolveHold(ctx context.Context, requestID string, state ledger.HoldState, at time.Time) (ledger.Hold, bool, error) {
+	h, err := scanHold(l.q.QueryRow(ctx, `UPDATE ledger_holds SET state = $1, resolved_at = $2
+		WHERE request_id = $3 AND state = 'pending' RETURNING `+HoldColumns, string(state), UnixNanos(at), requestID))
+	if noRows(err) {
+		return ledger.Hold{}, false, nil
+	}
+	if err != nil {
+		return ledger.Hold{}, false, fmt.Errorf("resolve hold %s: %w", requestID, err)
+	}
+	return h, true, nil
+}
+
+// InsertRecord implements ledger.Tx.
+func (l *Ledger) InsertRecord(ctx context.Context, rec usage.Record) (bool, error) {
+	n, err := l.q.Exec(ctx, InsertRecord, RecordArgs(&rec)...)
+	if err != nil {
+		return false, fmt.Errorf("write usage record %s: %w", rec.RequestID, err)
+	}
+	return n > 0, nil
+}
+
+// PutIdempotency implements ledger.Tx.
+func (l *Ledger) PutIdempotency(ctx context.Context, e ledger.IdempotencyEntry) error {
+	_, err := l.q.Exec(ctx, `INSERT INTO ledger_idempotency (key, op, body_hash, result, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		e.Key, e.Op, e.BodyHash, string(e.Result), UnixNanos(e.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("store idempotency key: %w", err)
+	}
+	return nil
+}
+
+// CreateCode implements ledger.Tx.
+func (l *Ledger) CreateCode(ctx context.Context, c ledger.Code) error {
+	_, err := l.q.Exec(ctx, `INSERT INTO ledger_codes (`+codeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		c.Hash, c.Prefix, c.Amount, string(c.Currency), c.State, c.TenantID, UnixNanos(c.CreatedAt),
+		UnixNanos(c.ExpiresAt), UnixNanos(c.RedeemedAt))
+	if err != nil {
+		return fmt.Errorf("create code: %w", err)
+	}
+	return nil
+}
+
+// ClaimCode implements ledger.Tx.
+func (l *Ledger) ClaimCode(ctx context.Context, hash, tenantID string, at time.Time) (ledger.Code, bool, error) {
+	c, err := scanCode(l.q.QueryRow(ctx, `UPDATE ledger_codes SET state = 'redeemed', tenant_id = $1, redeemed_at = $2
+		WHERE hash = $3 AND state = 'active' AND (expires_at = 0 OR expires_at > $2) RETURNING `+codeCols,
+		tenantID, UnixNanos(at), hash))
+	if noRows(err) {
+		return ledger.Code{}, false, nil
+	}
+	if err != nil {
+		return ledger.Code{}, false, fmt.Errorf("claim code: %w", err)
+	}
+	return c, true, nil
+}
+
+// PutBudget implements ledger.Tx.
+func (l *Ledger) PutBudget(ctx context.Context, b ledger.Budget) error {
+	var err error
+	if b.Limit == 0 {
+		_, err = l.q.Exec(ctx, `DELETE FROM ledger_budgets WHERE scope = $1 AND subject = $2`, string(b.Scope), b.Subject)
+	} else {
+		_, err = l.q.Exec(ctx, `INSERT INTO ledger_budgets (scope, subject, period, limit_nanos, alerts) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (scope, subject) DO UPDATE SET period = excluded.period, limit_nanos = excluded.limit_nanos, alerts = excluded.alerts`,
+			string(b.Scope), b.Subject, string(b.Period), b.Limit, formatAlerts(b.Alerts))
+	}
+	if err != nil {
+		return fmt.Errorf("put budget: %w", err)
+	}
+	return nil
+}
+
+// ReserveBudget implements ledger.Tx.
+func (l *Ledger) ReserveBudget(ctx context.Context, k ledger.BudgetKey, amount, limit int64) (bool, error) {
+	n, err := l.q.Exec(ctx, `INSERT INTO ledger_budget_usage (scope, subject, period_start, pending)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (scope, subject, period_start) DO UPDATE
+		SET pending = ledger_budget_usage.pending + excluded.pending
+		WHERE ledger_budget_usage.spent + ledger_budget_usage.pending + excluded.pending <= $5`,
+		string(k.Scope), k.Subject, k.PeriodStart, amount, limit)
+	if err != nil {
+		return false, fmt.Errorf("reserve budget: %w", err)
+	}
+	return n > 0, nil
+}
+
+// MoveBudget implements ledger.Tx.
+func (l *Ledger) MoveBudget(ctx context.Context, k ledger.BudgetKey, pending, spent int64) (int64, error) {
+	var after int64
+	err := l.q.QueryRow(ctx, `INSERT INTO ledger_budget_usage (scope, subject, period_start, pending, spent)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject, period_start) DO UPDATE
+		SET pending = ledger_budget_usage.pending + excluded.pending, spent = ledger_budget_usage.spent + excluded.spent
+		RETURNING spent`, string(k.Scope), k.Subject, k.PeriodStart, pending, spent).Scan(&after)
+	if err != nil {
+		return 0, fmt.Errorf("move budget: %w", err)
+	}
+	return after, nil
+}
+
+// MarkAlerted implements ledger.Tx.
+func (l *Ledger) MarkAlerted(ctx context.Context, k ledger.BudgetKey, percent int) (bool, error) {
+	n, err := l.q.Exec(ctx, `UPDATE ledger_budget_usage SET alerted = $1
+		WHERE scope = $2 AND subject = $3 AND period_start = $4 AND alerted < $1`,
+		percent, string(k.Scope), k.Subject, k.PeriodStart)
+	if err != nil {
+		return false, fmt.Errorf("mark budget alert: %w", err)
+	}
+	return n > 0, nil
+}
+
+// SetHoldBudgets implements ledger.Tx.
+func (l *Ledger) SetHoldBudgets(ctx context.Context, requestID, budgets string) error {
+	if _, err := l.q.Exec(ctx, `UPDATE ledger_holds SET budgets = $1 WHERE request_id = $2`, budgets, requestID); err != nil {
+		return fmt.Errorf("hold budgets: %w", err)
+	}
+	return nil
+}

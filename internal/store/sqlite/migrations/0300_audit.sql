@@ -1,1 +1,0 @@
-ALTER TABLE usage_records ADD COLUMN counted_input INTEGER NOT NULL DEFAULT 0;
