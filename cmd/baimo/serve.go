@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"baimo/catalog"
@@ -215,13 +214,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
 	var limiter ratelimit.Limiter
 	if rl := cfg.RateLimits.Redis; rl != nil && rl.Addr != "" {
-		rc := redis.NewClient(&redis.Options{Addr: rl.Addr})
+		rc := ratelimit.NewRedisClient(rl.Addr, rl.Timeout.D(), log)
 		defer rc.Close()
-		if limiter, err = ratelimit.NewRedis(ratelimit.RedisOptions{Client: rc, Prefix: rl.Prefix, FailOpen: rl.FailOpen,
-			Logger: log, LeaseTTL: cfg.Limits.RequestTimeout.D() + time.Minute}); err != nil {
+		shared, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: rc, Prefix: rl.Prefix, FailOpen: rl.FailOpen,
+			Logger: log, Timeout: rl.Timeout.D(), LeaseTTL: rl.LeaseTTL.D()})
+		if err != nil {
 			return fmt.Errorf("rate_limits.redis: %w", err)
 		}
+		defer shared.Close()
+		limiter = shared
 		log.Info("rate limits shared through Redis", "addr", rl.Addr, "fail_open", rl.FailOpen)
+	}
+	if cfg.RateLimits.PerNode(!exclusive) {
+		log.Warn("rate limits are per node: several nodes may share this PostgreSQL, but rate_limits.redis is not set, so each node counts only its own requests")
 	}
 	var holder gateway.Holder
 	var freeTier *gateway.FreeTier

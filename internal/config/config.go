@@ -81,6 +81,52 @@ type RateLimits struct {
 	Redis *RedisLimits               `yaml:"redis"`
 }
 
+// Limited reports whether any rate limit is configured.
+func (r *RateLimits) Limited() bool {
+	if !r.Key.Zero() || !r.Tenant.Zero() || !r.Model.Zero() {
+		return true
+	}
+	for _, rates := range r.Keys {
+		if !rates.Zero() {
+			return true
+		}
+	}
+	return false
+}
+
+// PerNode reports whether rate limits are configured but each node would
+// count only its own requests: the store is shared by several nodes
+// (PostgreSQL) and no Redis is set.
+func (r *RateLimits) PerNode(sharedStore bool) bool {
+	return sharedStore && r.Limited() && (r.Redis == nil || r.Redis.Addr == "")
+}
+
+// check names the first limit that the limiter would refuse to apply.
+func (r *RateLimits) check() error {
+	for _, l := range []struct {
+		name  string
+		rates ratelimit.Rates
+	}{{"key", r.Key}, {"tenant", r.Tenant}, {"model", r.Model}} {
+		if err := l.rates.Check(); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+	}
+	for id, rates := range r.Keys {
+		if err := rates.Check(); err != nil {
+			return fmt.Errorf("keys.%s: %w", id, err)
+		}
+	}
+	if rl := r.Redis; rl != nil {
+		if rl.Timeout < 0 || rl.Timeout.D() > 10*time.Second {
+			return fmt.Errorf("redis.timeout: %s is outside 0..10s", rl.Timeout.D())
+		}
+		if rl.LeaseTTL != 0 && (rl.LeaseTTL.D() < time.Second || rl.LeaseTTL.D() > time.Hour) {
+			return fmt.Errorf("redis.lease_ttl: %s is outside 1s..1h", rl.LeaseTTL.D())
+		}
+	}
+	return nil
+}
+
 // RedisLimits points the rate limits at a Redis shared by all nodes.
 type RedisLimits struct {
 	Addr   string `yaml:"addr"`
@@ -88,6 +134,13 @@ type RedisLimits struct {
 	// FailOpen lets requests through unchecked while Redis is down (logged);
 	// false refuses them. Money limits never depend on Redis.
 	FailOpen bool `yaml:"fail_open"`
+	// Timeout is the most a request waits for Redis before failing open or
+	// closed (dial, write and read included); default 50ms.
+	Timeout Duration `yaml:"timeout"`
+	// LeaseTTL is how long a concurrency slot outlives a node that stopped
+	// renewing it (died, or lost Redis); default 15s. Running requests'
+	// slots are renewed every third of it, whatever their length.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // Billing says how requests are priced.
@@ -442,6 +495,9 @@ func (c *Config) check() error {
 		if err := p.Route().Validate(); err != nil {
 			return fmt.Errorf("routing.probes.%w", err)
 		}
+	}
+	if err := c.RateLimits.check(); err != nil {
+		return fmt.Errorf("rate_limits.%w", err)
 	}
 	if c.Usage.BatchSize < 1 || c.Usage.BatchSize > 10000 {
 		return fmt.Errorf("usage.batch_size: %d is outside 1..10000", c.Usage.BatchSize)

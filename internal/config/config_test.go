@@ -60,6 +60,11 @@ func TestParseErrors(t *testing.T) {
 		{"routing: {probes: {interval: 10s, timeout: 30s}}\n", "routing.probes.timeout: 30s is longer than the interval 10s"},
 		{"routing: {probes: {concurrency: 1000}}\n", "routing.probes.concurrency: 1000 is outside 1..64"},
 		{"routing: {probes: {intervall: 30s}}\n", "field intervall not found"},
+		{"rate_limits: {key: {rpm: 30, burst: 40}}\n", "rate_limits.key: burst 40 is outside 0..rpm (30)"},
+		{"rate_limits: {keys: {k1: {tpm: -1}}}\n", "rate_limits.keys.k1: tpm -1"},
+		{"rate_limits: {model: {concurrency: 2000000}}\n", "rate_limits.model: concurrency 2000000"},
+		{"rate_limits: {redis: {addr: 'x:6379', timeout: 1m}}\n", "rate_limits.redis.timeout: 1m0s is outside 0..10s"},
+		{"rate_limits: {redis: {addr: 'x:6379', lease_ttl: 10ms}}\n", "rate_limits.redis.lease_ttl: 10ms is outside 1s..1h"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("c.yaml", []byte(tt.in))
@@ -113,6 +118,29 @@ func TestExampleConfigLoads(t *testing.T) {
 	for _, ch := range c.Channels {
 		if ch.APIKey.Var == "" {
 			t.Errorf("channel %s: key is not taken from the environment", ch.Name)
+		}
+	}
+}
+
+func TestRateLimitsPerNode(t *testing.T) {
+	tests := []struct {
+		in           string
+		shared, want bool
+	}{
+		{"rate_limits: {key: {rpm: 30}}\n", true, true},
+		{"rate_limits: {key: {rpm: 30}}\n", false, false}, // one node on SQLite
+		{"rate_limits: {keys: {k1: {concurrency: 2}}}\n", true, true},
+		{"rate_limits: {key: {rpm: 30}, redis: {addr: 'r:6379'}}\n", true, false},
+		{"rate_limits: {redis: {addr: ''}, tenant: {tpm: 1000}}\n", true, true},
+		{"sim: {enabled: true}\n", true, false}, // no limits: nothing to count per node
+	}
+	for _, tt := range tests {
+		c, err := Parse("c.yaml", []byte(tt.in))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.in, err)
+		}
+		if got := c.RateLimits.PerNode(tt.shared); got != tt.want {
+			t.Errorf("Parse(%q).RateLimits.PerNode(%v) = %v, want %v", tt.in, tt.shared, got, tt.want)
 		}
 	}
 }

@@ -258,10 +258,6 @@ func burstOf(l *Limit) int64 {
 	return l.RPM
 }
 
-// leaseTTLDefault bounds how long a shared concurrency slot outlives a node
-// that died without releasing it.
-const leaseTTLDefault = 10 * time.Minute
-
 // nowMs is t, or the clock's time when t is zero, in Unix milliseconds.
 func nowMs(clk clock.Clock, t time.Time) int64 {
 	if t.IsZero() {
@@ -272,11 +268,34 @@ func nowMs(clk clock.Clock, t time.Time) int64 {
 
 // Rates is the configurable part of a Limit, as it appears in config files
 // and key records; For names the bucket.
+//
+// RPM is a sustained rate with a burst: from an idle meter, Burst requests
+// pass at once and one more every 60/RPM seconds after, so any window of w
+// seconds admits at most Burst + RPM×w/60. Burst defaults to RPM (a client
+// may spend a minute's allowance at once), so `rpm: 30` admits up to 40
+// requests in the first 20 s and 60 in the first minute from idle, 30 a
+// minute after; a smaller Burst (down to 1: evenly spaced) bounds that.
 type Rates struct {
 	RPM         int64 `yaml:"rpm"`
 	Burst       int64 `yaml:"burst"`
 	TPM         int64 `yaml:"tpm"`
 	Concurrency int64 `yaml:"concurrency"`
+}
+
+// Check reports what in r the limiter would refuse (ErrInvalid), so a
+// configuration is refused at start rather than every request at run time.
+func (r Rates) Check() error {
+	switch {
+	case r.RPM < 0 || r.RPM > MaxRate:
+		return fmt.Errorf("rpm %d is outside 0..%d", r.RPM, int64(MaxRate))
+	case r.TPM < 0 || r.TPM > MaxRate:
+		return fmt.Errorf("tpm %d is outside 0..%d", r.TPM, int64(MaxRate))
+	case r.Burst < 0 || r.Burst > r.RPM:
+		return fmt.Errorf("burst %d is outside 0..rpm (%d); 0 means rpm", r.Burst, r.RPM)
+	case r.Concurrency < 0 || r.Concurrency > MaxConcurrency:
+		return fmt.Errorf("concurrency %d is outside 0..%d", r.Concurrency, int64(MaxConcurrency))
+	}
+	return nil
 }
 
 // For returns the Limit of these rates on the bucket named key.

@@ -100,8 +100,9 @@ if refused == 0 then
     if l.tpm > 0 then ttl = math.max(ttl, cdiv(td[i], l.tpm)) end
     redis.call('PEXPIRE', k, int(ttl + U))
     if l.conc > 0 then
-      redis.call('ZADD', KEYS[2 * i], int(lexp), lease)
-      redis.call('PEXPIRE', KEYS[2 * i], int(lexp - now + U))
+      local cs = KEYS[2 * i]
+      redis.call('ZADD', cs, int(lexp), lease)
+      if redis.call('PTTL', cs) < lexp - now + U then redis.call('PEXPIRE', cs, int(lexp - now + U)) end
     end
     per(i)
   end
@@ -141,20 +142,40 @@ return 0
 
 // RedisOptions configure a Redis limiter.
 type RedisOptions struct {
-	Client redis.Scripter // a *redis.Client (one instance; see Redis)
-	Prefix string         // key prefix; default "baimo:rl:"
+	// Client is a *redis.Client (one instance; see Redis), best built with
+	// NewRedisClient so that its own dial, read and write timeouts honour
+	// Timeout.
+	Client redis.Scripter
+	Prefix string // key prefix; default "baimo:rl:"
 	// FailOpen admits requests (Result.Degraded) when Redis fails; false
 	// returns ErrUnavailable instead. Either way the failure is logged.
 	FailOpen bool
-	// LeaseTTL bounds how long a concurrency slot survives a node that died
-	// without releasing it; default 10 minutes. Set it above the longest
-	// request.
+	// LeaseTTL is how long a concurrency slot lives unless renewed; default
+	// 15s. While a request runs, its node renews the slot every RenewEvery,
+	// so the TTL bounds how long a slot outlives a node that died or lost
+	// Redis without releasing it, whatever the length of the request.
 	LeaseTTL time.Duration
-	// Timeout bounds each call when ctx has no deadline; default 250ms.
+	// RenewEvery is how often live slots are renewed and the slots whose
+	// release failed are freed again; default LeaseTTL/3.
+	RenewEvery time.Duration
+	// Timeout bounds each call to Redis (whatever ctx allows); default
+	// DefaultRedisTimeout. It is the most a request waits for the limiter
+	// when Redis is unreachable.
 	Timeout time.Duration
 	Clock   clock.Clock  // default clock.Real; all nodes should share NTP time
 	Logger  *slog.Logger // default slog.Default()
 }
+
+// Defaults of RedisOptions.
+const (
+	// DefaultRedisTimeout is the limiter's budget per call: well above a
+	// healthy Redis round trip (well under a millisecond on a LAN) and a
+	// busy node's scheduling delays, small beside a model's time to first
+	// token, so failing open costs a request little.
+	DefaultRedisTimeout = 50 * time.Millisecond
+	// DefaultLeaseTTL is the life of an unrenewed concurrency slot.
+	DefaultLeaseTTL = 15 * time.Second
+)
 
 // Redis is the Limiter shared by all gateway nodes through one Redis. An
 // Acquire is one round trip (EVALSHA of a script that checks every limit
@@ -162,11 +183,19 @@ type RedisOptions struct {
 // latency path, and is skipped when there is nothing to free or settle.
 // The keys of one request are not co-located, so use a single Redis
 // instance, not a cluster.
+//
+// Concurrency slots are members of a sorted set scored by their expiry.
+// A node renews the slots of its requests in flight in one round trip
+// every RenewEvery (see slots.go), and retries the releases that failed, so
+// a slot is freed when its request ends, or at most LeaseTTL after a node
+// died, and within RenewEvery of Redis coming back after an outage. Call
+// Close to stop the renewals.
 type Redis struct {
 	opt     RedisOptions
 	node    string
 	seq     atomic.Uint64
 	lastLog atomic.Int64
+	slots   slotKeeper
 }
 
 var _ Limiter = (*Redis)(nil)
@@ -180,10 +209,16 @@ func NewRedis(opt RedisOptions) (*Redis, error) {
 		opt.Prefix = "baimo:rl:"
 	}
 	if opt.LeaseTTL <= 0 {
-		opt.LeaseTTL = leaseTTLDefault
+		opt.LeaseTTL = DefaultLeaseTTL
+	}
+	if opt.RenewEvery <= 0 {
+		opt.RenewEvery = opt.LeaseTTL / 3
+	}
+	if opt.RenewEvery >= opt.LeaseTTL {
+		return nil, fmt.Errorf("ratelimit: renew_every %s must be below lease_ttl %s", opt.RenewEvery, opt.LeaseTTL)
 	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 250 * time.Millisecond
+		opt.Timeout = DefaultRedisTimeout
 	}
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
@@ -195,7 +230,9 @@ func NewRedis(opt RedisOptions) (*Redis, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("ratelimit: node id: %w", err)
 	}
-	return &Redis{opt: opt, node: hex.EncodeToString(id[:])}, nil
+	r := &Redis{opt: opt, node: hex.EncodeToString(id[:])}
+	r.slots.init()
+	return r, nil
 }
 
 func (r *Redis) keys(limitKeys []string) []string {
@@ -206,10 +243,9 @@ func (r *Redis) keys(limitKeys []string) []string {
 	return ks
 }
 
+// ctx bounds one call to Redis by the limiter's budget, or by ctx's own
+// deadline if that comes first.
 func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
 	return context.WithTimeout(ctx, r.opt.Timeout)
 }
 
@@ -254,6 +290,7 @@ func (r *Redis) Acquire(ctx context.Context, req Request) (Result, error) {
 	res := result(&req, &v)
 	if res.Allowed {
 		res.Lease = lease
+		r.hold(&lease)
 	}
 	return res, nil
 }
@@ -285,6 +322,7 @@ func (r *Redis) Release(ctx context.Context, lease *Lease, usedTokens int64) err
 		return fmt.Errorf("%w: used tokens %d out of range", ErrInvalid, usedTokens)
 	}
 	lease.released = true
+	r.drop(lease)
 	work := false
 	for i := range lease.n {
 		work = work || lease.conc[i] || (lease.tpm[i] > 0 && usedTokens != lease.tokens)
@@ -306,6 +344,9 @@ func (r *Redis) Release(ctx context.Context, lease *Lease, usedTokens int64) err
 	defer cancel()
 	if err := releaseScript.Run(cctx, r.opt.Client, r.keys(lease.keys[:lease.n]), args...).Err(); err != nil {
 		r.logFailure("release", err)
+		// Free the slots again at the next renewal; the token settlement
+		// is not retried (a refund applied twice would loosen the limit).
+		r.retryFree(lease)
 		return fmt.Errorf("ratelimit: release: %w", err)
 	}
 	return nil

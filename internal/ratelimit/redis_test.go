@@ -59,6 +59,7 @@ func newTestRedis(t *testing.T, c *redis.Client, clk clock.Clock) *Redis {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
 	return r
 }
 
@@ -124,6 +125,9 @@ func TestRedisAgreesWithLocal(t *testing.T) {
 			out = append(out[:i], out[i+1:]...)
 		default:
 			clk.Advance(time.Duration(rng.IntN(5000)) * time.Millisecond)
+			// A live node renews its slots at least every RenewEvery
+			// (5 s); Local's slots never expire.
+			shared.tick(ctx)
 		}
 	}
 	// The script must reach every outcome, or agreement proves little.
