@@ -290,7 +290,7 @@ func (r *Redis) Acquire(ctx context.Context, req Request) (Result, error) {
 	res := result(&req, &v)
 	if res.Allowed {
 		res.Lease = lease
-		r.hold(&lease)
+		r.track(&lease, false)
 	}
 	return res, nil
 }
@@ -346,7 +346,7 @@ func (r *Redis) Release(ctx context.Context, lease *Lease, usedTokens int64) err
 		r.logFailure("release", err)
 		// Free the slots again at the next renewal; the token settlement
 		// is not retried (a refund applied twice would loosen the limit).
-		r.retryFree(lease)
+		r.track(lease, true)
 		return fmt.Errorf("ratelimit: release: %w", err)
 	}
 	return nil

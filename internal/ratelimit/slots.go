@@ -36,7 +36,7 @@ return 0
 // Bounds on the slot keeper's work.
 const (
 	slotsPerCall = 1000    // members renewed or freed by one script call
-	maxUnfreed   = 100_000 // failed releases remembered; beyond, the TTL frees them
+	maxTracked   = 100_000 // leases kept live or unfreed; beyond, the TTL frees their slots
 )
 
 // slotKeeper tracks a Redis limiter's concurrency slots: those of requests
@@ -70,8 +70,10 @@ func (r *Redis) concSets(lease *Lease) []string {
 	return out
 }
 
-// hold starts renewing an admitted lease's slots.
-func (r *Redis) hold(lease *Lease) {
+// track starts keeping a lease's slots: renewing them while its request
+// runs, or, when its release failed, freeing them again at each renewal
+// until Redis answers.
+func (r *Redis) track(lease *Lease, releaseFailed bool) {
 	sets := r.concSets(lease)
 	if sets == nil {
 		return
@@ -79,10 +81,14 @@ func (r *Redis) hold(lease *Lease) {
 	k := &r.slots
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.closed {
+	m := k.live
+	if releaseFailed {
+		m = k.unfreed
+	}
+	if k.closed || len(m) >= maxTracked {
 		return // the slot lives LeaseTTL unrenewed
 	}
-	k.live[lease.id] = sets
+	m[lease.id] = sets
 	r.startLocked()
 }
 
@@ -94,23 +100,6 @@ func (r *Redis) drop(lease *Lease) {
 	k.mu.Unlock()
 }
 
-// retryFree remembers a lease whose release failed, to free its slots at
-// the next renewal.
-func (r *Redis) retryFree(lease *Lease) {
-	sets := r.concSets(lease)
-	if sets == nil {
-		return
-	}
-	k := &r.slots
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.closed || len(k.unfreed) >= maxUnfreed {
-		return
-	}
-	k.unfreed[lease.id] = sets
-	r.startLocked()
-}
-
 // startLocked starts the renewal goroutine if it is not running. The
 // caller holds k.mu.
 func (r *Redis) startLocked() {
@@ -120,12 +109,12 @@ func (r *Redis) startLocked() {
 	}
 	k.running = true
 	k.wg.Add(1)
-	go r.keep()
+	go r.keepSlots()
 }
 
-// keep renews and frees slots every RenewEvery until there is nothing left
+// keepSlots renews and frees slots every RenewEvery until there is nothing left
 // to keep or Close.
-func (r *Redis) keep() {
+func (r *Redis) keepSlots() {
 	defer r.slots.wg.Done()
 	t := time.NewTicker(r.opt.RenewEvery)
 	defer t.Stop()
