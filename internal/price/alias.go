@@ -215,10 +215,11 @@ const (
 	ExcludedRegionOnly = "region-only" // offered only in a region or cloud baimo does not reach
 	ExcludedUnpriced   = "unpriced"    // the vendor publishes no per-token price (preview, experiment, endpoint id)
 	ExcludedNotAPI     = "not-api"     // not a model served through the APIs baimo speaks (realtime, containers)
+	ExcludedUnmetered  = "unmetered"   // billed by a usage kind baimo does not meter apart (audio tokens, search queries)
 )
 
 var exclusionReasons = map[string]bool{ExcludedRetired: true, ExcludedFineTune: true, ExcludedRegionOnly: true,
-	ExcludedUnpriced: true, ExcludedNotAPI: true}
+	ExcludedUnpriced: true, ExcludedNotAPI: true, ExcludedUnmetered: true}
 
 // Exclusion is a vendor model name baimo deliberately does not price, and why.
 type Exclusion struct {
@@ -233,7 +234,7 @@ func buildExclusion(es exclusionSpec, vendor string) (Exclusion, error) {
 		return Exclusion{}, err
 	}
 	if !exclusionReasons[es.Reason] {
-		return Exclusion{}, ferr("reason", "unknown reason %q (retired, fine-tune, region-only, unpriced, not-api)", es.Reason)
+		return Exclusion{}, ferr("reason", "unknown reason %q (retired, fine-tune, region-only, unpriced, not-api, unmetered)", es.Reason)
 	}
 	if err := checkText("note", es.Note); err != nil {
 		return Exclusion{}, err

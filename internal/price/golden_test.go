@@ -29,6 +29,9 @@ type ratingCase struct {
 	Batch       bool               `yaml:"batch"`
 	ServiceTier string             `yaml:"service_tier"`
 	Rates       string             `yaml:"rates"`     // exchange-rate table (YAML), "" for none
+	// Reference lays Rates (if any) over the catalog's reference exchange
+	// rates, as a gateway does.
+	Reference bool `yaml:"reference_rates"`
 	MarkupBP    int64              `yaml:"markup_bp"` // tenant price list markup, 0 for none
 	Override    *price.VersionSpec `yaml:"override"`
 	Usage       struct {
@@ -106,6 +109,9 @@ func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
 			t.Fatalf("rates: %v", err)
 		}
 	}
+	if tc.Reference {
+		rc.Rates = rc.Rates.Over(c.ReferenceRates())
+	}
 	if tc.MarkupBP != 0 || tc.Override != nil {
 		if rc.PriceList, err = price.NewPriceList("tenant-a", tc.MarkupBP); err != nil {
 			t.Fatal(err)
@@ -128,7 +134,13 @@ func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
 		fmt.Fprintf(&b, "error: %v\n", err)
 		return b.String()
 	}
+	if r.Alias != "" {
+		fmt.Fprintf(&b, "alias %s of %s\n", r.Alias, r.Model)
+	}
 	fmt.Fprintf(&b, "version %s\n", r.Version)
+	if r.RateSource != "" {
+		fmt.Fprintf(&b, "rate source %s\n", r.RateSource)
+	}
 	fmt.Fprintf(&b, "tier %d period %q free %v price currency %s exchange rate %s price list %q override %v\n",
 		r.Tier, r.Period, r.Free, r.PriceCurrency, r.ExchangeRate, r.PriceList, r.Override)
 	var sum int64

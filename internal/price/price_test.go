@@ -261,12 +261,12 @@ func TestCompare(t *testing.T) {
 	// USD-only models are skipped without a rate, with the reason.
 	sawUSD := false
 	for _, s := range skipped {
-		if s.Model == "claude-opus-4-1" && errors.Is(s.Err, price.ErrNoRate) {
+		if s.Model == "claude-haiku-4-5" && errors.Is(s.Err, price.ErrNoRate) {
 			sawUSD = true
 		}
 	}
 	if !sawUSD {
-		t.Error("claude-opus-4-1 not skipped for want of a rate")
+		t.Error("claude-haiku-4-5 not skipped for want of a rate")
 	}
 	// sim-chat: 1M in at 2 + 200K out at 8 = 3.6 CNY, per 1.2M tokens = 3 CNY per 1M.
 	for _, r := range ranked {
