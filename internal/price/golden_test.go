@@ -22,19 +22,19 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ra
 // ratingCase is one golden input: testdata/rating/NAME.yaml. The catalog is
 // the embedded one; the expected output is NAME.golden beside it.
 type ratingCase struct {
-	Note        string             `yaml:"note"`
-	Model       string             `yaml:"model"`
-	At          string             `yaml:"at"`
-	Currency    string             `yaml:"currency"`
-	Batch       bool               `yaml:"batch"`
-	ServiceTier string             `yaml:"service_tier"`
-	Rates       string             `yaml:"rates"`     // exchange-rate table (YAML), "" for none
+	Note        string `yaml:"note"`
+	Model       string `yaml:"model"`
+	At          string `yaml:"at"`
+	Currency    string `yaml:"currency"`
+	Batch       bool   `yaml:"batch"`
+	ServiceTier string `yaml:"service_tier"`
+	Rates       string `yaml:"rates"` // exchange-rate table (YAML), "" for none
 	// Reference lays Rates (if any) over the catalog's reference exchange
 	// rates, as a gateway does.
-	Reference bool `yaml:"reference_rates"`
-	MarkupBP    int64              `yaml:"markup_bp"` // tenant price list markup, 0 for none
-	Override    *price.VersionSpec `yaml:"override"`
-	Usage       struct {
+	Reference bool               `yaml:"reference_rates"`
+	MarkupBP  int64              `yaml:"markup_bp"` // tenant price list markup, 0 for none
+	Override  *price.VersionSpec `yaml:"override"`
+	Usage     struct {
 		Input        int64 `yaml:"input"`
 		CachedInput  int64 `yaml:"cached_input"`
 		CacheWrite5m int64 `yaml:"cache_write_5m"`
