@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	"baimo/catalog"
 	"baimo/internal/alert"
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -115,13 +115,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
-	rater, err := newRater(ctx, cfg, db, log)
+	rater, seenVersions, err := newRater(ctx, cfg, db, log)
 	if err != nil {
 		return err
 	}
 	for _, ch := range channels {
 		for pub := range ch.Models {
-			if err := rater.Check(&usage.Record{Model: pub, UpstreamModel: ch.Models[pub], Start: time.Now()}); err != nil {
+			if err := rater.Check(pub, ch.Models[pub], time.Now()); err != nil {
 				log.Warn("model has no price and is not marked free: requests for it will be refused", "model", pub, "channel", ch.Name)
 			}
 		}
@@ -130,88 +130,40 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
-	var hook *alert.Webhook
+	var onAlert func(ledger.BudgetAlert) // the ledger logs each alert once; this posts it
 	if cfg.Billing.AlertWebhook != "" {
-		hook = alert.NewWebhook(cfg.Billing.AlertWebhook, log)
+		hook := alert.NewWebhook(cfg.Billing.AlertWebhook, log)
 		defer hook.Close()
+		onAlert = func(a ledger.BudgetAlert) { hook.Send(alert.BudgetEvent(a, time.Now())) }
 	}
-	onAlert := func(a ledger.BudgetAlert) {
-		log.Warn("budget alert", "scope", a.Budget.Scope, "subject", a.Budget.Subject, "percent", a.Percent,
-			"spent", money.FormatNanos(a.Spent), "limit", money.FormatNanos(a.Budget.Limit))
-		if hook != nil {
-			hook.Send(alert.Event{Kind: "budget_threshold", Scope: string(a.Budget.Scope), Subject: a.Budget.Subject,
-				Period: string(a.Budget.Period), Start: a.Period, Percent: a.Percent, Spent: money.FormatNanos(a.Spent),
-				Limit: money.FormatNanos(a.Budget.Limit), At: time.Now().UTC()})
-		}
-	}
+	holdTTL := cfg.Limits.RequestTimeout.D() + 5*time.Minute
 	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
-		HoldTTL: cfg.Limits.RequestTimeout.D() + 5*time.Minute, OnAlert: onAlert, Exclusive: exclusive})
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_batches_total",
-			Help: "Group-committed ledger transactions (holds, settlements, voids)."},
-			func() float64 { return float64(books.Stats().Batches) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_operations_total",
-			Help: "Holds, settlements and voids in those transactions."},
-			func() float64 { return float64(books.Stats().Ops) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_queued",
-			Help: "Ledger operations waiting for the committer."},
-			func() float64 { return float64(books.Stats().Queued) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_holds_in_memory",
-			Help: "Holds of requests in flight kept in memory (a single node on SQLite)."},
-			func() float64 { return float64(books.Stats().HeldInMemory) }),
-	)
+		HoldTTL: holdTTL, OnAlert: onAlert, Exclusive: exclusive})
+	registerLedgerMetrics(reg, books)
 	startedAt := time.Now()
 	if res, err := books.Reconcile(ctx, startedAt); err != nil {
 		return fmt.Errorf("reconcile holds left by a previous run: %w", err)
 	} else if res.Settled+res.Voided > 0 {
 		log.Warn("reconciled holds left by a previous run", "settled", res.Settled, "voided", res.Voided)
 	}
-	// Each batch of finished requests is rated, then settled and recorded in
-	// one transaction: no record without its settlement, and none the other way.
-	write := func(ctx context.Context, recs []usage.Record) error {
-		ss := make([]ledger.Settlement, len(recs))
-		for i := range recs {
-			if err := rater.RateRecord(&recs[i]); err != nil {
-				log.Error("usage record not rated", "request_id", recs[i].RequestID, "err", err)
-			}
-			ss[i] = ledger.Settlement{Record: recs[i]}
-		}
-		if !cfg.Billing.LedgerOn() {
-			return db.WriteRecords(ctx, recs)
-		}
-		res, err := books.SettleBatch(ctx, ss)
-		if err != nil {
-			return err
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				log.Error("settlement refused", "request_id", r.RequestID, "err", r.Err)
-			} else if r.Debt > 0 {
-				log.Warn("cost above the balance recorded as debt", "request_id", r.RequestID, "debt", money.FormatNanos(r.Debt))
-			}
-		}
-		return nil
+	bopt := billing.Options{Rater: rater, Records: db, HoldTTL: holdTTL, Clock: clock.Real{}, Log: log,
+		Recorder: billing.RecorderOptions{BatchSize: cfg.Usage.BatchSize, QueueSize: cfg.Usage.QueueSize, Delay: cfg.Usage.BatchDelay.D()}}
+	if cfg.Billing.LedgerOn() {
+		zone, _ := time.LoadLocation(cfg.Billing.FreeTier.TimeZone) // checked by config
+		bopt.Books = books
+		bopt.FreeTier = &billing.FreeTier{DailyTokens: cfg.Billing.FreeTier.DailyTokens, DailyRequests: cfg.Billing.FreeTier.DailyRequests,
+			Zone: zone, Tenants: books, Totals: db, Clock: clock.Real{}}
+	} else {
+		log.Warn("billing.ledger is off: requests are metered and rated but not charged")
 	}
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	defer stopSweep()
-	go syncPrices(sweepCtx, db, rater, time.Second, log)
+	biller := billing.New(bopt)
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	billed := make(chan struct{})
 	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-sweepCtx.Done():
-				return
-			case <-t.C:
-				if res, err := books.Sweep(sweepCtx); err != nil {
-					log.Error("sweep expired holds", "err", err)
-				} else if res.Settled+res.Voided > 0 {
-					log.Warn("swept expired holds", "settled", res.Settled, "voided", res.Voided)
-				}
-			}
-		}
+		defer close(billed)
+		biller.Run(bgCtx, billing.NewPriceSync(db, db, rater, seenVersions, time.Second, log), 30*time.Second)
 	}()
-	rec := gateway.NewRecorder(write, cfg.Usage.BatchSize, cfg.Usage.QueueSize, cfg.Usage.BatchDelay.D(), log)
 	var limiter ratelimit.Limiter
 	if rl := cfg.RateLimits.Redis; rl != nil && rl.Addr != "" {
 		rc := ratelimit.NewRedisClient(rl.Addr, rl.Timeout.D(), log)
@@ -228,32 +180,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.RateLimits.PerNode(!exclusive) {
 		log.Warn("rate limits are per node: several nodes may share this PostgreSQL, but rate_limits.redis is not set, so each node counts only its own requests")
 	}
-	var holder gateway.Holder
-	var freeTier *gateway.FreeTier
-	if cfg.Billing.LedgerOn() {
-		holder = books
-		zone, _ := time.LoadLocation(cfg.Billing.FreeTier.TimeZone) // checked by config
-		freeTier = &gateway.FreeTier{DailyTokens: cfg.Billing.FreeTier.DailyTokens, DailyRequests: cfg.Billing.FreeTier.DailyRequests,
-			Zone: zone, Tenants: books, Totals: db, Clock: clock.Real{}}
-	} else {
-		log.Warn("billing.ledger is off: requests are metered and rated but not charged")
-	}
 	routes, replicator, err := newRoutes(ctx, cfg, channels, db, exclusive, host+"/"+*addr, log)
 	if err != nil {
 		return err
 	}
 	gw, err := gateway.New(gateway.Options{
-		Channels: channels, Keys: db, Recorder: rec, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Rater: rater, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
-		AuditEvery: cfg.Usage.AuditEvery, Ledger: holder, FreeTier: freeTier,
-		Limiter: limiter, Router: routes,
+		Channels: channels, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
+		Metrics: gateway.NewMetrics(reg), Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
+		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes,
 	})
 	if err != nil {
 		return err
 	}
 	replicated := make(chan struct{})
 	if replicator != nil {
-		go func() { defer close(replicated); replicator.Run(sweepCtx, gw.Router()) }()
+		go func() { defer close(replicated); replicator.Run(bgCtx, gw.Router()) }()
 	} else {
 		close(replicated)
 	}
@@ -316,10 +257,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
-	if err := rec.Close(rctx); err != nil {
+	if err := biller.Close(rctx); err != nil {
 		return fmt.Errorf("usage records: %w", err)
 	}
-	stopSweep()
+	stopBackground()
+	<-billed
 	<-replicated
 	if err := books.Close(); err != nil {
 		return fmt.Errorf("ledger: %w", err)
@@ -403,76 +345,21 @@ func newRoutes(ctx context.Context, cfg *config.Config, channels []*gateway.Chan
 	return r, rep, nil
 }
 
-// syncPrices applies, every interval, the price versions another node added
-// through its admin API, so a price change takes effect on every node within
-// about a second.
-func syncPrices(ctx context.Context, st store, rater *gateway.Rater, interval time.Duration, log *slog.Logger) {
-	cat := rater.Catalog
-	seen := map[string]bool{}
-	if list, err := st.ListPriceVersions(ctx); err == nil {
-		for _, v := range list {
-			seen[v.ID] = true
-		}
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := rater.LoadPriceLists(ctx, st); err != nil {
-			log.Warn("sync price lists", "err", err)
-		}
-		list, err := st.ListPriceVersions(ctx)
-		if err != nil {
-			log.Warn("sync price versions", "err", err)
-			continue
-		}
-		for _, v := range list {
-			if seen[v.ID] {
-				continue
-			}
-			seen[v.ID] = true
-			var spec price.VersionSpec
-			if err := json.Unmarshal(v.Spec, &spec); err != nil {
-				log.Error("stored price version", "id", v.ID, "err", err)
-				continue
-			}
-			if _, err := cat.AddVersion(spec); err != nil && !errors.Is(err, price.ErrHistory) {
-				log.Warn("stored price version not applied", "id", v.ID, "err", err)
-			}
-		}
-	}
-}
-
 // newRater loads the shipped catalog, replays the price versions added through
-// the admin API, and sets the billing currency, free models and exchange rates.
-func newRater(ctx context.Context, cfg *config.Config, store price.Store, log *slog.Logger) (*gateway.Rater, error) {
+// the admin API, and sets the billing currency, free models and exchange
+// rates. It returns the ids of the versions replayed.
+func newRater(ctx context.Context, cfg *config.Config, st store, log *slog.Logger) (*billing.Rater, map[string]bool, error) {
 	cat, err := catalog.Load()
 	if err != nil {
-		return nil, fmt.Errorf("price catalog: %w", err)
+		return nil, nil, fmt.Errorf("price catalog: %w", err)
 	}
-	stored, err := store.ListPriceVersions(ctx)
+	seen, err := billing.ReplayVersions(ctx, cat, st, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, sv := range stored {
-		var spec price.VersionSpec
-		if err := json.Unmarshal(sv.Spec, &spec); err != nil {
-			return nil, fmt.Errorf("stored price version %s: %w", sv.ID, err)
-		}
-		if _, err := cat.AddVersion(spec); err != nil {
-			// A newer shipped catalog may already hold a later version.
-			log.Warn("stored price version not applied", "id", sv.ID, "model", spec.Model, "err", err)
-		}
-	}
-	r := &gateway.Rater{Catalog: cat, Currency: money.Currency(cfg.Billing.Currency), Free: map[string]bool{}}
-	if ls, ok := store.(price.ListStore); ok {
-		if err := r.LoadPriceLists(ctx, ls); err != nil {
-			log.Warn("price lists", "err", err)
-		}
+	r := &billing.Rater{Catalog: cat, Currency: money.Currency(cfg.Billing.Currency), Free: map[string]bool{}}
+	if err := r.LoadPriceLists(ctx, st); err != nil {
+		log.Warn("price lists", "err", err)
 	}
 	for _, m := range cfg.Billing.FreeModels {
 		r.Free[m] = true
@@ -480,13 +367,31 @@ func newRater(ctx context.Context, cfg *config.Config, store price.Store, log *s
 	if cfg.Billing.ExchangeRates.Kind != 0 {
 		b, err := yaml.Marshal(&cfg.Billing.ExchangeRates)
 		if err != nil {
-			return nil, fmt.Errorf("billing.exchange_rates: %w", err)
+			return nil, nil, fmt.Errorf("billing.exchange_rates: %w", err)
 		}
 		if r.Rates, err = price.ParseExchangeRates(b); err != nil {
-			return nil, fmt.Errorf("billing.exchange_rates: %w", err)
+			return nil, nil, fmt.Errorf("billing.exchange_rates: %w", err)
 		}
 	}
-	return r, nil
+	return r, seen, nil
+}
+
+// registerLedgerMetrics exports the ledger's counters.
+func registerLedgerMetrics(reg *prometheus.Registry, books *ledger.Ledger) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_batches_total",
+			Help: "Group-committed ledger transactions (holds, settlements, voids)."},
+			func() float64 { return float64(books.Stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "baimo_ledger_operations_total",
+			Help: "Holds, settlements and voids in those transactions."},
+			func() float64 { return float64(books.Stats().Ops) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_queued",
+			Help: "Ledger operations waiting for the committer."},
+			func() float64 { return float64(books.Stats().Queued) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "baimo_ledger_holds_in_memory",
+			Help: "Holds of requests in flight kept in memory (a single node on SQLite)."},
+			func() float64 { return float64(books.Stats().HeldInMemory) }),
+	)
 }
 
 // adminKeyHash returns the hash of the admin key: BAIMO_ADMIN_KEY if set,

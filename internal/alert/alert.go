@@ -12,6 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"baimo/internal/ledger"
+	"baimo/internal/money"
 )
 
 // Event is one alert as posted to the webhook.
@@ -25,6 +28,14 @@ type Event struct {
 	Spent   string    `json:"spent"`
 	Limit   string    `json:"limit"`
 	At      time.Time `json:"at"`
+}
+
+// BudgetEvent is the event for a budget threshold the ledger saw crossed
+// at at.
+func BudgetEvent(a ledger.BudgetAlert, at time.Time) Event {
+	return Event{Kind: "budget_threshold", Scope: string(a.Budget.Scope), Subject: a.Budget.Subject,
+		Period: string(a.Budget.Period), Start: a.Period, Percent: a.Percent, Spent: money.FormatNanos(a.Spent),
+		Limit: money.FormatNanos(a.Budget.Limit), At: at.UTC()}
 }
 
 // Limits on delivery.

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+
+	"baimo/internal/billing"
+	"baimo/internal/usage"
 
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
@@ -17,7 +21,8 @@ func FuzzRequestDecoder(f *testing.F) {
 	f.Add([]byte(`{"model":"pub","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":false,"x":1}}`))
 	f.Add([]byte(`{"model":"pub","messages":[],"stream":"yes"}`))
 	f.Add([]byte(`{"mod\u0065l":"pub","messages":[1],"stream_options":null,"stream":true}`))
-	g, err := New(Options{Channels: []*Channel{{Name: "c", Models: map[string]string{"pub": "up-model"}, auth: []string{""}}}})
+	g, err := New(Options{Channels: []*Channel{{Name: "c", Models: map[string]string{"pub": "up-model"}, auth: []string{""}}},
+		Billing: billing.New(billing.Options{Records: discard{}})})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -51,3 +56,8 @@ func FuzzRequestDecoder(f *testing.F) {
 		}
 	})
 }
+
+// discard is a record store that keeps nothing.
+type discard struct{}
+
+func (discard) WriteRecords(context.Context, []usage.Record) error { return nil }

@@ -4,84 +4,116 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"baimo/internal/apierr"
-	"baimo/internal/ledger"
+	"baimo/internal/billing"
 	"baimo/internal/money"
+	"baimo/internal/usage"
 )
 
-// Holder reserves a request's worst-case cost before the upstream call
-// (ledger.Ledger). Settlement happens with the usage record, in the
-// recorder's batch.
-type Holder interface {
-	Hold(ctx context.Context, r ledger.HoldRequest) (ledger.Hold, error)
+// Biller is the money side of the request path (*billing.Biller): it admits
+// a request against its tenant's money before the upstream call, checks and
+// costs channels while routing, and settles the request with its record.
+type Biller interface {
+	Admit(ctx context.Context, r *billing.Request) (*billing.Ticket, error)
+	Check(model, upstream string, at time.Time) error
+	Cost(tenantID, model, upstream string, prompt, out int64, at time.Time) (int64, bool)
+	Finish(t *billing.Ticket, rec usage.Record) (<-chan struct{}, error)
 }
+
+var _ Biller = (*billing.Biller)(nil)
 
 // promptTokens counts the request's prompt once (the hold, the rate limits
-// and the cost policy all need it).
-func (g *Gateway) promptTokens(req *request, body []byte) int64 {
+// and the cost policy all need it) and says whether the count is exact.
+func (g *Gateway) promptTokens(req *request) (int64, bool) {
 	if !req.promptCounted {
-		req.prompt, _ = g.opt.Counter.CountPrompt(req.model, body)
-		req.promptCounted = true
+		n, src := g.opt.Counter.CountPrompt(req.model, req.promptBody)
+		req.prompt, req.promptExact, req.promptCounted = n, src != usage.SourceEstimated, true
 	}
-	return req.prompt
+	return req.prompt, req.promptExact
 }
 
-// worstCase is the most a request can cost: its prompt plus the output it may
-// produce (max_tokens, capped), at the dearest channel that serves the model,
-// since failover may end there.
-func (g *Gateway) worstCase(req *request, body []byte) (int64, bool) {
-	prompt := g.promptTokens(req, body)
-	out := req.maxTokens
-	if out <= 0 || out > g.opt.MaxTokensCap {
-		out = g.opt.MaxTokensCap
-	}
-	if req.endpoint.Name == Embeddings.Name {
-		out = 0
-	}
-	var worst int64
-	priced := false
+// admitBilling admits the request against its tenant's money.
+func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error {
+	br := &billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
+		NoOutput: req.endpoint.Name == Embeddings.Name, MaxOutput: req.maxTokens, Choices: req.choices, Start: req.start,
+		Prompt: func() (int64, bool) { return g.promptTokens(req) }}
 	for _, ch := range g.byModel[req.model] {
-		if c, ok := g.opt.Rater.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out, req.start); ok {
-			priced = true
-			worst = max(worst, c)
-		}
+		br.Upstreams = append(br.Upstreams, ch.Models[req.model])
 	}
-	return worst, priced
+	t, err := g.opt.Billing.Admit(ctx, br)
+	if err != nil {
+		aerr := billingError(err, req)
+		if aerr.Status == http.StatusTooManyRequests {
+			req.rec.ErrorClass = usage.ErrInsufficient
+		}
+		return aerr
+	}
+	req.ticket = t
+	return nil
 }
 
-// hold reserves the worst-case cost of the request on its tenant's account.
-// Not enough balance or credit is a 429 insufficient_quota, before any
-// upstream call.
-func (g *Gateway) hold(ctx context.Context, req *request, body []byte) *apierr.Error {
-	if g.opt.Ledger == nil || g.opt.Rater == nil || g.opt.Rater.Free[req.model] {
-		return nil
-	}
-	amount, ok := g.worstCase(req, body)
-	if !ok {
-		return nil // unpriced: refused by the rater before the upstream call
-	}
-	h, err := g.opt.Ledger.Hold(ctx, ledger.HoldRequest{RequestID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID,
-		Amount: money.Amount{Nanos: amount, Currency: g.opt.Rater.Currency}, TTL: g.opt.Limits.RequestTimeout.D() + 5*time.Minute})
+// billingError maps a billing error to the client's error: the one place
+// that words them.
+func billingError(err error, req *request) *apierr.Error {
+	var (
+		ie *billing.InsufficientError
+		qe *billing.QuotaError
+		le *billing.LimitError
+		np *billing.NotPricedError
+		ue *billing.UnavailableError
+	)
 	switch {
-	case err == nil && h.State != ledger.HoldPending:
-		// Request ids are unique (see RequestID), so an existing hold in
-		// another state means something is badly wrong: do not serve unpaid.
-		return apierr.Internal(fmt.Errorf("hold %s exists in state %s", req.id, h.State))
-	case err == nil:
-		return nil
-	case errors.Is(err, ledger.ErrBudgetExceeded):
+	case errors.As(err, &ie):
+		return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota",
+			Message: fmt.Sprintf("You exceeded your current quota: the account cannot cover this request's worst-case cost of %s %s (its prompt plus the output it may produce). Top up, or lower max_tokens.",
+				money.FormatNanos(ie.Need), ie.Currency), Cause: err}
+	case errors.Is(err, billing.ErrBudgetExceeded):
 		return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "budget_exceeded",
 			Message: "This API key or tenant has reached its spending budget for the period.", Cause: err}
-	case errors.Is(err, ledger.ErrInsufficientFunds):
-		return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota",
-			Message: fmt.Sprintf("You exceeded your current quota: the account cannot cover this request's worst-case cost of %s %s (its prompt plus max_tokens). Top up, or lower max_tokens.",
-				money.FormatNanos(amount), g.opt.Rater.Currency), Cause: err}
-	case errors.Is(err, ledger.ErrNotFound):
+	case errors.Is(err, billing.ErrNoAccount):
 		return &apierr.Error{Status: 403, Type: "permission_error", Code: "no_account",
 			Message: "This API key's tenant has no billing account.", Cause: err}
-	default:
-		return apierr.Unavailable("The gateway cannot reserve the request's cost right now; retry.", err)
+	case errors.Is(err, billing.ErrNotFree):
+		return &apierr.Error{Status: 403, Type: "permission_error", Code: "model_not_free", Param: "model",
+			Message: fmt.Sprintf("The free tier can use only free models; %s is not free.", req.model), Cause: err}
+	case errors.As(err, &qe):
+		return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "free_quota_exceeded",
+			Message:    fmt.Sprintf("The free tier's daily quota of %d %s is used up; it resets at %s.", qe.Limit, qe.What, qe.Reset.Format(time.RFC3339)),
+			RetryAfter: time.Until(qe.Reset), Cause: err}
+	case errors.As(err, &le):
+		if le.What == "choices" {
+			return apierr.BadRequest(req.choicesParam(), "At most %d choices may be asked for in one request; this one asks for %d.", le.Max, le.Value)
+		}
+		return apierr.BadRequest(req.maxTokensParam(), "%s is too large: %d. The model %s produces at most %d output tokens.",
+			req.maxTokensParam(), le.Value, req.model, le.Max)
+	case errors.As(err, &np):
+		return notPriced(np)
+	case errors.As(err, &ue):
+		return apierr.Unavailable("The gateway cannot "+ue.What+" right now; retry.", err)
 	}
+	return apierr.Internal(err)
+}
+
+// notPriced is the error for a model that cannot be rated.
+func notPriced(np *billing.NotPricedError) *apierr.Error {
+	return &apierr.Error{Status: 400, Type: "invalid_request_error", Code: "model_not_priced", Param: "model",
+		Message: fmt.Sprintf("No price for model %s in %s: the gateway refuses to serve it unpriced. An operator can add a price or mark it free.", np.Model, np.Currency),
+		Cause:   np}
+}
+
+// checkPrice refuses, before the upstream call, a model the chosen channel
+// serves without a price.
+func (g *Gateway) checkPrice(req *request) *apierr.Error {
+	err := g.opt.Billing.Check(req.model, req.rec.UpstreamModel, req.start)
+	if err == nil {
+		return nil
+	}
+	var np *billing.NotPricedError
+	if errors.As(err, &np) {
+		return notPriced(np)
+	}
+	return apierr.Internal(err)
 }

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"baimo/internal/billing"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
@@ -87,15 +87,15 @@ func formatHarness(t *testing.T, kind string, handler http.Handler) *harness {
 	_ = ks.CreateKey(context.Background(), k)
 	recs := &records{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rec := gateway.NewRecorder(recs.write, 16, 64, time.Millisecond, log)
-	gw, err := gateway.New(gateway.Options{Channels: []*gateway.Channel{gateway.NewChannel(cc)}, Keys: ks, Recorder: rec,
+	bill := billing.New(billing.Options{Records: recs, Log: log})
+	gw, err := gateway.New(gateway.Options{Channels: []*gateway.Channel{gateway.NewChannel(cc)}, Keys: ks, Billing: bill,
 		Log: log, Limits: config.Default().Limits})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer((&httpapi.Server{GW: gw, Log: log}).Handler())
 	t.Cleanup(srv.Close)
-	return &harness{url: srv.URL, secret: secret, recs: recs, rec: rec, gw: gw}
+	return &harness{url: srv.URL, secret: secret, recs: recs, bill: bill, gw: gw}
 }
 
 // secretFromEnv builds a config secret from an environment variable the way

@@ -19,8 +19,8 @@ import (
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, clientBody []byte, writeErr ErrorWriter, log requestLog) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
-	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req, req.promptBody), Now: req.start,
-		Cost: g.costFunc(req, req.promptBody)})
+	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req), Now: req.start,
+		Cost: g.costFunc(req)})
 	if err != nil {
 		g.fail(w, req, apierr.ModelNotFound(req.model), writeErr, log)
 		return
@@ -34,7 +34,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 		req.channel, req.auth = a.Channel.Data.(*Channel), a.Key.Data.(string)
 		upstreamBody, aerr := g.prepareAttempt(req, clientBody)
 		if aerr == nil {
-			aerr = g.opt.Rater.Check(&req.rec)
+			aerr = g.checkPrice(req)
 		}
 		if aerr != nil {
 			plan.Done(&a, route.Outcome{Canceled: true})
@@ -64,27 +64,26 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 }
 
 // costFunc rates a channel for this request with the catalog, for the cost
-// routing policy: the prompt and the capped output at the channel's model.
-func (g *Gateway) costFunc(req *request, body []byte) route.CostFunc {
-	if g.opt.Rater == nil {
-		return nil
-	}
-	var prompt int64 = -1
+// routing policy: the prompt and a typical output at the channel's model.
+func (g *Gateway) costFunc(req *request) route.CostFunc {
 	return func(rc *route.Channel) (int64, bool) {
 		ch, ok := rc.Data.(*Channel)
 		if !ok {
 			return 0, false
 		}
-		if prompt < 0 {
-			prompt, _ = g.opt.Counter.CountPrompt(req.model, body)
-		}
+		prompt, _ := g.promptTokens(req)
 		out := req.maxTokens
-		if out <= 0 || out > g.opt.MaxTokensCap {
-			out = 256
+		if out <= 0 || out > tpmOutputEstimate {
+			out = costOutputEstimate
 		}
-		return g.opt.Rater.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out, req.start)
+		return g.opt.Billing.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out*max(req.choices, 1), req.start)
 	}
 }
+
+// costOutputEstimate is the output the cost policy assumes for a request
+// that sets no limit (or a large one): a typical answer, not the worst case,
+// since it compares channels rather than reserving money.
+const costOutputEstimate = 256
 
 // attempt sends the request to one channel. It reports whether the plan
 // should go on to another channel and whether this attempt served the client.

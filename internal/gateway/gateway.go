@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/jsonfield"
@@ -114,18 +115,17 @@ type TokenCounter interface {
 
 // Options configures a Gateway.
 type Options struct {
-	Channels  []*Channel
-	Keys      keys.Store
-	Recorder  *Recorder
+	Channels []*Channel
+	Keys     keys.Store
+	// Billing admits requests against their tenants' money and settles
+	// them with their usage records (a *billing.Biller).
+	Billing   Biller
 	Clock     clock.Clock
 	Log       *slog.Logger
 	Limits    config.Limits
 	Metrics   *Metrics
 	Transport http.RoundTripper
 	Counter   TokenCounter
-	// Rater refuses unpriced models before the upstream call; nil serves
-	// every model unrated.
-	Rater *Rater
 	// Routing tunes channel selection; Router, if set, is used instead of
 	// one built from Routing and Channels.
 	Routing config.Routing
@@ -138,15 +138,6 @@ type Options struct {
 	// this many with baimo's exact tokenizer, to audit vendors' bills;
 	// 0 audits none.
 	AuditEvery int
-	// FreeTier, if set, limits tenants with free accounts to free models
-	// and a daily quota.
-	FreeTier *FreeTier
-	// Ledger holds each request's worst-case cost before the upstream call;
-	// nil bills nothing (usage is still rated and recorded).
-	Ledger Holder
-	// MaxTokensCap bounds the output tokens reserved for a request that does
-	// not set max_tokens (and any larger max_tokens).
-	MaxTokensCap int64
 }
 
 // Gateway serves the OpenAI-compatible API.
@@ -166,6 +157,9 @@ type Gateway struct {
 
 // New returns a gateway.
 func New(opt Options) (*Gateway, error) {
+	if opt.Billing == nil {
+		return nil, errors.New("gateway: Options.Billing is required (a *billing.Biller)")
+	}
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
@@ -177,9 +171,6 @@ func New(opt Options) (*Gateway, error) {
 	}
 	if opt.Transport == nil {
 		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
-	}
-	if opt.MaxTokensCap <= 0 {
-		opt.MaxTokensCap = 4096
 	}
 	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
 		keyCache: newKeyCache(opt.Keys, opt.Clock)}
@@ -309,13 +300,17 @@ type request struct {
 	rec         usage.Record
 	start       time.Time
 	maxTokens   int64 // max_tokens or max_completion_tokens; 0 when not set
-	lease       ratelimit.Lease
-	leased      bool
-	// quotaRelease trues up a free-tier reservation at finish.
-	quotaRelease func(used int64)
+	choices     int64 // n (candidateCount); 0 when not set
+	// maxTokensField and choicesField name the fields that set maxTokens
+	// and choices, for errors about them.
+	maxTokensField, choicesField string
+	lease                        ratelimit.Lease
+	leased                       bool
+	// ticket is the request's claim on its tenant's money (billing.Admit).
+	ticket *billing.Ticket
 	// prompt is the prompt's token count, once promptCounted.
-	prompt        int64
-	promptCounted bool
+	prompt                     int64
+	promptExact, promptCounted bool
 	// format is the client's wire format; tr translates to the channel's
 	// when it differs (nil when bytes pass through); path is the upstream
 	// path below the channel's base URL; promptBody is the request as an
@@ -351,6 +346,20 @@ func RequestID(r *http.Request) string {
 		return id + "." + hex.EncodeToString(b[:])
 	}
 	return keys.NewID("req_")
+}
+
+func (r *request) maxTokensParam() string {
+	if r.maxTokensField == "" {
+		return "max_tokens"
+	}
+	return r.maxTokensField
+}
+
+func (r *request) choicesParam() string {
+	if r.choicesField == "" {
+		return "n"
+	}
+	return r.choicesField
 }
 
 // ErrorWriter writes an error in the format of the API a request came in on.
@@ -399,46 +408,42 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writ
 		return
 	}
 	if g.limited {
-		if aerr := g.acquire(w, r, req, req.promptBody); aerr != nil {
+		if aerr := g.acquire(w, r, req); aerr != nil {
 			req.rec.ErrorClass = usage.ErrRateLimited
 			g.fail(w, req, aerr, writeErr, log)
 			return
 		}
 	}
-	if g.opt.FreeTier != nil {
-		if aerr := g.freeTier(r.Context(), req); aerr != nil {
-			req.rec.ErrorClass = usage.ErrInsufficient
-			g.fail(w, req, aerr, writeErr, log)
-			return
-		}
-	}
-	if aerr := g.hold(r.Context(), req, req.promptBody); aerr != nil {
-		if aerr.Status == http.StatusTooManyRequests {
-			req.rec.ErrorClass = usage.ErrInsufficient
-		}
+	if aerr := g.admitBilling(r.Context(), req); aerr != nil {
 		g.fail(w, req, aerr, writeErr, log)
 		return
 	}
 	g.forward(w, r, req, body, writeErr, log)
 }
 
+// tpmOutputEstimate is the output reserved against a TPM limit for a request
+// that sets no output limit (or a larger one); the reservation is trued up
+// with what the request used when it ends.
+const tpmOutputEstimate = 4096
+
 // reservation is the token estimate reserved against TPM limits: the prompt
-// plus the output the request may produce (max_tokens, capped).
-func (g *Gateway) reservation(req *request, body []byte) int64 {
-	prompt := g.promptTokens(req, body)
+// plus the output the request may produce (its limit, at most
+// tpmOutputEstimate, times its choices).
+func (g *Gateway) reservation(req *request) int64 {
+	prompt, _ := g.promptTokens(req)
 	out := req.maxTokens
-	if out <= 0 || out > g.opt.MaxTokensCap {
-		out = g.opt.MaxTokensCap
+	if out <= 0 || out > tpmOutputEstimate {
+		out = tpmOutputEstimate
 	}
 	if req.endpoint.Name == Embeddings.Name {
 		out = 0
 	}
-	return prompt + out
+	return prompt + out*max(req.choices, 1)
 }
 
 // acquire checks the rate limits of the key, its tenant and the key's use of
 // the model, reserving the token estimate; finish releases it.
-func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, req *request, body []byte) *apierr.Error {
+func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, req *request) *apierr.Error {
 	rl := &g.opt.RateLimits
 	kr := rl.Key
 	if o, ok := rl.Keys[req.key.ID]; ok {
@@ -462,7 +467,7 @@ func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, req *request, 
 	if len(limits) == 0 {
 		return nil
 	}
-	res, err := g.opt.Limiter.Acquire(r.Context(), ratelimit.Request{Limits: limits, Tokens: g.reservation(req, body), Now: req.start})
+	res, err := g.opt.Limiter.Acquire(r.Context(), ratelimit.Request{Limits: limits, Tokens: g.reservation(req), Now: req.start})
 	if err != nil {
 		return apierr.Unavailable("The gateway cannot check rate limits right now.", err)
 	}
@@ -529,7 +534,11 @@ func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
 			input, hasInput = v, true
 		case "max_tokens", "max_completion_tokens", "max_output_tokens":
 			if n, ok := jsonfield.Int(body[v.Start:v.End]); ok && n > req.maxTokens {
-				req.maxTokens = n
+				req.maxTokens, req.maxTokensField = n, string(k)
+			}
+		case "n", "best_of": // best_of answers are generated (and billed) server-side
+			if n, ok := jsonfield.Int(body[v.Start:v.End]); ok && n > req.choices {
+				req.choices, req.choicesField = n, string(k)
 			}
 		}
 		return true
@@ -641,10 +650,6 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 
 func (g *Gateway) finish(req *request, log requestLog) {
 	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
-	if req.quotaRelease != nil {
-		req.quotaRelease(req.rec.Usage.Total())
-		req.quotaRelease = nil
-	}
 	if req.leased {
 		// Settle the token reservation with what was used. A background
 		// context: the client may be gone, the limiter's books must not be.
@@ -658,7 +663,7 @@ func (g *Gateway) finish(req *request, log requestLog) {
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
 	}
-	if err := g.opt.Recorder.Submit(req.rec); err != nil {
+	if _, err := g.opt.Billing.Finish(req.ticket, req.rec); err != nil {
 		log.Error("usage record not submitted", "err", err)
 	}
 }

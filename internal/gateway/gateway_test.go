@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"baimo/catalog"
+	"baimo/internal/billing"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
@@ -55,7 +56,7 @@ type records struct {
 	recs []usage.Record
 }
 
-func (r *records) write(_ context.Context, recs []usage.Record) error {
+func (r *records) WriteRecords(_ context.Context, recs []usage.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.recs = append(r.recs, recs...)
@@ -66,7 +67,7 @@ type harness struct {
 	url    string
 	secret string
 	recs   *records
-	rec    *gateway.Recorder
+	bill   *billing.Biller
 	gw     *gateway.Gateway
 }
 
@@ -77,7 +78,7 @@ func (h *harness) only(t *testing.T) usage.Record {
 	if err := h.gw.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.rec.Close(context.Background()); err != nil {
+	if err := h.bill.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	h.recs.mu.Lock()
@@ -90,7 +91,7 @@ func (h *harness) only(t *testing.T) usage.Record {
 
 func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits), models ...string) *harness {
 	t.Helper()
-	return newMulti(t, []http.Handler{upstream}, func(o *gateway.Options) {
+	return newMulti(t, []http.Handler{upstream}, func(o *gateway.Options, _ *billing.Options) {
 		if limits != nil {
 			limits(&o.Limits)
 		}
@@ -99,7 +100,7 @@ func newHarness(t *testing.T, upstream http.Handler, limits func(*config.Limits)
 
 // newMulti starts one channel per upstream handler, all serving gpt-test
 // (channel i at priority i), and a gateway in front of them.
-func newMulti(t *testing.T, upstreams []http.Handler, mutate func(*gateway.Options), models ...string) *harness {
+func newMulti(t *testing.T, upstreams []http.Handler, mutate func(*gateway.Options, *billing.Options), models ...string) *harness {
 	t.Helper()
 	cfg := config.Default()
 	var chans []*gateway.Channel
@@ -120,11 +121,13 @@ func newMulti(t *testing.T, upstreams []http.Handler, mutate func(*gateway.Optio
 	_ = ks.CreateKey(context.Background(), k)
 	recs := &records{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rec := gateway.NewRecorder(recs.write, 16, 64, time.Millisecond, log)
-	opt := gateway.Options{Channels: chans, Keys: ks, Recorder: rec, Log: log, Limits: cfg.Limits}
+	bopt := billing.Options{Records: recs, Log: log}
+	opt := gateway.Options{Channels: chans, Keys: ks, Log: log, Limits: cfg.Limits}
 	if mutate != nil {
-		mutate(&opt)
+		mutate(&opt, &bopt)
 	}
+	bill := billing.New(bopt)
+	opt.Billing = bill
 	gw, err := gateway.New(opt)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +135,7 @@ func newMulti(t *testing.T, upstreams []http.Handler, mutate func(*gateway.Optio
 	api := &httpapi.Server{GW: gw, Log: log}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{url: srv.URL, secret: secret, recs: recs, rec: rec, gw: gw}
+	return &harness{url: srv.URL, secret: secret, recs: recs, bill: bill, gw: gw}
 }
 
 func (h *harness) post(t *testing.T, path, body string) (*http.Response, string) {
@@ -507,7 +510,7 @@ func TestRequestIDHonoured(t *testing.T) {
 		t.Errorf("a reused X-Request-Id gave the same request id %q", got2)
 	}
 	_ = h.gw.Drain(context.Background())
-	_ = h.rec.Close(context.Background())
+	_ = h.bill.Close(context.Background())
 	if n := len(h.recs.recs); n != 2 || h.recs.recs[0].RequestID == h.recs.recs[1].RequestID {
 		t.Errorf("records = %d, want two with distinct ids", n)
 	}
@@ -589,7 +592,7 @@ func TestNoRetryAfterFirstByte(t *testing.T) {
 
 func TestRateLimits(t *testing.T) {
 	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
-	h := newMulti(t, []http.Handler{status(200, ok)}, func(o *gateway.Options) {
+	h := newMulti(t, []http.Handler{status(200, ok)}, func(o *gateway.Options, b *billing.Options) {
 		o.RateLimits.Key.RPM = 2
 		o.RateLimits.Key.Burst = 2
 	})
@@ -608,7 +611,7 @@ func TestRateLimits(t *testing.T) {
 
 func TestVendorAuditSample(t *testing.T) {
 	billed := `{"id":"x","choices":[{"message":{"content":"Argentina"}}],"usage":{"prompt_tokens":20,"completion_tokens":2}}`
-	h := newMulti(t, []http.Handler{status(200, billed)}, func(o *gateway.Options) {
+	h := newMulti(t, []http.Handler{status(200, billed)}, func(o *gateway.Options, b *billing.Options) {
 		o.Channels[0].Models["other"] = "gpt-4o-mini"
 		o.AuditEvery = 1
 		o.Counter = gateway.Tokenizer{}
@@ -623,14 +626,16 @@ func TestVendorAuditSample(t *testing.T) {
 	}
 }
 
-// fakeHolder is a ledger.Holder that records holds and can refuse them.
-type fakeHolder struct {
+// fakeBooks is a ledger that records holds and can refuse them; its
+// settlements write the records to recs.
+type fakeBooks struct {
 	mu     sync.Mutex
 	holds  []ledger.HoldRequest
 	refuse error
+	recs   *records
 }
 
-func (f *fakeHolder) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold, error) {
+func (f *fakeBooks) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refuse != nil {
@@ -638,6 +643,27 @@ func (f *fakeHolder) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold,
 	}
 	f.holds = append(f.holds, r)
 	return ledger.Hold{RequestID: r.RequestID, Amount: r.Amount.Nanos, State: ledger.HoldPending}, nil
+}
+
+func (f *fakeBooks) Balance(context.Context, string) (ledger.Balance, error) {
+	return ledger.Balance{Kind: ledger.Postpaid}, nil
+}
+
+func (f *fakeBooks) SettleBatch(ctx context.Context, ss []ledger.Settlement) ([]ledger.SettleResult, error) {
+	out := make([]ledger.SettleResult, len(ss))
+	for i, st := range ss {
+		out[i].RequestID = st.Record.RequestID
+		_ = f.recs.WriteRecords(ctx, []usage.Record{st.Record})
+	}
+	return out, nil
+}
+
+func (f *fakeBooks) Sweep(context.Context) (ledger.SweepResult, error) {
+	return ledger.SweepResult{}, nil
+}
+
+func (f *fakeBooks) Tenant(context.Context, string) (ledger.Tenant, error) {
+	return ledger.Tenant{}, ledger.ErrNotFound
 }
 
 func TestHoldBeforeUpstream(t *testing.T) {
@@ -659,15 +685,15 @@ func TestHoldBeforeUpstream(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			calls := 0
-			holder := &fakeHolder{refuse: tt.refuse}
+			holder := &fakeBooks{refuse: tt.refuse}
 			h := newMulti(t, []http.Handler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				calls++
 				status(200, ok)(w, r)
-			})}, func(o *gateway.Options) {
+			})}, func(o *gateway.Options, b *billing.Options) {
 				o.Channels[0].Models["other"] = "deepseek-chat"
-				o.Rater = &gateway.Rater{Catalog: cat, Currency: "CNY"}
-				o.Ledger = holder
-				o.MaxTokensCap = 1000
+				b.Rater = &billing.Rater{Catalog: cat, Currency: "CNY"}
+				b.Books = holder
+				holder.recs = b.Records.(*records)
 			})
 			resp, body := h.post(t, "/v1/chat/completions", `{"model":"other","max_tokens":500,"messages":[{"role":"user","content":"hello"}]}`)
 			if resp.StatusCode != tt.status || (tt.code != "" && !strings.Contains(body, `"code":"`+tt.code+`"`)) || calls != tt.upstrCt {

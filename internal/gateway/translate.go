@@ -183,7 +183,12 @@ func (g *Gateway) admitGemini(req *request, body []byte, in Inbound) *apierr.Err
 	}
 	if p, ok := jsonfield.Path(body, "generationConfig", "maxOutputTokens"); ok {
 		if n, ok := jsonfield.Int(body[p.Start:p.End]); ok && n > 0 {
-			req.maxTokens = n
+			req.maxTokens, req.maxTokensField = n, "generationConfig.maxOutputTokens"
+		}
+	}
+	if p, ok := jsonfield.Path(body, "generationConfig", "candidateCount"); ok {
+		if n, ok := jsonfield.Int(body[p.Start:p.End]); ok && n > 0 {
+			req.choices, req.choicesField = n, "generationConfig.candidateCount"
 		}
 	}
 	return g.admitModel(req, in.Model)

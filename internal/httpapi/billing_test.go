@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"baimo/catalog"
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -28,21 +29,21 @@ type billingEnv struct {
 	env
 	db    *sqlite.DB
 	books *ledger.Ledger
-	rec   *gateway.Recorder
+	bill  *billing.Biller
 	gw    *gateway.Gateway
 }
 
 // newBillingEnv wires the whole request path as serve does on SQLite: the
 // simulator upstream, rating, holds in memory, and settlement with the
 // records in one batch.
-func newBillingEnv(t *testing.T, mutate ...func(*gateway.Options)) *billingEnv {
+func newBillingEnv(t *testing.T, mutate ...func(*gateway.Options, *billing.Options)) *billingEnv {
 	t.Helper()
 	return newBillingEnvHolds(t, true, mutate...)
 }
 
 // newBillingEnvHolds is newBillingEnv with holds in memory (as serve on
 // SQLite) or, exclusive false, in the store (as serve on PostgreSQL).
-func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Options)) *billingEnv {
+func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Options, *billing.Options)) *billingEnv {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
 	if err != nil {
@@ -59,26 +60,18 @@ func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Op
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.Real{}
 	books := ledger.New(db, ledger.Options{Clock: clk, Logger: log, Node: "test", Exclusive: exclusive})
-	rater := &gateway.Rater{Catalog: cat, Currency: "CNY"}
-	write := func(ctx context.Context, recs []usage.Record) error {
-		ss := make([]ledger.Settlement, len(recs))
-		for i := range recs {
-			if err := rater.RateRecord(&recs[i]); err != nil {
-				return err
-			}
-			ss[i] = ledger.Settlement{Record: recs[i]}
-		}
-		_, err := books.SettleBatch(ctx, ss)
-		return err
-	}
-	rec := gateway.NewRecorder(write, 32, 1024, time.Millisecond, log)
-	opts := gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
-		Rater: rater, Ledger: books, Counter: gateway.Tokenizer{}, MaxTokensCap: 1000,
+	rater := &billing.Rater{Catalog: cat, Currency: "CNY"}
+	bopt := billing.Options{Rater: rater, Books: books, Records: db, Clock: clk, Log: log,
+		Holds:    billing.HoldRules{DefaultOutput: 1000},
+		Recorder: billing.RecorderOptions{BatchSize: 32, QueueSize: 1024}}
+	opts := gateway.Options{Keys: db, Log: log, Limits: config.Default().Limits, Clock: clk, Counter: gateway.Tokenizer{},
 		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "sim", Kind: "openai", BaseURL: up.URL + "/v1",
 			Models: config.ModelMap{"sim-chat": "sim-chat", "sim-free": "sim-chat"}})}}
 	for _, m := range mutate {
-		m(&opts)
+		m(&opts, &bopt)
 	}
+	bill := billing.New(bopt)
+	opts.Billing = bill
 	gw, err := gateway.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -90,11 +83,11 @@ func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Op
 	t.Cleanup(func() {
 		srv.Close()
 		_ = gw.Drain(context.Background())
-		_ = rec.Close(context.Background())
+		_ = bill.Close(context.Background())
 		_ = books.Close()
 		db.Close()
 	})
-	return &billingEnv{env: env{url: srv.URL}, db: db, books: books, rec: rec, gw: gw}
+	return &billingEnv{env: env{url: srv.URL}, db: db, books: books, bill: bill, gw: gw}
 }
 
 func (e *billingEnv) doH(t *testing.T, method, path, body string, hdr ...string) (int, map[string]any) {
@@ -228,7 +221,7 @@ func testPrepaidRunsOut(t *testing.T, e *billingEnv) {
 		t.Fatalf("served %d, refused %d: the balance should cover some but not all", served, refused)
 	}
 	_ = e.gw.Drain(context.Background())
-	_ = e.rec.Close(context.Background())
+	_ = e.bill.Close(context.Background())
 	recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "small", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +274,7 @@ func TestTenantPriceList(t *testing.T) {
 		}
 	}
 	_ = e.gw.Drain(context.Background())
-	_ = e.rec.Close(context.Background())
+	_ = e.bill.Close(context.Background())
 	for _, id := range []string{"plain", "resold"} {
 		recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: id})
 		if err != nil || len(recs) != 1 {
@@ -353,17 +346,17 @@ func TestBudgets(t *testing.T) {
 		t.Errorf("within budget = %d %s", st, body)
 	}
 	_ = e.gw.Drain(context.Background())
-	_ = e.rec.Close(context.Background())
+	_ = e.bill.Close(context.Background())
 	if st, m := e.doH(t, "GET", "/admin/budgets/tenant/b", ""); st != 200 || m["spent"] == "0" || m["pending"] != "0" {
 		t.Errorf("budget usage = %d %v", st, m)
 	}
 }
 
 func TestFreeTier(t *testing.T) {
-	e := newBillingEnv(t, func(o *gateway.Options) {
-		o.Rater.Free = map[string]bool{"sim-free": true}
-		o.FreeTier = &gateway.FreeTier{DailyRequests: 3, DailyTokens: 100000, Zone: time.UTC, Clock: clock.Real{},
-			Tenants: o.Ledger.(*ledger.Ledger), Totals: o.Keys.(*sqlite.DB)}
+	e := newBillingEnv(t, func(o *gateway.Options, b *billing.Options) {
+		b.Rater.Free = map[string]bool{"sim-free": true}
+		b.FreeTier = &billing.FreeTier{DailyRequests: 3, DailyTokens: 100000, Zone: time.UTC, Clock: clock.Real{},
+			Tenants: b.Books.(*ledger.Ledger), Totals: o.Keys.(*sqlite.DB)}
 	})
 	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"c-end","name":"a consumer","kind":"free","currency":"CNY"}`); st != 201 {
 		t.Fatalf("create free tenant = %d %v", st, m)
@@ -394,7 +387,7 @@ func TestFreeTier(t *testing.T) {
 		t.Errorf("over the daily quota = %d %s", st, body)
 	}
 	_ = e.gw.Drain(context.Background())
-	_ = e.rec.Close(context.Background())
+	_ = e.bill.Close(context.Background())
 	if b, err := e.books.Balance(context.Background(), "c-end"); err != nil || b.Posted != 0 || b.Pending != 0 {
 		t.Errorf("a free account moved money: %+v %v", b, err)
 	}

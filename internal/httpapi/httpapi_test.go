@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"baimo/catalog"
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -39,10 +40,9 @@ func newEnv(t *testing.T) *env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
-	rec := gateway.NewRecorder(db.WriteRecords, 8, 64, time.Millisecond, log)
-	t.Cleanup(func() { _ = rec.Close(context.Background()) })
-	gw, err := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
-		Rater: &gateway.Rater{Catalog: cat, Currency: "CNY"},
+	bill := billing.New(billing.Options{Records: db, Log: log, Rater: &billing.Rater{Catalog: cat, Currency: "CNY"}})
+	t.Cleanup(func() { _ = bill.Close(context.Background()) })
+	gw, err := gateway.New(gateway.Options{Keys: db, Billing: bill, Log: log, Limits: config.Default().Limits, Clock: clk,
 		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "x", Kind: "openai", BaseURL: "http://127.0.0.1:1",
 			Models: config.ModelMap{"sim-chat": "sim-chat", "unpriced": "unpriced"}})}})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -44,9 +45,9 @@ func newModelsEnv(t *testing.T) *modelsEnv {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
-	rec := gateway.NewRecorder(db.WriteRecords, 8, 64, time.Millisecond, log)
-	t.Cleanup(func() { _ = rec.Close(context.Background()) })
-	gw, err := gateway.New(gateway.Options{Keys: db, Recorder: rec, Log: log, Limits: config.Default().Limits, Clock: clk,
+	bill := billing.New(billing.Options{Records: db, Log: log})
+	t.Cleanup(func() { _ = bill.Close(context.Background()) })
+	gw, err := gateway.New(gateway.Options{Keys: db, Billing: bill, Log: log, Limits: config.Default().Limits, Clock: clk,
 		Channels: []*gateway.Channel{
 			gateway.NewChannel(config.Channel{Name: "one", Kind: "openai", BaseURL: "http://127.0.0.1:1",
 				Models: config.ModelMap{"e-model": "x", "c-model": "x", "a-model": "x"}}),

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
-	"baimo/internal/gateway"
+	"baimo/internal/billing"
 	"baimo/internal/keys"
 	"baimo/internal/money"
 	"baimo/internal/price"
@@ -26,7 +26,7 @@ type Prices struct {
 	// Lists keeps tenants' price lists; Rater applies them. Both nil leave the
 	// price list routes out.
 	Lists price.ListStore
-	Rater *gateway.Rater
+	Rater *billing.Rater
 	// CountPrompt counts the prompt tokens of a chat request body.
 	CountPrompt func(model string, body []byte) int64
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -39,7 +40,9 @@ func TestAdminRoutingRecorded(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
-	gw, err := gateway.New(gateway.Options{Keys: db, Log: log, Limits: config.Default().Limits, Clock: clk,
+	bill := billing.New(billing.Options{Records: db, Log: log})
+	t.Cleanup(func() { _ = bill.Close(context.Background()) })
+	gw, err := gateway.New(gateway.Options{Keys: db, Billing: bill, Log: log, Limits: config.Default().Limits, Clock: clk,
 		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "x", Kind: "openai", BaseURL: "http://127.0.0.1:1",
 			Models: config.ModelMap{"sim-chat": "sim-chat"}})}})
 	if err != nil {

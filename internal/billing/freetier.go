@@ -1,13 +1,11 @@
-package gateway
+package billing
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	"baimo/internal/apierr"
 	"baimo/internal/ledger"
 	"baimo/internal/usage"
 )
@@ -53,20 +51,19 @@ type dayCount struct {
 // admit checks a request of a free tenant. It returns a release function to
 // call with the tokens actually used, or nil when the tenant is not on the
 // free tier.
-func (f *FreeTier) admit(ctx context.Context, req *request, reserve int64, free bool) (func(used int64), *apierr.Error) {
-	t, err := f.Tenants.Tenant(ctx, req.key.TenantID)
+func (f *FreeTier) admit(ctx context.Context, tenantID string, reserve int64, free bool) (func(used int64), error) {
+	t, err := f.Tenants.Tenant(ctx, tenantID)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, nil // the ledger refuses unknown tenants with its own error
 	}
 	if err != nil {
-		return nil, apierr.Unavailable("The gateway cannot check the account right now.", err)
+		return nil, &UnavailableError{What: "check the account", Err: err}
 	}
 	if t.Kind != ledger.Free {
 		return nil, nil
 	}
 	if !free {
-		return nil, &apierr.Error{Status: 403, Type: "permission_error", Code: "model_not_free", Param: "model",
-			Message: fmt.Sprintf("The free tier can use only free models; %s is not free.", req.model)}
+		return nil, ErrNotFree
 	}
 	now := f.Clock.Now().In(f.Zone)
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, f.Zone)
@@ -84,7 +81,7 @@ func (f *FreeTier) admit(ctx context.Context, req *request, reserve int64, free 
 		// Only served requests count against the quota, not refused ones.
 		tot, err := f.Totals.TotalRecords(ctx, usage.Filter{TenantID: t.ID, From: day, Status: 200})
 		if err != nil {
-			return nil, apierr.Unavailable("The gateway cannot check the free-tier quota right now.", err)
+			return nil, &UnavailableError{What: "check the free-tier quota", Err: err}
 		}
 		c.tokens, c.requests, c.seeded = tot.Input+tot.Output, tot.Requests, now
 	}
@@ -108,24 +105,6 @@ func (f *FreeTier) admit(ctx context.Context, req *request, reserve int64, free 
 	}, nil
 }
 
-func (f *FreeTier) exhausted(what string, limit int64, day time.Time) *apierr.Error {
-	next := day.Add(24 * time.Hour)
-	return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "free_quota_exceeded",
-		Message:    fmt.Sprintf("The free tier's daily quota of %d %s is used up; it resets at %s.", limit, what, next.Format(time.RFC3339)),
-		RetryAfter: next.Sub(f.Clock.Now())}
-}
-
-// freeTier admits a request under the free tier, if its tenant is on it.
-func (g *Gateway) freeTier(ctx context.Context, req *request) *apierr.Error {
-	free := g.opt.Rater == nil || g.opt.Rater.Free[req.model]
-	if !free {
-		amount, priced := g.worstCase(req, req.promptBody)
-		free = priced && amount == 0
-	}
-	release, aerr := g.opt.FreeTier.admit(ctx, req, g.reservation(req, req.promptBody), free)
-	if aerr != nil {
-		return aerr
-	}
-	req.quotaRelease = release
-	return nil
+func (f *FreeTier) exhausted(what string, limit int64, day time.Time) error {
+	return &QuotaError{What: what, Limit: limit, Reset: day.Add(24 * time.Hour)}
 }

@@ -1,4 +1,4 @@
-package gateway
+package billing
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"baimo/internal/apierr"
 	"baimo/internal/money"
 	"baimo/internal/price"
 	"baimo/internal/usage"
@@ -53,23 +52,37 @@ func (r *Rater) ratingModel(public, upstream string) string {
 	return public
 }
 
-// Check refuses a model without a price, with a clear error.
-func (r *Rater) Check(rec *usage.Record) *apierr.Error {
-	if r == nil || r.Free[rec.Model] {
+// NotPricedError says a model has no price (or no exchange rate to the
+// billing currency) at a time: the gateway refuses to serve it unpriced.
+type NotPricedError struct {
+	Model    string
+	Currency money.Currency
+	Err      error
+}
+
+func (e *NotPricedError) Error() string {
+	return fmt.Sprintf("no price for model %s in %s: %v", e.Model, e.Currency, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *NotPricedError) Unwrap() error { return e.Err }
+
+// Check reports whether the request for public, served as upstream, can be
+// rated at at: nil, a *NotPricedError, or another error (a catalog fault).
+func (r *Rater) Check(public, upstream string, at time.Time) error {
+	if r == nil || r.Free[public] {
 		return nil
 	}
-	m := r.ratingModel(rec.Model, rec.UpstreamModel)
-	_, err := r.Catalog.Quote(0, 0, price.RateContext{Model: m, At: rec.Start, Currency: r.Currency, Rates: r.Rates})
+	m := r.ratingModel(public, upstream)
+	_, err := r.Catalog.Quote(0, 0, price.RateContext{Model: m, At: at, Currency: r.Currency, Rates: r.Rates})
 	if err == nil {
 		return nil
 	}
 	var np *price.NoPriceError
 	if errors.As(err, &np) || errors.Is(err, price.ErrNoRate) {
-		return &apierr.Error{Status: 400, Type: "invalid_request_error", Code: "model_not_priced", Param: "model",
-			Message: fmt.Sprintf("No price for model %s in %s: the gateway refuses to serve it unpriced. An operator can add a price or mark it free.", rec.Model, r.Currency),
-			Cause:   err}
+		return &NotPricedError{Model: public, Currency: r.Currency, Err: err}
 	}
-	return apierr.Internal(err)
+	return err
 }
 
 // RateRecord fills the record's cost, currency, price version and lines.

@@ -1,0 +1,141 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"baimo/internal/clock"
+	"baimo/internal/usage"
+)
+
+// TestRecorderCommitsBeforeRelease: every submitter's channel closes only
+// after a write that contained its record returned; batches never exceed
+// BatchSize; nothing is lost or written twice.
+func TestRecorderCommitsBeforeRelease(t *testing.T) {
+	var mu sync.Mutex
+	committed := map[string]int{}
+	maxBatch := 0
+	write := func(_ context.Context, batch []finished) error {
+		time.Sleep(200 * time.Microsecond) // let submitters pile up behind a commit
+		mu.Lock()
+		defer mu.Unlock()
+		maxBatch = max(maxBatch, len(batch))
+		for _, f := range batch {
+			committed[f.rec.RequestID]++
+		}
+		return nil
+	}
+	r := NewRecorder(write, RecorderOptions{BatchSize: 8, QueueSize: 64}, clock.Real{}, quiet())
+	const n = 400
+	var wg sync.WaitGroup
+	var early atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("r", i)
+			done, err := r.Submit(finished{rec: usage.Record{RequestID: id}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-done
+			mu.Lock()
+			if committed[id] != 1 {
+				early.Add(1)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if early.Load() != 0 {
+		t.Fatalf("%d submitters released before their record was committed", early.Load())
+	}
+	if len(committed) != n || maxBatch > 8 {
+		t.Fatalf("committed %d distinct records (want %d), largest batch %d (limit 8)", len(committed), n, maxBatch)
+	}
+	for id, c := range committed {
+		if c != 1 {
+			t.Fatalf("%s written %d times", id, c)
+		}
+	}
+	if st := r.Stats(); st.Written != n || st.Queued != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := r.Submit(finished{}); !errors.Is(err, ErrRecorderClosed) {
+		t.Fatalf("submit after close: %v", err)
+	}
+}
+
+// TestRecorderRetries: a failing write is retried until it succeeds, and the
+// waiter is released only then.
+func TestRecorderRetries(t *testing.T) {
+	clk := clock.NewFake(t0)
+	var calls atomic.Int32
+	write := func(context.Context, []finished) error {
+		if calls.Add(1) < 3 {
+			return errors.New("store down")
+		}
+		return nil
+	}
+	r := NewRecorder(write, RecorderOptions{}, clk, quiet())
+	done, err := r.Submit(finished{rec: usage.Record{RequestID: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ { // step the backoff timers as the writer arms them
+		select {
+		case <-done:
+			if calls.Load() != 3 {
+				t.Fatalf("released after %d writes", calls.Load())
+			}
+			_ = r.Close(context.Background())
+			return
+		default:
+		}
+		for clk.Waiters() == 0 && calls.Load() < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		clk.Advance(5 * time.Second)
+	}
+	t.Fatal("never released")
+}
+
+// TestRecorderBounded: when the store falls behind, Submit waits instead of
+// queueing without bound.
+func TestRecorderBounded(t *testing.T) {
+	release := make(chan struct{})
+	write := func(context.Context, []finished) error { <-release; return nil }
+	r := NewRecorder(write, RecorderOptions{BatchSize: 2, QueueSize: 2}, clock.Real{}, quiet())
+	for i := range 2 {
+		if _, err := r.Submit(finished{rec: usage.Record{RequestID: fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := make(chan struct{})
+	go func() {
+		_, _ = r.Submit(finished{rec: usage.Record{RequestID: "third"}})
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("a third record was queued past the bound of 2")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-blocked
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Written != 3 {
+		t.Fatalf("wrote %d", st.Written)
+	}
+}
