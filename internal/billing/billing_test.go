@@ -33,6 +33,8 @@ models:
         prices: {input: "1", output: "2"}
   - name: dear
     kind: chat
+    context_window: 32000
+    max_output: 8000
     versions:
       - effective_from: "2024-01-01T00:00:00Z"
         currency: CNY
@@ -144,6 +146,7 @@ func TestHoldIsTheWorstCase(t *testing.T) {
 		{"output times choices", Request{Upstreams: []string{"cheap", "dear"}, MaxOutput: 500, Choices: 3}, worstDear(1500)},
 		{"no limit: the default output", Request{Upstreams: []string{"cheap"}},
 			rate(t, r, "cheap", usage.Usage{Input: p, Output: 4096})},
+		{"no limit: the model's maximum output", Request{Upstreams: []string{"dear"}, Choices: 2}, worstDear(2 * 8000)},
 		{"embeddings produce nothing", Request{Upstreams: []string{"cheap"}, NoOutput: true, Choices: 4},
 			rate(t, r, "cheap", usage.Usage{Input: p})},
 		{"an unpriced candidate is skipped", Request{Upstreams: []string{"nope", "cheap"}, MaxOutput: 10},
@@ -204,6 +207,21 @@ func TestAdmitLimits(t *testing.T) {
 	req := Request{ID: "r", Model: "m", Upstreams: []string{"cheap"}, Choices: 4, MaxOutput: 1000, Start: t0, Prompt: prompt(1, true)}
 	if _, err := b.Admit(context.Background(), &req); err != nil {
 		t.Errorf("at the limits: %v", err)
+	}
+	// The catalog's maximum for the model bounds the client's limit: 8000
+	// for "dear", whatever the gateway-wide bound.
+	for _, tt := range []struct {
+		max  int64
+		fail bool
+	}{{8000, false}, {8001, true}} {
+		req := Request{ID: "r", Model: "m", Upstreams: []string{"dear"}, MaxOutput: tt.max, Start: t0, Prompt: prompt(1, true)}
+		b := New(Options{Rater: r, Books: &fakeBooks{available: 1 << 60}, Log: quiet()})
+		_, err := b.Admit(context.Background(), &req)
+		var le *LimitError
+		if errors.As(err, &le) != tt.fail || (tt.fail && le.Max != 8000) {
+			t.Errorf("max_tokens %d on dear: err %v", tt.max, err)
+		}
+		_ = b.Close(context.Background())
 	}
 }
 

@@ -227,6 +227,9 @@ func (r *Rater) maxOutput(public, upstream string, at time.Time) (int64, bool) {
 	if r == nil {
 		return 0, false
 	}
-	_ = at // LEAD: use the catalog's model limits once they land (prices helper)
-	return 0, false
+	info, ok := r.Catalog.Info(r.ratingModel(public, upstream), at)
+	if !ok || info.MaxOutput <= 0 {
+		return 0, false
+	}
+	return info.MaxOutput, true
 }
