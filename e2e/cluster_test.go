@@ -516,7 +516,7 @@ func holdsOf(ctx context.Context, st ledger.Store, ids []string) (map[string]led
 	holds := map[string]ledger.Hold{}
 	costs := map[string]int64{}
 	var pending []ledger.Hold
-	err := st.LedgerView(ctx, func(v ledger.View) error {
+	err := st.LedgerView(ctx, func(v ledger.Snapshot) error {
 		for _, id := range ids {
 			h, err := v.Hold(ctx, id)
 			if errors.Is(err, ledger.ErrNotFound) {
@@ -584,7 +584,7 @@ func checkHoldsAfterCrash(t *testing.T, holds map[string]ledger.Hold, costs map[
 // were charged.
 func checkChargesAfterCrash(t *testing.T, ctx context.Context, st ledger.Store, ids []string) (charged int) {
 	t.Helper()
-	err := st.LedgerView(ctx, func(v ledger.View) error {
+	err := st.LedgerView(ctx, func(v ledger.Snapshot) error {
 		for _, id := range ids {
 			cost, _, recorded, err := v.RecordCost(ctx, id)
 			if err != nil {

@@ -62,7 +62,7 @@ func (l *Ledger) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 // Tenants lists every tenant.
 func (l *Ledger) Tenants(ctx context.Context) ([]Tenant, error) {
 	var out []Tenant
-	err := l.store.LedgerView(ctx, func(v View) error {
+	err := l.store.LedgerView(ctx, func(v Snapshot) error {
 		var err error
 		out, err = v.Tenants(ctx)
 		return err
@@ -89,7 +89,7 @@ func (l *Ledger) Balance(ctx context.Context, tenantID string) (Balance, error) 
 		return b, nil
 	}
 	var b Balance
-	err := l.store.LedgerView(ctx, func(v View) error {
+	err := l.store.LedgerView(ctx, func(v Snapshot) error {
 		a, err := v.Account(ctx, MainAccount(tenantID))
 		if err != nil {
 			return err
@@ -440,7 +440,7 @@ func (l *Ledger) Tenant(ctx context.Context, id string) (Tenant, error) {
 		return t.(Tenant), nil
 	}
 	var t Tenant
-	err := l.store.LedgerView(ctx, func(v View) error {
+	err := l.store.LedgerView(ctx, func(v Snapshot) error {
 		var err error
 		t, err = l.tenant(ctx, v, id)
 		return err

@@ -120,7 +120,7 @@ func (l *Ledger) holdInMemory(ctx context.Context, r HoldRequest) (h Hold, done 
 	now := l.clock.Now()
 	bs, hit := l.cachedBudgets(r.KeyID, r.TenantID, now)
 	if !ok || !hit {
-		err := l.store.LedgerView(ctx, func(v View) error {
+		err := l.store.LedgerView(ctx, func(v Snapshot) error {
 			var err error
 			if t, err = l.tenant(ctx, v, r.TenantID); err != nil {
 				return err
@@ -188,7 +188,7 @@ func (l *Ledger) loadMirror(ctx context.Context, tenantID string) error {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	var main, debt Account
-	err := l.store.LedgerView(ctx, func(v View) error {
+	err := l.store.LedgerView(ctx, func(v Snapshot) error {
 		var err error
 		if main, err = v.Account(ctx, MainAccount(tenantID)); err != nil {
 			return err

@@ -53,7 +53,7 @@ const auditLimit = 100
 // request's posted amount equals its usage record's cost.
 func Audit(ctx context.Context, s Store, now time.Time, grace time.Duration) (Report, error) {
 	var f AuditFacts
-	err := s.LedgerView(ctx, func(v View) error {
+	err := s.LedgerView(ctx, func(v Snapshot) error {
 		var err error
 		f, err = v.AuditFacts(ctx, AuditQuery{Deadline: now.Add(-grace), Limit: auditLimit})
 		return err

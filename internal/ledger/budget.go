@@ -220,7 +220,7 @@ func (l *Ledger) SetBudget(ctx context.Context, b Budget) error {
 // BudgetUsage returns what a budget has spent and holds in the period
 // containing at.
 func (l *Ledger) BudgetUsage(ctx context.Context, scope Scope, subject string, at time.Time) (b Budget, spent, pending int64, err error) {
-	err = l.store.LedgerView(ctx, func(v View) error {
+	err = l.store.LedgerView(ctx, func(v Snapshot) error {
 		var ok bool
 		b, ok, err = v.Budget(ctx, scope, subject)
 		if err != nil {

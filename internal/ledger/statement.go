@@ -66,7 +66,7 @@ func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.T
 		return Statement{}, fmt.Errorf("statement: empty period: %w", ErrInvalid)
 	}
 	var st Statement
-	err := l.store.LedgerView(ctx, func(v View) error {
+	err := l.store.LedgerView(ctx, func(v Snapshot) error {
 		t, err := v.Tenant(ctx, tenantID)
 		if err != nil {
 			return err
@@ -138,7 +138,7 @@ func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.T
 }
 
 // addKinds breaks each model line down by rule kind.
-func addKinds(ctx context.Context, v View, st *Statement, tenantID string, from, to time.Time) error {
+func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, from, to time.Time) error {
 	index := map[string]int{}
 	for i, l := range st.Lines {
 		index[l.Model] = i

@@ -55,7 +55,7 @@ func retryable(err error) bool {
 
 // LedgerView runs fn in one read-only REPEATABLE READ transaction: a
 // snapshot, so the audit's queries agree with each other.
-func (db *DB) LedgerView(ctx context.Context, fn func(ledger.View) error) error {
+func (db *DB) LedgerView(ctx context.Context, fn func(ledger.Snapshot) error) error {
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)

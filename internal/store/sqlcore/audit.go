@@ -7,7 +7,7 @@ import (
 	"baimo/internal/ledger"
 )
 
-// AuditFacts implements ledger.View: what the audit judges, read in the
+// AuditFacts implements ledger.Reports: what the audit judges, read in the
 // caller's snapshot.
 func (l *Ledger) AuditFacts(ctx context.Context, q ledger.AuditQuery) (ledger.AuditFacts, error) {
 	var f ledger.AuditFacts

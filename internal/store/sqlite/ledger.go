@@ -19,7 +19,7 @@ func (db *DB) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error) error 
 
 // LedgerView runs fn in one read transaction on the read pool (a WAL
 // snapshot taken at its first read).
-func (db *DB) LedgerView(ctx context.Context, fn func(ledger.View) error) error {
+func (db *DB) LedgerView(ctx context.Context, fn func(ledger.Snapshot) error) error {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
