@@ -33,6 +33,9 @@ type Request struct {
 	BlockHashes []uint64
 	// Priority orders requests when Config.Priority is set: lower first.
 	Priority int
+	// Tag is the caller's (the engine never looks at it): the simulator
+	// keeps its request record here, the replica server its stream.
+	Tag any
 }
 
 // Seq is a request inside the engine, the handle Add returns.
