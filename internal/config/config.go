@@ -195,6 +195,10 @@ type Limits struct {
 	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
 	RequestTimeout    Duration `yaml:"request_timeout"`
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+	// StoreTimeout bounds the wait for the database before the upstream
+	// call (the key lookup, then the free-tier totals and the hold
+	// together): a database that does not answer is a 503 within it.
+	StoreTimeout Duration `yaml:"store_timeout"`
 }
 
 // Usage configures how usage records are written.
@@ -378,6 +382,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Limits.StreamIdleTimeout, 120*time.Second)
 	def(&c.Limits.RequestTimeout, 10*time.Minute)
 	def(&c.Limits.ShutdownTimeout, 30*time.Second)
+	def(&c.Limits.StoreTimeout, 2*time.Second)
 	def(&c.Sim.TTFT, 200*time.Millisecond)
 	def(&c.Sim.TPOT, 20*time.Millisecond)
 	if c.Sim.OutputTokens == 0 {
@@ -487,6 +492,9 @@ func (c *Config) check() error {
 	}
 	if c.Billing.Currency != "CNY" && c.Billing.Currency != "USD" {
 		return fmt.Errorf("billing.currency: %q is not CNY or USD", c.Billing.Currency)
+	}
+	if st := c.Limits.StoreTimeout.D(); st < 10*time.Millisecond || st > time.Minute {
+		return fmt.Errorf("limits.store_timeout: %s is outside 10ms..1m", st)
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		return fmt.Errorf("limits.max_body_bytes: %d is below 1024", c.Limits.MaxBodyBytes)

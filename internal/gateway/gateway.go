@@ -173,7 +173,7 @@ func New(opt Options) (*Gateway, error) {
 		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
 	}
 	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
-		keyCache: newKeyCache(opt.Keys, opt.Clock)}
+		keyCache: newKeyCache(opt.Keys, opt.Clock, opt.Limits.StoreTimeout.D())}
 	for _, ch := range opt.Channels {
 		pubs := make([]string, 0, len(ch.Models))
 		for pub := range ch.Models {
@@ -278,6 +278,7 @@ func (g *Gateway) AuthenticateSecret(ctx context.Context, secret string) (*keys.
 		return nil, apierr.Unauthorized("Incorrect API key provided.")
 	}
 	if err != nil {
+		g.opt.Log.Error("cannot check API keys", "err", err)
 		return nil, apierr.Unavailable("The gateway cannot check API keys right now.", err)
 	}
 	if ok, why := k.Usable(g.opt.Clock.Now()); !ok {
@@ -414,11 +415,24 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writ
 			return
 		}
 	}
-	if aerr := g.admitBilling(r.Context(), req); aerr != nil {
+	// The store's answers before the upstream call (the free tier's
+	// totals, the hold) are waited for at most limits.store_timeout: a
+	// database that is away is a quick 503.
+	sctx, cancel := g.storeContext(r.Context())
+	defer cancel()
+	if aerr := g.admitBilling(sctx, req); aerr != nil {
 		g.fail(w, req, aerr, writeErr, log)
 		return
 	}
 	g.forward(w, r, req, body, writeErr, log)
+}
+
+// storeContext bounds ctx by limits.store_timeout, if set.
+func (g *Gateway) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := g.opt.Limits.StoreTimeout.D(); d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
 }
 
 // tpmOutputEstimate is the output reserved against a TPM limit for a request

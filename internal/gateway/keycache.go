@@ -24,14 +24,15 @@ type cachedKey struct {
 // keyCache keeps recently used keys in memory by secret hash, so that the
 // request path hashes a secret and reads a map instead of querying the store.
 type keyCache struct {
-	store keys.Store
-	clock clock.Clock
-	mu    sync.RWMutex
-	m     map[string]cachedKey
+	store   keys.Store
+	clock   clock.Clock
+	timeout time.Duration // bound on a store lookup; 0: ctx's
+	mu      sync.RWMutex
+	m       map[string]cachedKey
 }
 
-func newKeyCache(s keys.Store, c clock.Clock) *keyCache {
-	return &keyCache{store: s, clock: c, m: map[string]cachedKey{}}
+func newKeyCache(s keys.Store, c clock.Clock, timeout time.Duration) *keyCache {
+	return &keyCache{store: s, clock: c, timeout: timeout, m: map[string]cachedKey{}}
 }
 
 func (c *keyCache) get(ctx context.Context, secret string) (*keys.Key, error) {
@@ -42,6 +43,11 @@ func (c *keyCache) get(ctx context.Context, secret string) (*keys.Key, error) {
 	c.mu.RUnlock()
 	if ok && now.Sub(ck.fetched) < keyTTL {
 		return ck.key, nil
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
 	}
 	k, err := c.store.KeyByHash(ctx, h)
 	if err != nil {

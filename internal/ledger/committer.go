@@ -22,13 +22,20 @@ import (
 
 // Options configures a Ledger. Zero values take the defaults noted.
 type Options struct {
-	Clock     clock.Clock   // default clock.Real
-	HoldTTL   time.Duration // how long a hold lives before the sweeper resolves it; default 10m
-	Node      string        // this gateway process's stable name, stamped on its holds (see Reconcile)
-	MaxBatch  int           // most operations committed in one transaction; default 256
-	QueueLen  int           // operations waiting for the committer; default 4096
-	TxTimeout time.Duration // bound on one batch transaction; default 30s
-	Logger    *slog.Logger  // default slog.Default()
+	Clock    clock.Clock   // default clock.Real
+	HoldTTL  time.Duration // how long a hold lives before the sweeper resolves it; default 10m
+	Node     string        // this gateway process's stable name, stamped on its holds (see Reconcile)
+	MaxBatch int           // most operations committed in one transaction; default 256
+	QueueLen int           // operations waiting for the committer; default 4096
+	Logger   *slog.Logger  // default slog.Default()
+	// TxTimeout bounds one batch transaction of the committer; default 5s.
+	// A store that stops answering (a partition) stalls the committer at
+	// most this long per batch.
+	TxTimeout time.Duration
+	// HoldWait bounds how long Hold, Settle and Void wait for the
+	// committer when ctx allows longer; default 2s. A hold whose caller
+	// gave up is voided if it was placed after all.
+	HoldWait time.Duration
 	// OnAlert, if set, is called (from the committer, after the commit) for
 	// each budget alert threshold crossed; it must not block for long.
 	OnAlert func(BudgetAlert)
@@ -77,7 +84,10 @@ func New(s Store, o Options) *Ledger {
 		o.QueueLen = 4096
 	}
 	if o.TxTimeout <= 0 {
-		o.TxTimeout = 30 * time.Second
+		o.TxTimeout = 5 * time.Second
+	}
+	if o.HoldWait <= 0 {
+		o.HoldWait = 2 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -125,7 +135,17 @@ type op struct {
 	sweep  Hold
 	res    opResult
 	done   chan struct{}
+	// state is opWaiting until the committer answers (opAnswered) or the
+	// caller gives up (opAbandoned), whichever comes first.
+	state atomic.Int32
 }
+
+// op states.
+const (
+	opWaiting int32 = iota
+	opAnswered
+	opAbandoned
+)
 
 type opResult struct {
 	hold   Hold
@@ -143,6 +163,8 @@ func (l *Ledger) isClosed() bool {
 }
 
 func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.HoldWait)
+	defer cancel()
 	o.ctx = ctx
 	o.done = make(chan struct{})
 	l.mu.RLock()
@@ -158,9 +180,18 @@ func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
 		return opResult{}, ctx.Err()
 	}
 	// Once queued, the operation runs unless its context ends before the
-	// committer reaches it; wait for the outcome either way, so a caller
-	// never sees a timeout for a hold that was in fact placed.
-	<-o.done
+	// committer reaches it. A caller that stops waiting abandons it: a hold
+	// the committer places after all is voided (see runBatch), so a caller
+	// never sees a timeout for a hold that stays in force.
+	select {
+	case <-o.done:
+		return o.res, o.res.err
+	case <-ctx.Done():
+	}
+	if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+		return opResult{}, ctx.Err()
+	}
+	<-o.done // answered meanwhile
 	return o.res, o.res.err
 }
 
@@ -229,30 +260,69 @@ func (l *Ledger) runBatch(batch []*op) {
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.res.err = err
-			close(o.done)
+			l.answer(o)
 			continue
 		}
 		live = append(live, o)
 	}
-	if len(live) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), l.opts.TxTimeout)
-		err := l.runTx(ctx, live)
-		if err != nil && len(live) > 1 {
-			// One bad item must not fail its neighbours: retry each alone.
-			l.log.Warn("ledger batch failed; retrying items one by one", "items", len(live), "err", err)
-			for _, o := range live {
-				if e := l.runTx(ctx, []*op{o}); e != nil {
-					o.res = opResult{err: e}
-				}
-			}
-		} else if err != nil {
-			live[0].res = opResult{err: err}
-		}
-		cancel()
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TxTimeout)
+	err := l.runTx(ctx, live)
+	if err != nil && len(live) > 1 {
+		// One bad item must not fail its neighbours: retry each alone,
+		// except those whose callers have given up meanwhile.
+		l.log.Warn("ledger batch failed; retrying items one by one", "items", len(live), "err", err)
 		for _, o := range live {
-			close(o.done)
+			if o.ctx.Err() != nil {
+				o.res = opResult{err: err}
+				continue
+			}
+			if e := l.runTx(ctx, []*op{o}); e != nil {
+				o.res = opResult{err: e}
+			}
+		}
+	} else if err != nil {
+		live[0].res = opResult{err: err}
+	}
+	cancel()
+	var undo []string
+	for _, o := range live {
+		if !l.answer(o) && o.kind == opHold && o.res.err == nil && o.res.hold.State == HoldPending {
+			undo = append(undo, o.res.hold.RequestID)
 		}
 	}
+	l.voidAbandoned(undo)
+}
+
+// answer hands an operation's result to its caller; false if the caller
+// had given up on it.
+func (l *Ledger) answer(o *op) bool {
+	answered := o.state.CompareAndSwap(opWaiting, opAnswered)
+	close(o.done)
+	return answered
+}
+
+// voidAbandoned voids the holds placed for callers that had stopped
+// waiting (their requests were refused): nothing will settle them. If the
+// store fails again they stay pending until they expire and are swept.
+func (l *Ledger) voidAbandoned(reqs []string) {
+	if len(reqs) == 0 {
+		return
+	}
+	ops := make([]*op, len(reqs))
+	for i, req := range reqs {
+		ops[i] = &op{ctx: context.Background(), kind: opVoid, req: req}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TxTimeout)
+	defer cancel()
+	if err := l.runTx(ctx, ops); err != nil {
+		l.log.Warn("holds of requests that stopped waiting were not voided; they expire and are swept", "holds", len(reqs), "err", err)
+		return
+	}
+	l.batches.Add(1)
+	l.ops.Add(int64(len(ops)))
 }
 
 // runTx applies ops in one transaction. Item-level failures are left in each

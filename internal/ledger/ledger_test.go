@@ -39,6 +39,7 @@ type faultStore struct {
 	ledger.Store
 	fault atomic.Value // of faultKind
 	calls atomic.Int64
+	gate  chan struct{} // stall: closed to let the transactions through
 }
 
 type faultKind string
@@ -48,6 +49,7 @@ const (
 	beforeCommit faultKind = "before"  // the transaction runs, then fails and rolls back
 	afterCommit  faultKind = "after"   // it commits, but the reply is lost
 	hang         faultKind = "timeout" // it never answers before the context ends
+	stall        faultKind = "stall"   // it waits for the gate to open, then commits
 )
 
 var errInjected = errors.New("injected fault")
@@ -74,6 +76,8 @@ func (f *faultStore) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error)
 	case hang:
 		<-ctx.Done()
 		return ctx.Err()
+	case stall:
+		<-f.gate
 	}
 	return f.Store.LedgerUpdate(ctx, fn)
 }
@@ -185,6 +189,45 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("balance after top-up retry = %+v, want 9 posted (one top-up)", b)
 			}
 		})
+	}
+}
+
+// TestHoldWaitBounded: a Hold waits for a stalled store at most HoldWait and
+// fails; when the store answers after all, the hold it placed for the
+// caller that gave up is voided, so no money stays reserved for a refused
+// request.
+func TestHoldWaitBounded(t *testing.T) {
+	ctx := context.Background()
+	l, fs, db, _ := setup(t, ledger.Options{HoldWait: 50 * time.Millisecond})
+	fs.gate = make(chan struct{})
+	fs.set(stall)
+	_, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "gave-up", TenantID: "acme", Amount: money.New(2*yuan, money.CNY)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hold on a stalled store: %v, want a deadline error", err)
+	}
+	fs.set(noFault)
+	close(fs.gate) // the stalled batch commits the hold now
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var h ledger.Hold
+		err := db.LedgerView(ctx, func(v ledger.Snapshot) error {
+			var err error
+			h, err = v.Hold(ctx, "gave-up")
+			return err
+		})
+		if err == nil && h.State == ledger.HoldVoided {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hold of the request that gave up: %+v, %v; want it placed by the stalled batch, then voided", h, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b := balance(t, l); b.Pending != 0 || b.Posted != 10*yuan {
+		t.Fatalf("balance after the abandoned hold = %+v, want 10 posted and nothing pending", b)
+	}
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "next", TenantID: "acme", Amount: money.New(yuan, money.CNY)}); err != nil {
+		t.Fatalf("Hold once the store answers: %v", err)
 	}
 }
 

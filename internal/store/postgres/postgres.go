@@ -21,6 +21,12 @@ import (
 // core is the SQL this store shares with package sqlite.
 type core = sqlcore.Store
 
+// Connection timing defaults (see Open).
+const (
+	defaultConnectTimeout = 5 * time.Second
+	healthCheckPeriod     = 5 * time.Second
+)
+
 // DB is a baimo store in a PostgreSQL database.
 type DB struct {
 	*core
@@ -35,6 +41,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
 	}
+	// A connection attempt to a database that does not answer (a
+	// partition drops the packets) must not hang a caller without a
+	// deadline: the pool's own dials, the migrations at start. The DSN's
+	// connect_timeout wins when set.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	// Find idle connections that died in an outage within seconds, not a
+	// minute, so the pool is fresh when the database is back.
+	cfg.HealthCheckPeriod = healthCheckPeriod
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
