@@ -25,6 +25,7 @@ import (
 	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
+	"baimo/internal/console"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
@@ -215,6 +216,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if replicator != nil {
 		api.RoutingEvents = replicator
 	}
+	if !cfg.Console.Disabled {
+		con, err := newConsole(cfg, db, rater, adminHash, channels, log)
+		if err != nil {
+			return err
+		}
+		api.Console = con
+	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -229,6 +237,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("baimo listening", "addr", ln.Addr().String(), "data", *dataDir, "models", strings.Join(gw.Models(), ", "))
 	fmt.Fprintf(stdout, "baimo listening on http://%s\n", ln.Addr().String())
+	if !cfg.Console.Disabled {
+		fmt.Fprintf(stdout, "console on http://%s/ui/ (sign in with the admin key)\n", ln.Addr().String())
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -270,6 +281,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// newConsole builds the web console: the configured channels described
+// without their secrets, the store's reports, the catalog.
+func newConsole(cfg *config.Config, db store, rater *billing.Rater, adminHash string, channels []*gateway.Channel,
+	log *slog.Logger) (*console.Console, error) {
+	zone, err := time.LoadLocation(cfg.Console.TimeZone) // checked by config
+	if err != nil {
+		return nil, err
+	}
+	var infos []console.ChannelInfo
+	for _, c := range cfg.Channels {
+		infos = append(infos, console.ChannelInfo{Name: c.Name, Kind: c.Kind, BaseURL: console.SiteOf(c.BaseURL),
+			Models: console.ModelNames(c.Models), Priority: c.Priority, Weight: c.Weight, Keys: len(c.Keys()), Disabled: !c.Active,
+			Source: "config"})
+	}
+	for _, ch := range channels {
+		if ch.Name == "sim" {
+			infos = append(infos, console.ChannelInfo{Name: ch.Name, Kind: ch.Kind, BaseURL: console.SiteOf(ch.BaseURL),
+				Models: console.ModelNames(ch.Models), Keys: 1, Source: "config"})
+		}
+	}
+	return console.New(console.Options{Clock: clock.Real{}, Log: log, Zone: zone, AdminKeyHash: adminHash, Keys: db,
+		Reports: db, Catalog: rater.Catalog, Currency: rater.Currency, Rates: rater.Rates, Channels: infos,
+		Secure: cfg.Console.SecureCookies, Billing: cfg.Billing.LedgerOn()})
+}
+
 // startProbes runs the active health probes of routing.probes, if any,
 // until ctx ends or stop is called; stop waits for the probes in flight.
 func startProbes(ctx context.Context, cfg *config.Config, gw *gateway.Gateway, log *slog.Logger) (stop func(), err error) {
@@ -304,6 +340,7 @@ type store interface {
 	price.ListStore
 	ledger.Store
 	route.EventStore
+	usage.Reporter
 	Ping(ctx context.Context) error
 	Close() error
 }

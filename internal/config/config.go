@@ -33,6 +33,8 @@ type Config struct {
 	Routing  Routing   `yaml:"routing"`
 	// RateLimits are the limits baimo puts on its own users.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Console configures the web console at /ui.
+	Console Console `yaml:"console"`
 }
 
 // Routing tunes channel selection and health; every field has a default.
@@ -164,6 +166,18 @@ type Billing struct {
 	// ExchangeRates is a dated list of rates, used when an account's currency
 	// differs from a price's: - {from: USD, to: CNY, effective_from: ..., rate: "7.1", source: ...}
 	ExchangeRates yaml.Node `yaml:"exchange_rates"`
+}
+
+// Console configures the web console served at /ui.
+type Console struct {
+	// Disabled leaves /ui out.
+	Disabled bool `yaml:"disabled"`
+	// TimeZone is the reporting zone: day buckets and exports (IANA name;
+	// default Asia/Shanghai).
+	TimeZone string `yaml:"time_zone"`
+	// SecureCookies marks the console's cookies Secure even when baimo
+	// itself does not terminate TLS (behind an HTTPS proxy).
+	SecureCookies bool `yaml:"secure_cookies"`
 }
 
 // Sim configures the built-in simulated upstream.
@@ -391,6 +405,9 @@ func (c *Config) applyDefaults() {
 	if c.Billing.FreeTier.TimeZone == "" {
 		c.Billing.FreeTier.TimeZone = "Asia/Shanghai"
 	}
+	if c.Console.TimeZone == "" {
+		c.Console.TimeZone = "Asia/Shanghai"
+	}
 	if c.Billing.Currency == "" {
 		c.Billing.Currency = "CNY"
 	}
@@ -486,6 +503,9 @@ func (c *Config) check() error {
 	}
 	if c.Billing.FreeTier.DailyTokens < 0 || c.Billing.FreeTier.DailyRequests < 0 {
 		return fmt.Errorf("billing.free_tier: quotas must not be negative")
+	}
+	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil {
+		return fmt.Errorf("console.time_zone: %q: %v", c.Console.TimeZone, err)
 	}
 	if _, err := time.LoadLocation(c.Billing.FreeTier.TimeZone); err != nil {
 		return fmt.Errorf("billing.free_tier.time_zone: %q: %v", c.Billing.FreeTier.TimeZone, err)

@@ -21,8 +21,24 @@ import (
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 1 << 20
 
+// inProcessAdmin marks a request that code of this process sends to the
+// admin API on the admin's behalf (the web console, which checked the
+// operator's session first). A request from the network cannot carry it.
+type inProcessAdmin struct{}
+
+// WithAdmin returns ctx marked so that the admin API accepts a request made
+// with it without the admin key: for in-process callers that authenticated
+// the operator themselves.
+func WithAdmin(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inProcessAdmin{}, true)
+}
+
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if ok, _ := r.Context().Value(inProcessAdmin{}).(bool); ok {
+			h(w, r)
+			return
+		}
 		secret := ""
 		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 			secret = strings.TrimSpace(a[7:])
@@ -233,8 +249,17 @@ func parseTime(q, name string) (time.Time, *apierr.Error) {
 
 func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := usage.Filter{KeyID: q.Get("key_id"), TenantID: q.Get("tenant_id"), Model: q.Get("model")}
+	f := usage.Filter{RequestID: q.Get("request_id"), KeyID: q.Get("key_id"), TenantID: q.Get("tenant_id"), Model: q.Get("model"),
+		Channel: q.Get("channel")}
 	var e *apierr.Error
+	if st := q.Get("status"); st != "" {
+		n, err := strconv.Atoi(st)
+		if err != nil || n < 100 || n > 599 {
+			WriteOpenAIError(w, apierr.BadRequest("status", "status must be an HTTP status such as 200 or 429."))
+			return
+		}
+		f.Status = n
+	}
 	if f.From, e = parseTime(q.Get("from"), "from"); e != nil {
 		WriteOpenAIError(w, e)
 		return

@@ -46,6 +46,15 @@ type Server struct {
 	// RoutingEvents, if set, is told of the routing changes an operator
 	// makes through the admin API, for the other nodes (admin.go).
 	RoutingEvents RoutingRecorder
+	// Console, if set, adds the web console's pages and routes.
+	Console Console
+}
+
+// Console is the web console (package console): it registers its pages and
+// JSON routes on the mux that also serves the admin API, which it calls
+// in-process.
+type Console interface {
+	Mount(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc, writeErr func(http.ResponseWriter, *apierr.Error))
 }
 
 // Handler returns the routes.
@@ -91,6 +100,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/admin/", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound("Unknown admin URL: "+r.Method+" "+r.URL.Path+"."))
 	}))
+
+	if s.Console != nil {
+		s.Console.Mount(mux, s.admin, WriteOpenAIError)
+	}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

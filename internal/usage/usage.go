@@ -131,12 +131,14 @@ type Attempt struct {
 
 // Filter selects records.
 type Filter struct {
-	KeyID    string
-	TenantID string
-	Model    string
-	From, To time.Time // half-open [From, To); zero means unbounded
-	Status   int       // only records with this HTTP status; 0 means any
-	Limit    int       // at most this many records; 0 means a default
+	RequestID string
+	KeyID     string
+	TenantID  string
+	Model     string
+	Channel   string
+	From, To  time.Time // half-open [From, To); zero means unbounded
+	Status    int       // only records with this HTTP status; 0 means any
+	Limit     int       // at most this many records; 0 means a default
 }
 
 // Totals sums the records a Filter selects.

@@ -99,14 +99,23 @@ func where(f usage.Filter) (string, []any) {
 		args = append(args, a)
 		conds = append(conds, col+"$"+strconv.Itoa(len(args)))
 	}
+	if f.RequestID != "" {
+		add("request_id = ", f.RequestID)
+	}
 	if f.KeyID != "" {
 		add("key_id = ", f.KeyID)
 	}
 	if f.TenantID != "" {
-		add("tenant_id = ", f.TenantID)
+		// The default tenant's records include those of keys made without one.
+		id, alt := tenantIDs(f.TenantID)
+		args = append(args, id, alt)
+		conds = append(conds, "tenant_id IN ($"+strconv.Itoa(len(args)-1)+", $"+strconv.Itoa(len(args))+")")
 	}
 	if f.Model != "" {
 		add("model = ", f.Model)
+	}
+	if f.Channel != "" {
+		add("channel = ", f.Channel)
 	}
 	if !f.From.IsZero() {
 		add("start_ns >= ", f.From.UnixNano())

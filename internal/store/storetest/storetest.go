@@ -20,6 +20,7 @@ type Store interface {
 	keys.Store
 	usage.Store
 	usage.Auditor
+	usage.Reporter
 	ledger.Store
 	price.Store
 	price.ListStore
@@ -30,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
+	t.Run("UsageReports", func(t *testing.T) { testReport(t, open(t)) })
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	t.Run("RoutingEvents", func(t *testing.T) { testRouting(t, open(t)) })
 	runLedger(t, open)
