@@ -167,44 +167,9 @@ func (c *Console) portalBalance(r *http.Request, s *session) (balanceJSON, *apiE
 	return b, e
 }
 
-// portalRecordJSON is a request as a tenant sees it: no channel, upstream
-// model or attempts (the operator's routing is not the tenant's business).
-type portalRecordJSON struct {
-	RequestID    string     `json:"request_id"`
-	KeyID        string     `json:"key_id"`
-	Endpoint     string     `json:"endpoint"`
-	Model        string     `json:"model"`
-	Stream       bool       `json:"stream"`
-	Status       int        `json:"status"`
-	Input        int64      `json:"input_tokens"`
-	CachedInput  int64      `json:"cached_input_tokens"`
-	CacheWrite5m int64      `json:"cache_write_5m_tokens"`
-	CacheWrite1h int64      `json:"cache_write_1h_tokens"`
-	Output       int64      `json:"output_tokens"`
-	Reasoning    int64      `json:"reasoning_tokens"`
-	Source       string     `json:"source"`
-	Complete     bool       `json:"complete"`
-	ErrorClass   string     `json:"error_class"`
-	Start        time.Time  `json:"start"`
-	TTFTms       float64    `json:"ttft_ms"`
-	DurationMs   float64    `json:"duration_ms"`
-	Cost         string     `json:"cost"`
-	Currency     string     `json:"currency"`
-	PriceVersion string     `json:"price_version"`
-	Lines        []lineJSON `json:"lines"`
-}
-
-func portalView(r recordJSON) portalRecordJSON {
-	return portalRecordJSON{RequestID: r.RequestID, KeyID: r.KeyID, Endpoint: r.Endpoint, Model: r.Model, Stream: r.Stream,
-		Status: r.Status, Input: r.Input, CachedInput: r.CachedInput, CacheWrite5m: r.CacheWrite5m, CacheWrite1h: r.CacheWrite1h,
-		Output: r.Output, Reasoning: r.Reasoning, Source: r.Source, Complete: r.Complete, ErrorClass: r.ErrorClass,
-		Start: r.Start, TTFTms: r.TTFTms, DurationMs: r.DurationMs, Cost: r.Cost, Currency: r.Currency,
-		PriceVersion: r.PriceVersion, Lines: r.Lines}
-}
-
 // portalRecords lists the tenant's requests, newest first (filters key_id,
 // model, status, from, to, before).
-func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]portalRecordJSON, *apiError) {
+func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]recordCore, *apiError) {
 	q := url.Values{}
 	for _, k := range []string{"key_id", "model", "status", "from", "to", "before", "limit"} {
 		if v := in.Get(k); v != "" {
@@ -225,12 +190,12 @@ func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]p
 	if e := c.call(r, "GET", apiPath("/admin/usage", api), nil, &list); e != nil {
 		return nil, e
 	}
-	out := make([]portalRecordJSON, 0, len(list.Data))
+	out := make([]recordCore, 0, len(list.Data))
 	for _, rec := range list.Data {
 		if tenantOf(rec.TenantID) != s.Tenant { // never, unless the API's filter broke: then show nothing of it
 			return nil, &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "The request log answered records of another tenant."}
 		}
-		out = append(out, portalView(rec))
+		out = append(out, rec.recordCore)
 	}
 	return out, nil
 }
@@ -242,16 +207,16 @@ func tenantOf(id string) string {
 	return id
 }
 
-func (c *Console) portalRecord(r *http.Request, s *session, id string) (portalRecordJSON, *apiError) {
+func (c *Console) portalRecord(r *http.Request, s *session, id string) (recordCore, *apiError) {
 	var list recordList
 	q := url.Values{"request_id": {id}, "tenant_id": {s.Tenant}, "limit": {"1"}}
 	if e := c.call(r, "GET", apiPath("/admin/usage", q), nil, &list); e != nil {
-		return portalRecordJSON{}, e
+		return recordCore{}, e
 	}
 	if len(list.Data) != 1 || list.Data[0].RequestID != id || tenantOf(list.Data[0].TenantID) != s.Tenant {
-		return portalRecordJSON{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "No request with this id."}
+		return recordCore{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "No request with this id."}
 	}
-	return portalView(list.Data[0]), nil
+	return list.Data[0].recordCore, nil
 }
 
 // ownKey returns the tenant's key with id, or a 404 that does not say
@@ -432,12 +397,7 @@ func (c *Console) portalLog(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	for _, pr := range recs {
-		d.Records = append(d.Records, recordJSON{RequestID: pr.RequestID, KeyID: pr.KeyID, Endpoint: pr.Endpoint,
-			Model: pr.Model, Stream: pr.Stream, Status: pr.Status, Input: pr.Input, CachedInput: pr.CachedInput,
-			Output: pr.Output, Reasoning: pr.Reasoning, Source: pr.Source, Complete: pr.Complete,
-			ErrorClass: pr.ErrorClass, Start: pr.Start, TTFTms: pr.TTFTms, DurationMs: pr.DurationMs, Cost: pr.Cost,
-			Currency: pr.Currency, PriceVersion: pr.PriceVersion, Lines: pr.Lines, CacheWrite5m: pr.CacheWrite5m,
-			CacheWrite1h: pr.CacheWrite1h})
+		d.Records = append(d.Records, recordJSON{recordCore: pr})
 	}
 	d.Next = nextLink("/ui/portal/requests", r.URL.Query(), d.Records)
 	c.write(w, r, http.StatusOK, p)
@@ -454,11 +414,7 @@ func (c *Console) portalDetail(w http.ResponseWriter, r *http.Request, s *sessio
 		c.failPage(w, r, p, e)
 		return
 	}
-	p.Data = &detailData{Portal: true, Record: recordJSON{RequestID: pr.RequestID, KeyID: pr.KeyID, Endpoint: pr.Endpoint,
-		Model: pr.Model, Stream: pr.Stream, Status: pr.Status, Input: pr.Input, CachedInput: pr.CachedInput,
-		CacheWrite5m: pr.CacheWrite5m, CacheWrite1h: pr.CacheWrite1h, Output: pr.Output, Reasoning: pr.Reasoning,
-		Source: pr.Source, Complete: pr.Complete, ErrorClass: pr.ErrorClass, Start: pr.Start, TTFTms: pr.TTFTms,
-		DurationMs: pr.DurationMs, Cost: pr.Cost, Currency: pr.Currency, PriceVersion: pr.PriceVersion, Lines: pr.Lines}}
+	p.Data = &detailData{Portal: true, Record: recordJSON{recordCore: pr}}
 	c.write(w, r, http.StatusOK, p)
 }
 

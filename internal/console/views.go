@@ -11,33 +11,40 @@ import (
 // The admin API's answers as the pages read them (the JSON field names are
 // the API's; see httpapi).
 
+// recordJSON is a record of GET /admin/usage.
 type recordJSON struct {
-	RequestID     string        `json:"request_id"`
-	KeyID         string        `json:"key_id"`
+	recordCore
 	TenantID      string        `json:"tenant_id"`
-	Endpoint      string        `json:"endpoint"`
-	Model         string        `json:"model"`
 	Channel       string        `json:"channel"`
 	UpstreamModel string        `json:"upstream_model"`
-	Stream        bool          `json:"stream"`
-	Status        int           `json:"status"`
-	Input         int64         `json:"input_tokens"`
-	CachedInput   int64         `json:"cached_input_tokens"`
-	CacheWrite5m  int64         `json:"cache_write_5m_tokens"`
-	CacheWrite1h  int64         `json:"cache_write_1h_tokens"`
-	Output        int64         `json:"output_tokens"`
-	Reasoning     int64         `json:"reasoning_tokens"`
-	Source        string        `json:"source"`
-	Complete      bool          `json:"complete"`
-	ErrorClass    string        `json:"error_class"`
-	Start         time.Time     `json:"start"`
-	TTFTms        float64       `json:"ttft_ms"`
-	DurationMs    float64       `json:"duration_ms"`
 	Attempts      []attemptJSON `json:"attempts"`
-	Cost          string        `json:"cost"`
-	Currency      string        `json:"currency"`
-	PriceVersion  string        `json:"price_version"`
-	Lines         []lineJSON    `json:"lines"`
+}
+
+// recordCore is what a tenant sees of a record: no channel, upstream model
+// or attempts (the operator's routing is not the tenant's business).
+type recordCore struct {
+	RequestID    string     `json:"request_id"`
+	KeyID        string     `json:"key_id"`
+	Endpoint     string     `json:"endpoint"`
+	Model        string     `json:"model"`
+	Stream       bool       `json:"stream"`
+	Status       int        `json:"status"`
+	Input        int64      `json:"input_tokens"`
+	CachedInput  int64      `json:"cached_input_tokens"`
+	CacheWrite5m int64      `json:"cache_write_5m_tokens"`
+	CacheWrite1h int64      `json:"cache_write_1h_tokens"`
+	Output       int64      `json:"output_tokens"`
+	Reasoning    int64      `json:"reasoning_tokens"`
+	Source       string     `json:"source"`
+	Complete     bool       `json:"complete"`
+	ErrorClass   string     `json:"error_class"`
+	Start        time.Time  `json:"start"`
+	TTFTms       float64    `json:"ttft_ms"`
+	DurationMs   float64    `json:"duration_ms"`
+	Cost         string     `json:"cost"`
+	Currency     string     `json:"currency"`
+	PriceVersion string     `json:"price_version"`
+	Lines        []lineJSON `json:"lines"`
 }
 
 type attemptJSON struct {
@@ -64,16 +71,16 @@ type lineJSON struct {
 }
 
 // CostNanos is the record's cost in nanos (0 when unrated).
-func (r recordJSON) CostNanos() int64 {
+func (r recordCore) CostNanos() int64 {
 	n, _ := money.ParseNanos(r.Cost)
 	return n
 }
 
 // TTFT is the time to first token, 0 when none.
-func (r recordJSON) TTFT() time.Duration { return time.Duration(r.TTFTms * float64(time.Millisecond)) }
+func (r recordCore) TTFT() time.Duration { return time.Duration(r.TTFTms * float64(time.Millisecond)) }
 
 // Duration is the request's duration.
-func (r recordJSON) Duration() time.Duration {
+func (r recordCore) Duration() time.Duration {
 	return time.Duration(r.DurationMs * float64(time.Millisecond))
 }
 
