@@ -341,7 +341,7 @@ func TestSDK(t *testing.T) {
 	s := startServer(t, t.TempDir(), "adm-"+randomHex(t, 16), "--config", formatsConfig(t, simURL))
 	key := s.createKey(t, "e2e-all", nil)
 
-	installSDK(t, npm, sdkDir)
+	installSDK(t, npm, sdkDir, sdkPackages...)
 
 	files, err := filepath.Glob(filepath.Join(sdkDir, "*.test.js"))
 	if err != nil || len(files) == 0 {
@@ -460,10 +460,10 @@ routing:
 // sdkPackages are the npm packages the SDK tests drive.
 var sdkPackages = []string{"openai", "@anthropic-ai/sdk", "@google/genai"}
 
-// installSDK runs `npm ci` in dir unless the locked SDK packages are installed.
-func installSDK(t *testing.T, npm, dir string) {
+// installSDK runs `npm ci` in dir unless the locked packages are installed.
+func installSDK(t *testing.T, npm, dir string, pkgs ...string) {
 	t.Helper()
-	if installedMatchesLock(dir) {
+	if installedMatchesLock(dir, pkgs) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
@@ -476,8 +476,8 @@ func installSDK(t *testing.T, npm, dir string) {
 }
 
 // installedMatchesLock reports whether node_modules holds the version of
-// each SDK package that package-lock.json names.
-func installedMatchesLock(dir string) bool {
+// each of pkgs that package-lock.json names.
+func installedMatchesLock(dir string, pkgs []string) bool {
 	var lock struct {
 		Packages map[string]struct {
 			Version string `json:"version"`
@@ -487,7 +487,7 @@ func installedMatchesLock(dir string) bool {
 	if err != nil || json.Unmarshal(b, &lock) != nil {
 		return false
 	}
-	for _, pkg := range sdkPackages {
+	for _, pkg := range pkgs {
 		var installed struct {
 			Version string `json:"version"`
 		}
