@@ -90,10 +90,11 @@ func TestServeGracefulShutdownKeepsStreamsAndRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	recs, err := db.ListRecords(context.Background(), usage.Filter{})
+	page, err := db.ListRecords(context.Background(), usage.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := page.Records
 	if len(recs) != 1 || !strings.HasPrefix(recs[0].RequestID, "shutdown-stream.") || !recs[0].Complete || recs[0].Usage.Output != 20 ||
 		recs[0].CostNanos <= 0 || recs[0].Currency != "CNY" {
 		t.Fatalf("records after shutdown = %+v", recs)

@@ -90,6 +90,8 @@ type statementJSON struct {
 	Lines    []struct {
 		Model        string `json:"model"`
 		Requests     int64  `json:"requests"`
+		Refused      int64  `json:"refused"`
+		Failed       int64  `json:"failed"`
 		InputTokens  int64  `json:"input_tokens"`
 		OutputTokens int64  `json:"output_tokens"`
 		ExactNanos   int64  `json:"exact_nanos"`
@@ -361,12 +363,12 @@ func printStatement(w io.Writer, st statementJSON) error {
 	fmt.Fprintf(w, "Statement of %s in %s, %s to %s\n\n", st.TenantID, st.Currency,
 		st.From.Format(time.RFC3339), st.To.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tREQUESTS\tINPUT TOKENS\tOUTPUT TOKENS\tEXACT\tAMOUNT")
+	fmt.Fprintln(tw, "MODEL\tREQUESTS\tREFUSED\tFAILED\tINPUT TOKENS\tOUTPUT TOKENS\tEXACT\tAMOUNT")
 	for _, l := range st.Lines {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", l.Model, l.Requests, l.InputTokens, l.OutputTokens,
-			money.FormatNanos(l.ExactNanos), l.Amount)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", l.Model, l.Requests, l.Refused, l.Failed, l.InputTokens,
+			l.OutputTokens, money.FormatNanos(l.ExactNanos), l.Amount)
 	}
-	fmt.Fprintf(tw, "total\t\t\t\t%s\t%s\n", money.FormatNanos(st.ExactNanos), st.Total)
+	fmt.Fprintf(tw, "total\t\t\t\t\t\t%s\t%s\n", money.FormatNanos(st.ExactNanos), st.Total)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

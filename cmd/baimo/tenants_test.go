@@ -82,7 +82,7 @@ func TestTenantsCommands(t *testing.T) {
 		{"refund of an unknown request", []string{"tenants", "refund", "acme", "1", "--request", "no-such-request"}, 1, []string{"400", "charged 0"}, "10.25"},
 		{"refund", []string{"tenants", "refund", "acme", "0.75", "--json"}, 0, []string{`"kind":"refund"`, `"amount":"0.75"`}, "11"},
 		{"statement csv", []string{"tenants", "statement", "acme", "--csv", "--from", "2026-01-01"}, 0,
-			[]string{"model,kind,quantity,requests,input_tokens,output_tokens,exact,amount,currency\n", "total,"}, ""},
+			[]string{"model,kind,quantity,requests,input_tokens,output_tokens,exact,amount,currency,served,refused,failed\n", "total,"}, ""},
 		{"statement table", []string{"tenants", "statement", "acme"}, 0,
 			[]string{"Statement of acme in CNY", "MODEL", "total", "topup 12.500000001", "adjust -2.250000001", "refund 0.75"}, ""},
 		{"statement json", []string{"tenants", "statement", "acme", "--json"}, 0, []string{`"credits_nanos":{`, `"topup":12500000001`}, ""},

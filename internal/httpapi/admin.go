@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -200,6 +201,7 @@ type recordView struct {
 	UpstreamModel string          `json:"upstream_model"`
 	Stream        bool            `json:"stream"`
 	Status        int             `json:"status"`
+	Outcome       string          `json:"outcome"`
 	Input         int64           `json:"input_tokens"`
 	CachedInput   int64           `json:"cached_input_tokens"`
 	CacheWrite5m  int64           `json:"cache_write_5m_tokens"`
@@ -220,8 +222,9 @@ type recordView struct {
 }
 
 func viewRecord(r usage.Record) recordView {
-	v := recordView{RequestID: r.RequestID, KeyID: r.KeyID, TenantID: r.TenantID, Endpoint: r.Endpoint, Model: r.Model,
-		Channel: r.Channel, UpstreamModel: r.UpstreamModel, Stream: r.Stream, Status: r.Status, Input: r.Usage.Input,
+	v := recordView{RequestID: r.RequestID, KeyID: r.KeyID, TenantID: r.TenantID, Endpoint: r.Endpoint,
+		Model: usage.ShownModel(r.Model), Channel: r.Channel, UpstreamModel: r.UpstreamModel, Stream: r.Stream,
+		Status: r.Status, Outcome: r.Outcome().String(), Input: r.Usage.Input,
 		CachedInput: r.Usage.CachedInput, CacheWrite5m: r.Usage.CacheWrite5m, CacheWrite1h: r.Usage.CacheWrite1h,
 		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Source: r.Usage.Source.String(), Complete: r.Complete,
 		ErrorClass: string(r.ErrorClass), Start: r.Start, Attempts: r.Attempts,
@@ -247,56 +250,92 @@ func parseTime(q, name string) (time.Time, *apierr.Error) {
 	return t, nil
 }
 
-func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := usage.Filter{RequestID: q.Get("request_id"), KeyID: q.Get("key_id"), TenantID: q.Get("tenant_id"), Model: q.Get("model"),
-		Channel: q.Get("channel")}
+// usageFilter reads GET /admin/usage's query (see the README's admin API).
+func usageFilter(q url.Values) (usage.Filter, *apierr.Error) {
+	var f usage.Filter
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"request_id", &f.RequestID}, {"tenant_id", &f.TenantID}, {"key_id", &f.KeyID}, {"model", &f.Model}, {"channel", &f.Channel}} {
+		v := q.Get(p.name)
+		if len(v) > usage.MaxFilterLen {
+			return f, apierr.BadRequest(p.name, "%s must be at most %d bytes.", p.name, usage.MaxFilterLen)
+		}
+		*p.dst = v
+	}
 	var e *apierr.Error
-	if st := q.Get("status"); st != "" {
-		n, err := strconv.Atoi(st)
+	if f.From, e = parseTime(q.Get("from"), "from"); e != nil {
+		return f, e
+	}
+	if f.To, e = parseTime(q.Get("to"), "to"); e != nil {
+		return f, e
+	}
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 100 || n > 599 {
-			WriteOpenAIError(w, apierr.BadRequest("status", "status must be an HTTP status such as 200 or 429."))
-			return
+			return f, apierr.BadRequest("status", "status must be an HTTP status from 100 to 599.")
 		}
 		f.Status = n
 	}
-	if f.From, e = parseTime(q.Get("from"), "from"); e != nil {
-		WriteOpenAIError(w, e)
-		return
+	if v := q.Get("outcome"); v != "" {
+		o, ok := usage.ParseOutcome(v)
+		if !ok {
+			return f, apierr.BadRequest("outcome", "outcome must be served, refused or failed.")
+		}
+		f.Outcome = o
 	}
-	if f.To, e = parseTime(q.Get("to"), "to"); e != nil {
-		WriteOpenAIError(w, e)
-		return
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 10000 {
-			WriteOpenAIError(w, apierr.BadRequest("limit", "limit must be a whole number from 1 to 10000."))
-			return
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > usage.MaxListLimit {
+			return f, apierr.BadRequest("limit", "limit must be a whole number from 1 to %d.", usage.MaxListLimit)
 		}
 		f.Limit = n
 	}
-	recs, err := s.Store.ListRecords(r.Context(), f)
+	c, err := usage.ParseCursor(q.Get("cursor"))
+	if err != nil {
+		return f, apierr.BadRequest("cursor", "cursor must be a next_cursor from a previous page.")
+	}
+	f.After = c
+	return f, nil
+}
+
+// listUsage answers GET /admin/usage: a page of usage records, newest
+// first, with the cursor of the next page, and on the first page the totals
+// of every record the filters select.
+func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
+	f, e := usageFilter(r.URL.Query())
+	if e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
+	page, err := s.Store.ListRecords(r.Context(), f)
 	if err != nil {
 		WriteOpenAIError(w, apierr.Internal(err))
 		return
 	}
-	tot, err := s.Store.TotalRecords(r.Context(), f)
-	if err != nil {
-		WriteOpenAIError(w, apierr.Internal(err))
-		return
-	}
-	data := make([]recordView, 0, len(recs))
-	for _, rec := range recs {
+	data := make([]recordView, 0, len(page.Records))
+	for _, rec := range page.Records {
 		data = append(data, viewRecord(rec))
 	}
-	cost := map[string]string{}
-	for c, n := range tot.CostNanos {
-		cost[c] = money.FormatNanos(n)
+	answer := map[string]any{"object": "list", "data": data, "has_more": !page.Next.IsZero(), "next_cursor": nil}
+	if !page.Next.IsZero() {
+		answer["next_cursor"] = page.Next.String()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "totals": map[string]any{
-		"requests": tot.Requests, "input_tokens": tot.Input, "cached_input_tokens": tot.CachedInput,
-		"output_tokens": tot.Output, "reasoning_tokens": tot.Reasoning, "cost": cost}})
+	if f.After.IsZero() {
+		tot, err := s.Store.TotalRecords(r.Context(), f)
+		if err != nil {
+			WriteOpenAIError(w, apierr.Internal(err))
+			return
+		}
+		cost := map[string]string{}
+		for c, n := range tot.CostNanos {
+			cost[c] = money.FormatNanos(n)
+		}
+		answer["totals"] = map[string]any{"requests": tot.Requests, "served": tot.Served, "refused": tot.Refused,
+			"failed": tot.Failed, "input_tokens": tot.Input, "cached_input_tokens": tot.CachedInput,
+			"output_tokens": tot.Output, "reasoning_tokens": tot.Reasoning, "cost": cost}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // routingView is the routing state with the last active probe of each

@@ -222,10 +222,11 @@ func testPrepaidRunsOut(t *testing.T, e *billingEnv) {
 	}
 	_ = e.gw.Drain(context.Background())
 	_ = e.bill.Close(context.Background())
-	recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "small", Limit: 100})
+	page, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "small", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := page.Records
 	var cost int64
 	n := 0
 	for _, r := range recs {
@@ -276,11 +277,11 @@ func TestTenantPriceList(t *testing.T) {
 	_ = e.gw.Drain(context.Background())
 	_ = e.bill.Close(context.Background())
 	for _, id := range []string{"plain", "resold"} {
-		recs, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: id})
-		if err != nil || len(recs) != 1 {
-			t.Fatalf("%s records: %v %d", id, err, len(recs))
+		page, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: id})
+		if err != nil || len(page.Records) != 1 {
+			t.Fatalf("%s records: %v %d", id, err, len(page.Records))
 		}
-		cost[id] = recs[0].CostNanos
+		cost[id] = page.Records[0].CostNanos
 	}
 	// +50%: exactly one and a half times the catalog price of the same usage.
 	if cost["plain"] <= 0 || 2*cost["resold"] != 3*cost["plain"] {

@@ -25,6 +25,7 @@ import (
 type env struct {
 	url   string
 	clock *clock.Fake
+	db    *sqlite.DB
 }
 
 func newEnv(t *testing.T) *env {
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 			CountPrompt: func(string, []byte) int64 { return 42 }}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, clock: clk}
+	return &env{url: srv.URL, clock: clk, db: db}
 }
 
 func (e *env) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {

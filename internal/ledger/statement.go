@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"baimo/internal/money"
+	"baimo/internal/usage"
 )
 
 // maxStatementTransfers bounds the money movements a statement lists.
@@ -19,8 +20,15 @@ const maxStatementTransfers = 10000
 // StatementLine is one model's usage in a statement: exact, then rounded to
 // the minor unit so that the rounded lines add up to the rounded total.
 type StatementLine struct {
-	Model        string `json:"model"`
-	Requests     int64  `json:"requests"`
+	// Model is the model asked for; usage.UnknownModel for requests
+	// refused before their model was read.
+	Model    string `json:"model"`
+	Requests int64  `json:"requests"`
+	// Served, Refused and Failed count Requests by outcome (usage.Outcome):
+	// only served requests cost anything.
+	Served       int64  `json:"served"`
+	Refused      int64  `json:"refused"`
+	Failed       int64  `json:"failed"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
 	ExactNanos   int64  `json:"exact_nanos"`
@@ -86,17 +94,22 @@ func (l *Ledger) Statement(ctx context.Context, tenantID string, from, to time.T
 				return fmt.Errorf("usage of %s in %s on a %s account", u.Model, u.Currency, t.Currency)
 			}
 			// Several currencies "" and the tenant's merge into one model line.
-			if n := len(st.Lines); n > 0 && st.Lines[n-1].Model == u.Model {
+			model := usage.ShownModel(u.Model)
+			served := u.Requests - u.Refused - u.Failed
+			if n := len(st.Lines); n > 0 && st.Lines[n-1].Model == model {
 				l := &st.Lines[n-1]
 				l.Requests += u.Requests
+				l.Served += served
+				l.Refused += u.Refused
+				l.Failed += u.Failed
 				l.InputTokens += u.Input
 				l.OutputTokens += u.Output
 				l.ExactNanos += u.CostNanos
 				exact[n-1] += u.CostNanos
 				continue
 			}
-			st.Lines = append(st.Lines, StatementLine{Model: u.Model, Requests: u.Requests, InputTokens: u.Input,
-				OutputTokens: u.Output, ExactNanos: u.CostNanos})
+			st.Lines = append(st.Lines, StatementLine{Model: model, Requests: u.Requests, Served: served, Refused: u.Refused,
+				Failed: u.Failed, InputTokens: u.Input, OutputTokens: u.Output, ExactNanos: u.CostNanos})
 			exact = append(exact, u.CostNanos)
 		}
 		for _, x := range exact {
@@ -146,6 +159,7 @@ func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, fr
 	kinds := map[string]map[string]*KindLine{}
 	var rl []ratedLine
 	err := v.EachRatedLines(ctx, tenantID, from, to, func(model string, lines []byte) error {
+		model = usage.ShownModel(model)
 		if _, ok := index[model]; !ok {
 			return nil
 		}
@@ -211,19 +225,23 @@ func formatMinor(n int64, c money.Currency) string {
 	return s
 }
 
-// WriteCSV writes the statement's lines and total as CSV.
+// WriteCSV writes the statement's lines and total as CSV. The columns
+// served, refused and failed come last, so that readers of the first nine
+// read on.
 func (st Statement) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	rows := [][]string{{"model", "kind", "quantity", "requests", "input_tokens", "output_tokens", "exact", "amount", "currency"}}
+	rows := [][]string{{"model", "kind", "quantity", "requests", "input_tokens", "output_tokens", "exact", "amount", "currency",
+		"served", "refused", "failed"}}
+	n := strconv.FormatInt
 	for _, l := range st.Lines {
-		rows = append(rows, []string{l.Model, "all", "", strconv.FormatInt(l.Requests, 10), strconv.FormatInt(l.InputTokens, 10),
-			strconv.FormatInt(l.OutputTokens, 10), money.FormatNanos(l.ExactNanos), l.Rounded, string(st.Currency)})
+		rows = append(rows, []string{l.Model, "all", "", n(l.Requests, 10), n(l.InputTokens, 10), n(l.OutputTokens, 10),
+			money.FormatNanos(l.ExactNanos), l.Rounded, string(st.Currency), n(l.Served, 10), n(l.Refused, 10), n(l.Failed, 10)})
 		for _, k := range l.Kinds {
-			rows = append(rows, []string{l.Model, k.Kind, strconv.FormatInt(k.Quantity, 10), "", "", "",
-				money.FormatNanos(k.ExactNanos), "", string(st.Currency)})
+			rows = append(rows, []string{l.Model, k.Kind, n(k.Quantity, 10), "", "", "",
+				money.FormatNanos(k.ExactNanos), "", string(st.Currency), "", "", ""})
 		}
 	}
-	rows = append(rows, []string{"total", "", "", "", "", "", money.FormatNanos(st.ExactNanos), st.Total, string(st.Currency)})
+	rows = append(rows, []string{"total", "", "", "", "", "", money.FormatNanos(st.ExactNanos), st.Total, string(st.Currency), "", "", ""})
 	if err := cw.WriteAll(rows); err != nil {
 		return fmt.Errorf("statement csv: %w", err)
 	}

@@ -15,12 +15,13 @@ import (
 
 // UsageLine is one group of a tenant's usage in a period, for statements.
 type UsageLine struct {
-	Model     string
-	Currency  money.Currency
-	Requests  int64
-	Input     int64
-	Output    int64
-	CostNanos int64
+	Model           string
+	Currency        money.Currency
+	Requests        int64
+	Refused, Failed int64 // of Requests (see usage.Outcome); the rest were served
+	Input           int64
+	Output          int64
+	CostNanos       int64
 }
 
 // AuditFacts is what a store reports for the audit to judge; lists are

@@ -10,6 +10,10 @@ package usage
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -129,36 +133,170 @@ type Attempt struct {
 	Duration   time.Duration `json:"duration_ns"`
 }
 
+// Outcome is how a request ended for its client.
+type Outcome uint8
+
+// Outcomes. A request is served when its client got a 2xx or 3xx answer
+// (even one cut short: it is billed for what was delivered); otherwise it
+// was refused when the gateway turned it away before trying any upstream
+// (a bad request or key, a rate limit, a budget or balance, no price: its
+// Channel is ""), and failed when an upstream was tried.
+const (
+	OutcomeAny Outcome = iota // in a Filter: every outcome
+	Served
+	Refused
+	Failed
+)
+
+var outcomeNames = [...]string{"", "served", "refused", "failed"}
+
+// String returns the stable name shown and accepted for o ("" for OutcomeAny).
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// ParseOutcome returns the Outcome named s; false when s names none.
+func ParseOutcome(s string) (Outcome, bool) {
+	for i, n := range outcomeNames {
+		if i > 0 && n == s {
+			return Outcome(i), true
+		}
+	}
+	return OutcomeAny, false
+}
+
+// Outcome returns how r ended for its client.
+func (r *Record) Outcome() Outcome {
+	switch {
+	case r.Status >= 200 && r.Status < 400:
+		return Served
+	case r.Channel == "":
+		return Refused
+	}
+	return Failed
+}
+
+// UnknownModel is the model shown, and summed under, for a request refused
+// before its model was read (its Model is ""); a Filter's Model may name it.
+const UnknownModel = "(unknown)"
+
+// ShownModel returns model as shown: UnknownModel for "".
+func ShownModel(model string) string {
+	if model == "" {
+		return UnknownModel
+	}
+	return model
+}
+
+// MaxFilterLen bounds each string of a Filter.
+const MaxFilterLen = 200
+
 // Filter selects records.
 type Filter struct {
 	RequestID string
 	KeyID     string
-	TenantID  string
-	Model     string
+	TenantID  string // the default tenant's records include those of keys made without one
+	Model     string // UnknownModel selects records with no model
 	Channel   string
-	From, To  time.Time // half-open [From, To); zero means unbounded
+	From, To  time.Time // half-open [From, To) on Start; zero means unbounded
 	Status    int       // only records with this HTTP status; 0 means any
-	Limit     int       // at most this many records; 0 means a default
+	Outcome   Outcome   // only records with this outcome; OutcomeAny means any
+	// After continues a listing: only records after this place in its
+	// newest-first order. Zero starts at the newest.
+	After Cursor
+	Limit int // at most this many records; 0 means a default
+}
+
+// Cursor is a place in the newest-first order of records (Start, then Seq,
+// both descending): the records after it are those started earlier, or at
+// the same time and stored before. A listing paged with cursors neither
+// repeats nor skips a record stored before its first page, however many are
+// stored meanwhile (those, newer than the first page, are not listed).
+type Cursor struct {
+	Start int64 // Unix nanoseconds
+	Seq   int64
+}
+
+// IsZero reports whether c is the start of a listing.
+func (c Cursor) IsZero() bool { return c == Cursor{} }
+
+// CursorAfter returns the cursor just after r.
+func CursorAfter(r *Record) Cursor {
+	var start int64
+	if !r.Start.IsZero() {
+		start = r.Start.UnixNano()
+	}
+	return Cursor{Start: start, Seq: r.Seq}
+}
+
+// String returns c as an opaque token (URL-safe).
+func (c Cursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte("r1." + strconv.FormatInt(c.Start, 10) + "." + strconv.FormatInt(c.Seq, 10)))
+}
+
+// ErrBadCursor means a cursor token was not one String wrote.
+var ErrBadCursor = errors.New("usage: not a cursor from a previous page")
+
+// ParseCursor reads a token written by Cursor.String ("" is the zero Cursor).
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	if len(s) > 64 {
+		return Cursor{}, ErrBadCursor
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, ErrBadCursor
+	}
+	parts := strings.Split(string(b), ".")
+	if len(parts) != 3 || parts[0] != "r1" {
+		return Cursor{}, ErrBadCursor
+	}
+	start, err1 := strconv.ParseInt(parts[1], 10, 64)
+	seq, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || seq <= 0 {
+		return Cursor{}, ErrBadCursor
+	}
+	return Cursor{Start: start, Seq: seq}, nil
+}
+
+// Page is one page of a listing, newest first, and where the next one
+// starts (zero when this is the last).
+type Page struct {
+	Records []Record
+	Next    Cursor
 }
 
 // Totals sums the records a Filter selects.
 type Totals struct {
-	Requests    int64
-	Input       int64
-	CachedInput int64
-	Output      int64
-	Reasoning   int64
-	CostNanos   map[string]int64 // by currency
+	Requests                int64 // Served + Refused + Failed
+	Served, Refused, Failed int64 // by Outcome
+	Input                   int64
+	CachedInput             int64
+	Output                  int64
+	Reasoning               int64
+	CostNanos               map[string]int64 // by currency
 }
+
+// MaxListLimit is the most records one page may hold.
+const MaxListLimit = 10000
 
 // Store keeps usage records. Implementations live under internal/store.
 type Store interface {
 	// WriteRecords stores records in one transaction; a record whose
 	// RequestID is already stored is left as it was (retries are no-ops).
 	WriteRecords(ctx context.Context, recs []Record) error
-	// ListRecords returns the records f selects, newest first.
-	ListRecords(ctx context.Context, f Filter) ([]Record, error)
-	// TotalRecords sums the records f selects (ignoring Limit).
+	// ListRecords returns a page of the records f selects, newest first:
+	// at most f.Limit (100 when 0, at most MaxListLimit), after f.After.
+	ListRecords(ctx context.Context, f Filter) (Page, error)
+	// TotalRecords sums the records f selects (ignoring After and Limit).
 	TotalRecords(ctx context.Context, f Filter) (Totals, error)
 }
 

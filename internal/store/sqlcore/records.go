@@ -90,41 +90,61 @@ func scanRecord(row Row) (usage.Record, error) {
 	return r, nil
 }
 
+// The outcome of a record (usage.Record.Outcome) in SQL.
+const (
+	servedSQL  = `status BETWEEN 200 AND 399`
+	refusedSQL = `(status NOT BETWEEN 200 AND 399 AND channel = '')`
+	failedSQL  = `(status NOT BETWEEN 200 AND 399 AND channel <> '')`
+)
+
 // where returns the WHERE clause (with a leading space, or "") and its
 // arguments for f.
 func where(f usage.Filter) (string, []any) {
 	var conds []string
 	var args []any
-	add := func(col string, a any) {
+	arg := func(a any) string {
 		args = append(args, a)
-		conds = append(conds, col+"$"+strconv.Itoa(len(args)))
+		return "$" + strconv.Itoa(len(args))
 	}
 	if f.RequestID != "" {
-		add("request_id = ", f.RequestID)
+		conds = append(conds, "request_id = "+arg(f.RequestID))
 	}
 	if f.KeyID != "" {
-		add("key_id = ", f.KeyID)
+		conds = append(conds, "key_id = "+arg(f.KeyID))
 	}
 	if f.TenantID != "" {
 		// The default tenant's records include those of keys made without one.
 		id, alt := tenantIDs(f.TenantID)
-		args = append(args, id, alt)
-		conds = append(conds, "tenant_id IN ($"+strconv.Itoa(len(args)-1)+", $"+strconv.Itoa(len(args))+")")
+		conds = append(conds, "tenant_id IN ("+arg(id)+", "+arg(alt)+")")
 	}
-	if f.Model != "" {
-		add("model = ", f.Model)
+	if f.Model == usage.UnknownModel {
+		conds = append(conds, "model = ''")
+	} else if f.Model != "" {
+		conds = append(conds, "model = "+arg(f.Model))
 	}
 	if f.Channel != "" {
-		add("channel = ", f.Channel)
+		conds = append(conds, "channel = "+arg(f.Channel))
 	}
 	if !f.From.IsZero() {
-		add("start_ns >= ", f.From.UnixNano())
+		conds = append(conds, "start_ns >= "+arg(f.From.UnixNano()))
 	}
 	if !f.To.IsZero() {
-		add("start_ns < ", f.To.UnixNano())
+		conds = append(conds, "start_ns < "+arg(f.To.UnixNano()))
 	}
 	if f.Status != 0 {
-		add("status = ", f.Status)
+		conds = append(conds, "status = "+arg(f.Status))
+	}
+	switch f.Outcome {
+	case usage.Served:
+		conds = append(conds, servedSQL)
+	case usage.Refused:
+		conds = append(conds, refusedSQL)
+	case usage.Failed:
+		conds = append(conds, failedSQL)
+	}
+	if !f.After.IsZero() {
+		start := arg(f.After.Start)
+		conds = append(conds, "(start_ns < "+start+" OR (start_ns = "+start+" AND seq < "+arg(f.After.Seq)+"))")
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -132,10 +152,11 @@ func where(f usage.Filter) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// listLimit bounds a filter's limit: 100 by default, at most 10,000.
+// listLimit bounds a filter's limit: 100 by default, at most
+// usage.MaxListLimit.
 func listLimit(f usage.Filter) int {
-	if f.Limit <= 0 || f.Limit > 10000 {
+	if f.Limit <= 0 {
 		return 100
 	}
-	return f.Limit
+	return min(f.Limit, usage.MaxListLimit)
 }

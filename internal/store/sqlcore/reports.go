@@ -42,10 +42,11 @@ func (l *Ledger) UsageLines(ctx context.Context, tenantID string, from, to time.
 	lines, err := queryAll(ctx, l.q, func(r Row) (ledger.UsageLine, error) {
 		var u ledger.UsageLine
 		var cur string
-		err := r.Scan(&u.Model, &cur, &u.Requests, &u.Input, &u.Output, &u.CostNanos)
+		err := r.Scan(&u.Model, &cur, &u.Requests, &u.Refused, &u.Failed, &u.Input, &u.Output, &u.CostNanos)
 		u.Currency = money.Currency(cur)
 		return u, err
-	}, `SELECT model, currency, count(*), CAST(sum(input_tokens) AS BIGINT), CAST(sum(output_tokens) AS BIGINT),
+	}, `SELECT model, currency, count(*), CAST(sum(CASE WHEN `+refusedSQL+` THEN 1 ELSE 0 END) AS BIGINT),
+		CAST(sum(CASE WHEN `+failedSQL+` THEN 1 ELSE 0 END) AS BIGINT), CAST(sum(input_tokens) AS BIGINT), CAST(sum(output_tokens) AS BIGINT),
 		CAST(sum(cost_nanos) AS BIGINT)
 		FROM usage_records WHERE tenant_id IN ($1, $2) AND start_ns >= $3 AND start_ns < $4
 		GROUP BY model, currency ORDER BY model, currency`,

@@ -25,37 +25,49 @@ func InsertRecords(ctx context.Context, q Querier, recs []usage.Record) error {
 	return nil
 }
 
-// ListRecords returns the records f selects, newest first.
-func (s *Store) ListRecords(ctx context.Context, f usage.Filter) ([]usage.Record, error) {
+// ListRecords returns a page of the records f selects, newest first.
+func (s *Store) ListRecords(ctx context.Context, f usage.Filter) (usage.Page, error) {
 	w, args := where(f)
-	out, err := queryAll(ctx, s.read, scanRecord, `SELECT `+recordSelect+` FROM usage_records`+w+
-		` ORDER BY start_ns DESC, seq DESC LIMIT `+strconv.Itoa(listLimit(f)), args...)
+	limit := listLimit(f)
+	// One more than the page, to know whether another follows.
+	recs, err := queryAll(ctx, s.read, scanRecord, `SELECT `+recordSelect+` FROM usage_records`+w+
+		` ORDER BY start_ns DESC, seq DESC LIMIT `+strconv.Itoa(limit+1), args...)
 	if err != nil {
-		return nil, fmt.Errorf("list usage records: %w", err)
+		return usage.Page{}, fmt.Errorf("list usage records: %w", err)
 	}
-	return out, nil
+	p := usage.Page{Records: recs}
+	if len(recs) > limit {
+		p.Records = recs[:limit]
+		p.Next = usage.CursorAfter(&p.Records[limit-1])
+	}
+	return p, nil
 }
 
 // TotalRecords sums the records f selects.
 func (s *Store) TotalRecords(ctx context.Context, f usage.Filter) (usage.Totals, error) {
+	f.After = usage.Cursor{}
 	w, args := where(f)
 	t := usage.Totals{CostNanos: map[string]int64{}}
 	type byCurrency struct {
-		cur                              string
-		n, in, cached, out, reason, cost int64
+		cur                           string
+		served, refused, failed       int64
+		in, cached, out, reason, cost int64
 	}
+	sum := func(col string) string { return `CAST(coalesce(sum(` + col + `), 0) AS BIGINT)` }
+	count := func(cond string) string { return sum(`CASE WHEN ` + cond + ` THEN 1 ELSE 0 END`) }
 	rows, err := queryAll(ctx, s.read, func(r Row) (byCurrency, error) {
 		var c byCurrency
-		return c, r.Scan(&c.cur, &c.n, &c.in, &c.cached, &c.out, &c.reason, &c.cost)
-	}, `SELECT currency, count(*), CAST(coalesce(sum(input_tokens), 0) AS BIGINT),
-		CAST(coalesce(sum(cached_input_tokens), 0) AS BIGINT), CAST(coalesce(sum(output_tokens), 0) AS BIGINT),
-		CAST(coalesce(sum(reasoning_tokens), 0) AS BIGINT), CAST(coalesce(sum(cost_nanos), 0) AS BIGINT)
+		return c, r.Scan(&c.cur, &c.served, &c.refused, &c.failed, &c.in, &c.cached, &c.out, &c.reason, &c.cost)
+	}, `SELECT currency, `+count(servedSQL)+`, `+count(refusedSQL)+`, `+count(failedSQL)+`, `+sum("input_tokens")+`, `+
+		sum("cached_input_tokens")+`, `+sum("output_tokens")+`, `+sum("reasoning_tokens")+`, `+sum("cost_nanos")+`
 		FROM usage_records`+w+` GROUP BY currency`, args...)
 	if err != nil {
 		return usage.Totals{}, fmt.Errorf("total usage records: %w", err)
 	}
 	for _, c := range rows {
-		t.Requests += c.n
+		t.Served += c.served
+		t.Refused += c.refused
+		t.Failed += c.failed
 		t.Input += c.in
 		t.CachedInput += c.cached
 		t.Output += c.out
@@ -64,6 +76,7 @@ func (s *Store) TotalRecords(ctx context.Context, f usage.Filter) (usage.Totals,
 			t.CostNanos[c.cur] += c.cost
 		}
 	}
+	t.Requests = t.Served + t.Refused + t.Failed
 	return t, nil
 }
 

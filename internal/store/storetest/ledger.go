@@ -51,6 +51,7 @@ func runLedgerCommon(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerAdmin", func(t *testing.T) { testLedgerAdmin(t, open(t)) })
 	t.Run("LedgerSettleBatch", func(t *testing.T) { testLedgerSettleBatch(t, open(t)) })
 	t.Run("LedgerStatement", func(t *testing.T) { testLedgerStatement(t, open(t)) })
+	t.Run("LedgerStatementOutcomes", func(t *testing.T) { testLedgerStatementOutcomes(t, open(t)) })
 	t.Run("LedgerBudgets", func(t *testing.T) { testLedgerBudgets(t, open(t)) })
 	t.Run("LedgerModel", func(t *testing.T) { testLedgerModel(t, open) })
 	t.Run("LedgerConcurrentPrepaid", func(t *testing.T) { testLedgerConcurrent(t, open(t)) })
@@ -227,8 +228,8 @@ func testLedgerRequestLife(t *testing.T, s Store) {
 	if _, err := l.Settle(ctx, ledger.Settlement{Record: bad}); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("Settle(USD on CNY) err = %v, want ErrInvalid", err)
 	}
-	if recs, _ := s.ListRecords(ctx, usage.Filter{TenantID: "acme"}); len(recs) != 4 {
-		t.Errorf("usage records of acme = %d, want 4", len(recs))
+	if p, _ := s.ListRecords(ctx, usage.Filter{TenantID: "acme"}); len(p.Records) != 4 {
+		t.Errorf("usage records of acme = %d, want 4", len(p.Records))
 	}
 
 	// Postpaid: overage within the credit limit comes from the account.
@@ -492,6 +493,46 @@ func testLedgerStatement(t *testing.T, s Store) {
 	}
 	var b strings.Builder
 	if err := st.WriteCSV(&b); err != nil || !strings.Contains(b.String(), "total,,,,,,0.011239568,0.01,CNY") || !strings.HasPrefix(b.String(), "model,kind,quantity,") {
+		t.Errorf("CSV = %q, %v", b.String(), err)
+	}
+}
+
+// testLedgerStatementOutcomes checks that a statement counts refused and
+// failed requests apart from served ones, and names the model of requests
+// refused before their model was read.
+func testLedgerStatementOutcomes(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, _ := newLedger(t, s)
+	mustTenant(t, l, "acme", ledger.Postpaid, 100*yuan)
+	served := rec("o1", "acme", 1_000_000)
+	served2 := rec("o2", "acme", 2_000_000)
+	failed := rec("o3", "acme", 0)
+	failed.Status, failed.Usage = 502, usage.Usage{}
+	refused := rec("o4", "acme", 0)
+	refused.Status, refused.Model, refused.Channel, refused.UpstreamModel, refused.Usage = 401, "", "", "", usage.Usage{}
+	limited := rec("o5", "acme", 0)
+	limited.Status, limited.Channel, limited.UpstreamModel, limited.Usage = 429, "", "", usage.Usage{}
+	for _, r := range []usage.Record{served, served2, failed, refused, limited} {
+		if _, err := l.Settle(ctx, ledger.Settlement{Record: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := l.Statement(ctx, "acme", t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ln := range st.Lines {
+		got = append(got, fmt.Sprintf("%s:%d=%d+%d+%d", ln.Model, ln.Requests, ln.Served, ln.Refused, ln.Failed))
+	}
+	if want := "[(unknown):1=0+1+0 sim-chat:4=2+1+1]"; fmt.Sprint(got) != want {
+		t.Errorf("statement lines (model:requests=served+refused+failed) = %v, want %s", got, want)
+	}
+	if st.ExactNanos != 3_000_000 {
+		t.Errorf("statement total = %d, want 3000000", st.ExactNanos)
+	}
+	var b strings.Builder
+	if err := st.WriteCSV(&b); err != nil || !strings.Contains(b.String(), "\n(unknown),all,,1,0,0,0,0.00,CNY,0,1,0\n") {
 		t.Errorf("CSV = %q, %v", b.String(), err)
 	}
 }

@@ -85,9 +85,8 @@ func testReport(t *testing.T, s Store) {
 	if err != nil || tot.Requests != wantDefault {
 		t.Errorf("TotalRecords(default tenant) = %d requests, %v; want %d", tot.Requests, err, wantDefault)
 	}
-	one, err := s.ListRecords(ctx, usage.Filter{RequestID: "rep_0123"})
-	if err != nil || len(one) != 1 || one[0].RequestID != "rep_0123" {
-		t.Errorf("ListRecords(request id) = %v, %v", ids(one), err)
+	if one := list(t, s, usage.Filter{RequestID: "rep_0123"}); len(one) != 1 || one[0].RequestID != "rep_0123" {
+		t.Errorf("ListRecords(request id) = %v", ids(one))
 	}
 	if _, err := rep.Report(ctx, usage.ReportQuery{From: to, To: from}); err == nil {
 		t.Error("Report with to before from succeeded")

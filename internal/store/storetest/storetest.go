@@ -30,6 +30,8 @@ type Store interface {
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
+	t.Run("UsageFilters", func(t *testing.T) { testUsageFilters(t, open(t)) })
+	t.Run("UsagePages", func(t *testing.T) { testUsagePages(t, open(t)) })
 	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
 	t.Run("UsageReports", func(t *testing.T) { testReport(t, open(t)) })
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
@@ -119,10 +121,7 @@ func testUsage(t *testing.T, s Store) {
 	if err := s.WriteRecords(ctx, dup); err != nil {
 		t.Fatalf("WriteRecords (retry): %v", err)
 	}
-	all, err := s.ListRecords(ctx, usage.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := list(t, s, usage.Filter{})
 	if len(all) != 10 {
 		t.Fatalf("ListRecords returned %d records, want 10", len(all))
 	}
@@ -140,18 +139,12 @@ func testUsage(t *testing.T, s Store) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
-	byKey, err := s.ListRecords(ctx, usage.Filter{KeyID: "key_b", Limit: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	byKey := list(t, s, usage.Filter{KeyID: "key_b", Limit: 2})
 	if len(byKey) != 2 || byKey[0].RequestID != "req_009" || byKey[1].RequestID != "req_007" {
 		t.Errorf("ListRecords(key_b, limit 2) = %v", ids(byKey))
 	}
 	window := usage.Filter{Model: "sim-chat", From: start.Add(2 * time.Minute), To: start.Add(6 * time.Minute)}
-	win, err := s.ListRecords(ctx, window)
-	if err != nil {
-		t.Fatal(err)
-	}
+	win := list(t, s, window)
 	if fmt.Sprint(ids(win)) != "[req_004 req_002]" {
 		t.Errorf("ListRecords(model, window) = %v, want [req_004 req_002]", ids(win))
 	}
@@ -162,9 +155,8 @@ func testUsage(t *testing.T, s Store) {
 	if tot.Requests != 2 || tot.Input != 206 || tot.CachedInput != 6 || tot.Output != 26 || tot.CostNanos["CNY"] != 6000 {
 		t.Errorf("TotalRecords(window) = %+v", tot)
 	}
-	served, err := s.ListRecords(ctx, usage.Filter{Status: 599})
-	if err != nil || len(served) != 0 {
-		t.Errorf("ListRecords(status 599) = %d records, %v; want none (the retried record kept status 200)", len(served), err)
+	if served := list(t, s, usage.Filter{Status: 599}); len(served) != 0 {
+		t.Errorf("ListRecords(status 599) = %d records; want none (the retried record kept status 200)", len(served))
 	}
 	ok200, err := s.TotalRecords(ctx, usage.Filter{Status: 200})
 	if err != nil || ok200.Requests != 10 {
@@ -177,6 +169,143 @@ func testUsage(t *testing.T, s Store) {
 	if all10.Requests != 10 || all10.CostNanos["CNY"] != 45000 {
 		t.Errorf("TotalRecords(all) = %+v", all10)
 	}
+}
+
+// testUsageFilters checks the filters by channel, outcome and unknown
+// model, and that the store's outcome of a record is usage.Record.Outcome.
+func testUsageFilters(t *testing.T, s Store) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var recs []usage.Record
+	for i, c := range []struct {
+		status         int
+		channel, model string
+	}{
+		{200, "sim", "sim-chat"}, {200, "other", "sim-chat"}, {206, "sim", "m"}, {399, "sim", "m"},
+		{401, "", ""}, {429, "", "sim-chat"}, {400, "", "m"}, {500, "", ""},
+		{502, "sim", "sim-chat"}, {499, "other", "m"}, {400, "sim", "m"}, {0, "sim", "m"}, {0, "", ""},
+	} {
+		r := record(i, start)
+		r.Status, r.Channel, r.Model = c.status, c.channel, c.model
+		recs = append(recs, r)
+	}
+	if err := s.WriteRecords(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	want := map[usage.Outcome][]string{}
+	for i := len(recs) - 1; i >= 0; i-- { // newest first
+		o := recs[i].Outcome()
+		want[o] = append(want[o], recs[i].RequestID)
+	}
+	if len(want[usage.Served]) != 4 || len(want[usage.Refused]) != 5 || len(want[usage.Failed]) != 4 {
+		t.Fatalf("the test's records have outcomes %v", want)
+	}
+	for _, o := range []usage.Outcome{usage.Served, usage.Refused, usage.Failed} {
+		if got := ids(list(t, s, usage.Filter{Outcome: o})); fmt.Sprint(got) != fmt.Sprint(want[o]) {
+			t.Errorf("ListRecords(outcome %s) = %v, want %v", o, got, want[o])
+		}
+	}
+	tot, err := s.TotalRecords(ctx, usage.Filter{})
+	if err != nil || tot.Requests != 13 || tot.Served != 4 || tot.Refused != 5 || tot.Failed != 4 {
+		t.Errorf("TotalRecords = %+v, %v; want 13 requests: 4 served, 5 refused, 4 failed", tot, err)
+	}
+	tot, err = s.TotalRecords(ctx, usage.Filter{Outcome: usage.Failed, Channel: "sim"})
+	if err != nil || tot.Requests != 3 || tot.Failed != 3 {
+		t.Errorf("TotalRecords(failed on sim) = %+v, %v; want 3", tot, err)
+	}
+	if got := ids(list(t, s, usage.Filter{Model: usage.UnknownModel})); fmt.Sprint(got) != "[req_012 req_007 req_004]" {
+		t.Errorf("ListRecords(model %s) = %v", usage.UnknownModel, got)
+	}
+	if got := ids(list(t, s, usage.Filter{Channel: "other"})); fmt.Sprint(got) != "[req_009 req_001]" {
+		t.Errorf("ListRecords(channel other) = %v", got)
+	}
+	if got := ids(list(t, s, usage.Filter{Channel: "other", Outcome: usage.Served, Model: "sim-chat"})); fmt.Sprint(got) != "[req_001]" {
+		t.Errorf("ListRecords(channel other, served, sim-chat) = %v", got)
+	}
+}
+
+// testUsagePages pages through records with cursors while others are
+// stored: no record stored before the first page is repeated or skipped.
+func testUsagePages(t *testing.T, s Store) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var recs []usage.Record
+	for i := 0; i < 40; i++ {
+		r := record(i, start)
+		r.Start = start.Add(time.Duration(i/4) * time.Second) // four records start at each second
+		recs = append(recs, r)
+	}
+	if err := s.WriteRecords(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var order []string
+	f := usage.Filter{Limit: 7, KeyID: "key_a"}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("more pages than records")
+		}
+		p, err := s.ListRecords(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Records {
+			seen[r.RequestID]++
+			order = append(order, r.RequestID)
+		}
+		if pages == 0 {
+			// Others arrive meanwhile: newer, older, and at the same
+			// time as the page's last record.
+			var more []usage.Record
+			for i, at := range []time.Time{start.Add(time.Hour), start.Add(-time.Hour), p.Records[len(p.Records)-1].Start} {
+				r := record(100+2*i, start) // key_a
+				r.Start = at
+				more = append(more, r)
+			}
+			if err := s.WriteRecords(ctx, more); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p.Next.IsZero() {
+			if len(p.Records) > f.Limit {
+				t.Fatalf("page of %d records, limit %d", len(p.Records), f.Limit)
+			}
+			break
+		}
+		if len(p.Records) != f.Limit {
+			t.Fatalf("a page before the last has %d records, want %d", len(p.Records), f.Limit)
+		}
+		if f.After, err = usage.ParseCursor(p.Next.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range recs {
+		if r.KeyID == "key_a" && seen[r.RequestID] != 1 {
+			t.Errorf("%s listed %d times, want once", r.RequestID, seen[r.RequestID])
+		}
+	}
+	if seen["req_100"] != 0 || seen["req_102"] != 1 {
+		t.Errorf("a newer record stored after the first page was listed %d times (want 0), an older one %d (want 1)",
+			seen["req_100"], seen["req_102"])
+	}
+	if len(order) != 20+1+seen["req_104"] {
+		t.Errorf("listed %d records: %v", len(order), order)
+	}
+	for _, id := range order {
+		if seen[id] != 1 {
+			t.Errorf("%s listed %d times", id, seen[id])
+		}
+	}
+}
+
+// list returns the page of records f selects.
+func list(t *testing.T, s usage.Store, f usage.Filter) []usage.Record {
+	t.Helper()
+	p, err := s.ListRecords(context.Background(), f)
+	if err != nil {
+		t.Fatalf("ListRecords(%+v): %v", f, err)
+	}
+	return p.Records
 }
 
 func ids(rs []usage.Record) []string {
