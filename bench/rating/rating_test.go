@@ -19,6 +19,10 @@ func BenchmarkRate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	late, err := price.ParseExchangeRates([]byte(`- {from: USD, to: CNY, effective_from: "2030-01-01T00:00:00+08:00", rate: "7"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
 	tenant, err := price.NewPriceList("reseller", 1500)
 	if err != nil {
 		b.Fatal(err)
@@ -39,6 +43,11 @@ func BenchmarkRate(b *testing.B) {
 				Rates: rates, PriceList: tenant}},
 		{"fx_usd_price_cny_account", usage.Usage{Input: 5000, CachedInput: 1000, Output: 800},
 			price.RateContext{Model: "claude-haiku-4-5", At: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), Currency: money.CNY, Rates: rates}},
+		// A dated snapshot name through the alias table, converted at the
+		// reference rate under a configured table that has none then.
+		{"alias_reference_rate", usage.Usage{Input: 5000, CachedInput: 1000, Output: 800},
+			price.RateContext{Model: "claude-haiku-4-5-20251001", At: time.Date(2025, 12, 1, 9, 0, 0, 0, time.UTC).AddDate(1, 0, 0), Currency: money.CNY,
+				Rates: late.Over(c.ReferenceRates())}},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "prices", summary: "show, compare and explain model prices (list|history|compare|buys)", run: runPrices})
+	register(command{name: "prices", summary: "show, compare, explain and manage model prices (list|history|compare|buys|set|import|retire)", run: runPrices})
 }
 
 // pricesClock is where the prices subcommands read "now"; tests replace it.
@@ -30,30 +30,51 @@ const pricesUsage = `usage:
   baimo prices history MODEL [--json]
   baimo prices compare --input 1M --output 200K [--cached 30%] [--at TIME] [--currency C] [--vendor V] [--batch] [--paid] [--top N] [--rate USD:CNY=7.1] [--json]
   baimo prices buys 1CNY --model M [--at TIME] [--rate USD:CNY=7.1] [--json]
+  baimo prices set MODEL --input P --output P --currency CNY|USD [--per 1m|1k] [--from now|TIME] [--cached-input P] [--vendor V] [--source TEXT]
+  baimo prices import FILE.yaml [--from now|TIME]
+  baimo prices retire MODEL [--from now|TIME]
 
 TIME is RFC 3339 with a zone (2026-12-01T09:00:00+08:00) or a date (2026-12-01, 00:00 UTC); the default is now.
 Counts take K and M suffixes (200K, 1.5M). --rate gives an exchange rate (units of the second currency per unit
-of the first) used when a model has no price list in the wanted currency; repeat it for more pairs.`
+of the first) used when a model has no price list in the wanted currency; repeat it for more pairs. Without
+--rate, the catalog's reference rates (catalog/exchange_rates.yaml) apply.
+
+list, history, compare and buys read the shipped catalog plus, when an admin key is set (BAIMO_ADMIN_KEY or
+--admin-key), the operator's versions from the gateway at --url (BAIMO_URL, default http://127.0.0.1:8080),
+marked "operator"; --offline leaves them out. set, import and retire add operator versions through the
+admin API with an Idempotency-Key: a version starts "now" (the gateway's clock) or later, never in the past,
+so no request already rated changes. import reads a file in the catalog's format (catalog/README.md).`
+
+// pricesHTTPTimeout bounds the read of the gateway's operator prices.
+const pricesHTTPTimeout = 10 * time.Second
 
 func runPrices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, pricesUsage)
 		return fmt.Errorf("%w: prices needs a subcommand", errUsage)
 	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "set":
+		return pricesSet(ctx, rest, stdout, stderr)
+	case "import":
+		return pricesImport(ctx, rest, stdout, stderr)
+	case "retire":
+		return pricesRetire(ctx, rest, stdout, stderr)
+	}
 	c, err := catalog.Load()
 	if err != nil {
 		return err
 	}
-	sub, rest := args[0], args[1:]
 	switch sub {
 	case "list":
-		return pricesList(c, rest, stdout, stderr)
+		return pricesList(ctx, c, rest, stdout, stderr)
 	case "history":
-		return pricesHistory(c, rest, stdout, stderr)
+		return pricesHistory(ctx, c, rest, stdout, stderr)
 	case "compare":
-		return pricesCompare(c, rest, stdout, stderr)
+		return pricesCompare(ctx, c, rest, stdout, stderr)
 	case "buys":
-		return pricesBuys(c, rest, stdout, stderr)
+		return pricesBuys(ctx, c, rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, pricesUsage)
 		return nil
@@ -155,8 +176,9 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func pricesList(c *price.Catalog, args []string, stdout, stderr io.Writer) error {
+func pricesList(ctx context.Context, c *price.Catalog, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("prices list", stderr)
+	client, offline := catalogFlags(fs)
 	vendor := fs.String("vendor", "", "only this vendor")
 	at := fs.String("at", "", "prices in force at this time (default now)")
 	cur := fs.String("currency", "", "only this currency (CNY, USD)")
@@ -168,6 +190,7 @@ func pricesList(c *price.Catalog, args []string, stdout, stderr io.Writer) error
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: prices list takes no arguments, got %q", errUsage, pos)
 	}
+	operatorPrices(ctx, c, client, *offline, stderr)
 	t, err := pricesTime(*at)
 	if err != nil {
 		return err
@@ -216,6 +239,12 @@ func pricesList(c *price.Catalog, args []string, stdout, stderr io.Writer) error
 			}
 			if ver.Unverified {
 				notes = append(notes, "[unverified]")
+			}
+			if ver.Origin == price.OriginOperator {
+				notes = append(notes, "[operator]")
+			}
+			if ver.Retired {
+				notes = append(notes, "retired")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Vendor, m.Name, ver.Currency, ver.Unit,
 				get("input"), get("cached_input"), get("output"), dash(strings.Join(other, "; ")),
@@ -288,8 +317,9 @@ func groupDigits(n int64) string {
 	return b.String()
 }
 
-func pricesHistory(c *price.Catalog, args []string, stdout, stderr io.Writer) error {
+func pricesHistory(ctx context.Context, c *price.Catalog, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("prices history", stderr)
+	client, offline := catalogFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parsePricesFlags(fs, args)
 	if err != nil {
@@ -298,8 +328,12 @@ func pricesHistory(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: prices history takes one MODEL", errUsage)
 	}
+	operatorPrices(ctx, c, client, *offline, stderr)
 	h, err := c.History(pos[0])
 	if err != nil {
+		if client.key == "" && !*offline {
+			return fmt.Errorf("%w (the shipped catalog only: set BAIMO_ADMIN_KEY to include the gateway's operator prices)", err)
+		}
 		return err
 	}
 	m, _ := c.Model(pos[0])
@@ -325,9 +359,15 @@ func pricesHistory(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 		if v.Unverified {
 			fmt.Fprint(stdout, "  [unverified]")
 		}
+		if v.Origin == price.OriginOperator {
+			fmt.Fprint(stdout, "  [operator]")
+		}
 		fmt.Fprintln(stdout)
 		if v.Free {
 			fmt.Fprintln(stdout, "    free")
+		}
+		if v.Retired {
+			fmt.Fprintln(stdout, "    retired: requests are refused from here on")
 		}
 		changed := map[string]price.Change{}
 		for _, ch := range e.Changes {
@@ -394,8 +434,9 @@ func sortedPriceKinds(m map[string]price.PriceSpec) []string {
 	return ks
 }
 
-func pricesCompare(c *price.Catalog, args []string, stdout, stderr io.Writer) error {
+func pricesCompare(ctx context.Context, c *price.Catalog, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("prices compare", stderr)
+	client, offline := catalogFlags(fs)
 	input := fs.String("input", "1M", "prompt tokens (cached included)")
 	output := fs.String("output", "200K", "output tokens")
 	cached := fs.String("cached", "0", "prompt tokens read from cache: a count or a percentage of input (30%)")
@@ -447,6 +488,8 @@ func pricesCompare(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	operatorPrices(ctx, c, client, *offline, stderr)
+	x = x.Over(c.ReferenceRates())
 	ranked, skipped, err := c.Compare(price.CompareOptions{Workload: w, At: t, Currency: money.Currency(strings.ToUpper(*cur)),
 		Rates: x, Vendor: *vendor, Batch: *batch})
 	if err != nil {
@@ -476,6 +519,8 @@ func pricesCompare(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 			Period     string       `json:"period,omitempty"`
 			Tier       int          `json:"tier"`
 			Converted  string       `json:"exchange_rate,omitempty"`
+			RateSource string       `json:"rate_source,omitempty"`
+			Origin     string       `json:"origin"`
 			Lines      []price.Line `json:"lines"`
 		}
 		type skip struct {
@@ -491,9 +536,9 @@ func pricesCompare(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 		for i, r := range ranked {
 			rw := row{Rank: i + 1, Model: r.Model.Name, Vendor: r.Model.Vendor, Cost: money.FormatNanos(r.Rated.Total.Nanos),
 				PerMillion: money.FormatNanos(r.PerMillion.Nanos), Currency: string(r.Rated.Currency), Version: r.Rated.Version,
-				Period: r.Rated.Period, Tier: r.Rated.Tier, Lines: r.Rated.Lines}
+				Period: r.Rated.Period, Tier: r.Rated.Tier, Lines: r.Rated.Lines, Origin: r.Rated.Origin}
 			if !r.Rated.ExchangeRate.IsOne() {
-				rw.Converted = r.Rated.ExchangeRate.String()
+				rw.Converted, rw.RateSource = r.Rated.ExchangeRate.String(), r.Rated.RateSource
 			}
 			out.Ranked = append(out.Ranked, rw)
 		}
@@ -519,6 +564,9 @@ func pricesCompare(c *price.Catalog, args []string, stdout, stderr io.Writer) er
 		}
 		if !r.Rated.ExchangeRate.IsOne() {
 			notes = append(notes, fmt.Sprintf("from %s at %s", r.Rated.PriceCurrency, r.Rated.ExchangeRate))
+		}
+		if r.Rated.Origin == price.OriginOperator {
+			notes = append(notes, "operator price")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Model.Name, r.Model.Vendor, money.FormatNanos(r.Rated.Total.Nanos),
 			money.FormatNanos(r.PerMillion.Nanos), strings.Join(notes, ", "))
@@ -554,8 +602,9 @@ func pricesAmount(s string) (money.Amount, error) {
 	return a, nil
 }
 
-func pricesBuys(c *price.Catalog, args []string, stdout, stderr io.Writer) error {
+func pricesBuys(ctx context.Context, c *price.Catalog, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("prices buys", stderr)
+	client, offline := catalogFlags(fs)
 	model := fs.String("model", "", "model")
 	at := fs.String("at", "", "time (default now)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -587,7 +636,8 @@ func pricesBuys(c *price.Catalog, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	b, err := c.Buys(*model, amt, t, x)
+	operatorPrices(ctx, c, client, *offline, stderr)
+	b, err := c.Buys(*model, amt, t, x.Over(c.ReferenceRates()))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 func runPricesCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	t.Setenv("BAIMO_ADMIN_KEY", "") // the shipped catalog only
 	old := pricesClock
 	pricesClock = clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	defer func() { pricesClock = old }()
@@ -47,7 +48,9 @@ func TestPricesCommands(t *testing.T) {
 		{"bad count", []string{"compare", "--input", "lots"}, 2, []string{"count"}},
 		{"buys without model", []string{"buys", "1CNY"}, 2, []string{"--model"}},
 		{"history unknown model", []string{"history", "no-such-model"}, 1, []string{"no price for model no-such-model"}},
-		{"buys without rate", []string{"buys", "1CNY", "--model", "gpt-4o"}, 1, []string{"no exchange rate USD→CNY"}},
+		{"buys at the reference rate", []string{"buys", "1CNY", "--model", "gpt-4o"}, 0, []string{"57,259 tokens"}},
+		{"buys without any rate", []string{"buys", "1EUR", "--model", "gpt-4o"}, 1, []string{"no exchange rate USD→EUR"}},
+		{"history of an alias", []string{"history", "gpt-4o-2024-08-06"}, 0, []string{"gpt-4o (openai)", "USD list"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,12 +120,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var served []price.Served
 	for _, ch := range channels {
-		for pub := range ch.Models {
-			if err := rater.Check(pub, ch.Models[pub], time.Now()); err != nil {
-				log.Warn("model has no price and is not marked free: requests for it will be refused", "model", pub, "channel", ch.Name)
-			}
+		for pub, up := range ch.Models {
+			served = append(served, price.Served{Model: pub, Upstream: up, Channel: ch.Name})
 		}
+	}
+	check := rater.Catalog.CheckServed(served, rater.Currency, rater.Rates, rater.Free, time.Now())
+	if p := check.Problem(); p != "" {
+		log.Warn(p)
+	}
+	for _, n := range check.Notes() {
+		log.Info(n)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -410,6 +416,8 @@ func newRater(ctx context.Context, cfg *config.Config, st store, log *slog.Logge
 			return nil, nil, fmt.Errorf("billing.exchange_rates: %w", err)
 		}
 	}
+	// The configured rates lie over the catalog's reference table.
+	r.Rates = r.Rates.Over(cat.ReferenceRates())
 	return r, seen, nil
 }
 

@@ -96,6 +96,11 @@ type statementJSON struct {
 		OutputTokens int64  `json:"output_tokens"`
 		ExactNanos   int64  `json:"exact_nanos"`
 		Amount       string `json:"amount"`
+		Rates        []struct {
+			From   string `json:"from"`
+			Rate   string `json:"rate"`
+			Source string `json:"source"`
+		} `json:"exchange_rates"`
 	} `json:"lines"`
 	ExactNanos int64            `json:"exact_total_nanos"`
 	Total      string           `json:"total"`
@@ -371,6 +376,11 @@ func printStatement(w io.Writer, st statementJSON) error {
 	fmt.Fprintf(tw, "total\t\t\t\t\t\t%s\t%s\n", money.FormatNanos(st.ExactNanos), st.Total)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, l := range st.Lines {
+		for _, r := range l.Rates {
+			fmt.Fprintf(w, "%s: priced in %s, converted at %s %s per %s (%s)\n", l.Model, r.From, r.Rate, st.Currency, r.From, dash(r.Source))
+		}
 	}
 	if len(st.Credits) > 0 {
 		kinds := make([]string, 0, len(st.Credits))

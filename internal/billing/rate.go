@@ -44,12 +44,7 @@ func (r *Rater) PriceList(tenantID string) *price.PriceList {
 // ratingModel returns the catalog name for a request: the upstream name when
 // the catalog knows it (it is the vendor's own name), else the public one.
 func (r *Rater) ratingModel(public, upstream string) string {
-	if upstream != "" {
-		if _, ok := r.Catalog.Model(upstream); ok {
-			return upstream
-		}
-	}
-	return public
+	return r.Catalog.RatingName(public, upstream)
 }
 
 // NotPricedError says a model has no price (or no exchange rate to the

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,13 +22,13 @@ func ReplayVersions(ctx context.Context, cat *price.Catalog, st price.Store, log
 	seen := make(map[string]bool, len(stored))
 	for _, sv := range stored {
 		seen[sv.ID] = true
-		var spec price.VersionSpec
-		if err := json.Unmarshal(sv.Spec, &spec); err != nil {
-			return nil, fmt.Errorf("stored price version %s: %w", sv.ID, err)
+		b, err := price.DecodeStored(sv)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := cat.AddVersion(spec); err != nil {
+		if _, err := cat.AddVersions(b.Versions); err != nil {
 			// A newer shipped catalog may already hold a later version.
-			log.Warn("stored price version not applied", "id", sv.ID, "model", spec.Model, "err", err)
+			log.Warn("stored price version not applied", "id", sv.ID, "op", b.Op, "err", err)
 		}
 	}
 	return seen, nil
@@ -74,12 +73,7 @@ func (p *PriceSync) Once(ctx context.Context) {
 			continue
 		}
 		p.seen[v.ID] = true
-		var spec price.VersionSpec
-		if err := json.Unmarshal(v.Spec, &spec); err != nil {
-			p.Log.Error("stored price version", "id", v.ID, "err", err)
-			continue
-		}
-		if _, err := p.Rater.Catalog.AddVersion(spec); err != nil && !errors.Is(err, price.ErrHistory) {
+		if err := p.Rater.Catalog.ApplyStored(v); err != nil && !errors.Is(err, price.ErrHistory) {
 			p.Log.Warn("stored price version not applied", "id", v.ID, "err", err)
 		}
 	}

@@ -53,23 +53,11 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) *apierr.Error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return apierr.TooLarge(maxAdminBody)
-		}
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return apierr.BadRequest(ute.Field, "The field %q must be of type %s.", ute.Field, ute.Type)
-		}
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return apierr.BadRequest(strings.Trim(f, `"`), "Unknown field %s.", f)
-		}
-		return apierr.InvalidJSON(err)
+	body, e := readLimited(w, r, maxAdminBody)
+	if e != nil {
+		return e
 	}
-	return nil
+	return decodeStrict(body, v)
 }
 
 // keyView is a key as the admin API shows it: never its hash.

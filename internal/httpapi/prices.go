@@ -10,7 +10,6 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/billing"
-	"baimo/internal/keys"
 	"baimo/internal/money"
 	"baimo/internal/price"
 )
@@ -37,7 +36,9 @@ func (s *Server) pricesRoutes(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /v1/prices", s.listPrices)
 	mux.HandleFunc("POST /v1/quote", s.quote)
-	mux.HandleFunc("POST /admin/prices", s.admin(s.addPriceVersion))
+	mux.HandleFunc("POST /admin/prices", s.admin(s.setPrice))
+	mux.HandleFunc("POST /admin/prices/import", s.admin(s.importPrices))
+	mux.HandleFunc("POST /admin/prices/retire", s.admin(s.retirePrice))
 	mux.HandleFunc("GET /admin/prices", s.admin(s.listPriceVersions))
 	if s.Prices.Lists != nil && s.Prices.Rater != nil {
 		mux.HandleFunc("PUT /admin/tenants/{id}/price_list", s.admin(s.setPriceList))
@@ -123,9 +124,16 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.BadRequest("", "%v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "quote", "model": q.Model, "at": at, "input_tokens": prompt,
+	res := map[string]any{"object": "quote", "model": q.Model, "at": at, "input_tokens": prompt,
 		"max_output_tokens": out, "currency": rated.Currency, "max_cost": money.FormatNanos(rated.Total.Nanos),
-		"price_version": rated.Version, "lines": rated.Lines})
+		"price_version": rated.Version, "price_origin": rated.Origin, "lines": rated.Lines}
+	if rated.Model != q.Model {
+		res["priced_as"] = rated.Model // an alias, resolved at the quote's time
+	}
+	if !rated.ExchangeRate.IsOne() {
+		res["price_currency"], res["exchange_rate"], res["rate_source"] = rated.PriceCurrency, rated.ExchangeRate.String(), rated.RateSource
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apierr.Error) {
@@ -139,42 +147,6 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *
 		return nil, apierr.BadRequest("", "The request body could not be read.")
 	}
 	return buf.Bytes(), nil
-}
-
-func (s *Server) addPriceVersion(w http.ResponseWriter, r *http.Request) {
-	var spec price.VersionSpec
-	if e := decodeAdmin(w, r, &spec); e != nil {
-		WriteOpenAIError(w, e)
-		return
-	}
-	from, err := time.Parse(time.RFC3339, spec.EffectiveFrom)
-	if err != nil {
-		WriteOpenAIError(w, apierr.BadRequest("effective_from", "effective_from must be an RFC 3339 time with a zone."))
-		return
-	}
-	now := s.Clock.Now()
-	if from.Before(now) {
-		WriteOpenAIError(w, apierr.BadRequest("effective_from", "A price version cannot start in the past: requests already rated keep their price. Use a time from now on."))
-		return
-	}
-	b, _ := json.Marshal(spec)
-	sv := price.StoredVersion{ID: keys.NewID("pv_"), Created: now.UTC(), Spec: b}
-	// Store first, then apply: a version the catalog refuses is removed again,
-	// so the store never holds one that would not replay.
-	if err := s.Prices.Store.AddPriceVersion(r.Context(), sv); err != nil {
-		WriteOpenAIError(w, apierr.Internal(err))
-		return
-	}
-	v, err := s.Prices.Catalog.AddVersion(spec)
-	if err != nil {
-		if derr := s.Prices.Store.DeletePriceVersion(r.Context(), sv.ID); derr != nil {
-			s.Log.Error("undo refused price version", "id", sv.ID, "err", derr)
-		}
-		WriteOpenAIError(w, apierr.BadRequest("", "%v", err))
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": sv.ID, "object": "price_version", "version": v.ID, "model": v.Model,
-		"currency": v.Currency, "effective_from": v.EffectiveFrom, "rule_kinds": v.RuleKinds()})
 }
 
 func (s *Server) listPriceVersions(w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,16 @@ type StatementLine struct {
 	// Kinds breaks the line down by rule kind (input, cached_input, output,
 	// reasoning, ...), exact, from the records' rated lines.
 	Kinds []KindLine `json:"kinds,omitempty"`
+	// ExchangeRates are the rates that converted the model's prices into
+	// the statement's currency, as the rated lines name them.
+	ExchangeRates []RateUsed `json:"exchange_rates,omitempty"`
+}
+
+// RateUsed is an exchange rate a statement line's usage was rated with.
+type RateUsed struct {
+	From   string `json:"from"` // the price's currency
+	Rate   string `json:"rate"` // statement currency units per From unit
+	Source string `json:"source,omitempty"`
 }
 
 // KindLine is one rule kind's part of a statement line.
@@ -48,9 +58,12 @@ type KindLine struct {
 // ratedLine is the part of a rated line (package price's JSON) a statement
 // reads.
 type ratedLine struct {
-	Kind     string `json:"kind"`
-	Quantity int64  `json:"quantity"`
-	Amount   string `json:"amount"`
+	Kind          string `json:"kind"`
+	Quantity      int64  `json:"quantity"`
+	Amount        string `json:"amount"`
+	PriceCurrency string `json:"price_currency"`
+	ExchangeRate  string `json:"exchange_rate"`
+	RateSource    string `json:"rate_source"`
 }
 
 // Statement is a tenant's bill for a period [From, To).
@@ -157,6 +170,7 @@ func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, fr
 		index[l.Model] = i
 	}
 	kinds := map[string]map[string]*KindLine{}
+	rates := map[string]map[RateUsed]bool{}
 	var rl []ratedLine
 	err := v.EachRatedLines(ctx, tenantID, from, to, func(model string, lines []byte) error {
 		model = usage.ShownModel(model)
@@ -186,6 +200,12 @@ func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, fr
 			if k.ExactNanos, err = money.AddNanos(k.ExactNanos, n); err != nil {
 				return err
 			}
+			if r.ExchangeRate != "" {
+				if rates[model] == nil {
+					rates[model] = map[RateUsed]bool{}
+				}
+				rates[model][RateUsed{From: r.PriceCurrency, Rate: r.ExchangeRate, Source: r.RateSource}] = true
+			}
 		}
 		return nil
 	})
@@ -198,6 +218,22 @@ func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, fr
 			line.Kinds = append(line.Kinds, *k)
 		}
 		sort.Slice(line.Kinds, func(a, b int) bool { return line.Kinds[a].Kind < line.Kinds[b].Kind })
+	}
+	for model, set := range rates {
+		line := &st.Lines[index[model]]
+		for r := range set {
+			line.ExchangeRates = append(line.ExchangeRates, r)
+		}
+		sort.Slice(line.ExchangeRates, func(a, b int) bool {
+			x, y := line.ExchangeRates[a], line.ExchangeRates[b]
+			if x.From != y.From {
+				return x.From < y.From
+			}
+			if x.Rate != y.Rate {
+				return x.Rate < y.Rate
+			}
+			return x.Source < y.Source
+		})
 	}
 	return nil
 }

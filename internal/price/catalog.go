@@ -104,18 +104,84 @@ func (c *Catalog) Tokenizers() map[string]*Tokenizer {
 // that currency: history is never edited. Callers that must not backdate a
 // price also check EffectiveFrom against their clock.
 func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
+	vs, err := c.AddVersions([]VersionSpec{spec})
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
+}
+
+// maxBatch bounds the versions one AddVersions call (one import) may add.
+const maxBatch = 5000
+
+// AddVersions adds several versions at once, as AddVersion does each, in
+// order: all of them or, on the first error, none.
+func (c *Catalog) AddVersions(specs []VersionSpec) ([]*Version, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.snap()
+	ns, out, err := c.snap().withVersions(specs)
+	if err != nil {
+		return nil, err
+	}
+	c.cur.Store(ns)
+	return out, nil
+}
+
+// CheckVersions reports the error AddVersions would return for specs,
+// changing nothing.
+func (c *Catalog) CheckVersions(specs []VersionSpec) error {
+	_, _, err := c.snap().withVersions(specs)
+	return err
+}
+
+// withVersions returns a copy of s with specs added, in order.
+func (s *snapshot) withVersions(specs []VersionSpec) (*snapshot, []*Version, error) {
+	if len(specs) == 0 {
+		return nil, nil, fmt.Errorf("add versions: none given")
+	}
+	if len(specs) > maxBatch {
+		return nil, nil, fmt.Errorf("add versions: %d versions, at most %d at once", len(specs), maxBatch)
+	}
+	ns := &snapshot{
+		models:     make(map[string]*Model, len(s.models)+len(specs)),
+		list:       make([]*Model, 0, len(s.list)+len(specs)),
+		aliases:    s.aliases,
+		exclusions: s.exclusions,
+		calendars:  s.calendars,
+		tokenizers: s.tokenizers,
+		rates:      s.rates,
+	}
+	for k, m := range s.models {
+		ns.models[k] = m
+	}
+	ns.list = append(ns.list, s.list...)
+	out := make([]*Version, 0, len(specs))
+	for i, spec := range specs {
+		v, err := ns.addVersion(spec)
+		if err != nil {
+			if len(specs) > 1 {
+				return nil, nil, fmt.Errorf("versions[%d]: %w", i, err)
+			}
+			return nil, nil, err
+		}
+		out = append(out, v)
+	}
+	ns.sortList()
+	return ns, out, nil
+}
+
+// addVersion adds one version to ns in place (ns is a private copy: models
+// themselves are replaced, never modified).
+func (ns *snapshot) addVersion(spec VersionSpec) (*Version, error) {
 	if err := checkName("model", spec.Model); err != nil {
 		return nil, fmt.Errorf("add version: %w", err)
 	}
-	m, known := old.models[spec.Model]
+	m, known := ns.models[spec.Model]
 	vendor := spec.Vendor
 	if !known && vendor == "" {
 		// A new model under an alias table name takes the vendor of the
 		// model the alias names; as a model it then wins over the alias.
-		if am, ok := old.latest(spec.Model); ok {
+		if am, ok := ns.latest(spec.Model); ok {
 			vendor = am.Vendor
 		}
 	}
@@ -131,7 +197,7 @@ func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
 	if known {
 		name = m.Name // an alias adds to the model it names
 	}
-	v, err := old.buildVersion(spec, name, vendor)
+	v, err := ns.buildVersion(spec, name, vendor)
 	if err != nil {
 		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
 	}
@@ -165,31 +231,22 @@ func (c *Catalog) AddVersion(spec VersionSpec) (*Version, error) {
 	list := make([]*Version, len(prev), len(prev)+1)
 	copy(list, prev)
 	nm.Lists[v.Currency] = append(list, v)
-
-	ns := &snapshot{
-		models:     make(map[string]*Model, len(old.models)+1),
-		list:       make([]*Model, 0, len(old.list)+1),
-		aliases:    old.aliases,
-		exclusions: old.exclusions,
-		calendars:  old.calendars,
-		tokenizers: old.tokenizers,
-		rates:      old.rates,
-	}
-	for k, mm := range old.models {
-		if mm != m || !known {
-			ns.models[k] = mm
+	if known {
+		for k, mm := range ns.models {
+			if mm == m {
+				delete(ns.models, k)
+			}
 		}
-	}
-	for _, mm := range old.list {
-		if !known || mm != m {
-			ns.list = append(ns.list, mm)
+		for i, mm := range ns.list {
+			if mm == m {
+				ns.list = append(ns.list[:i:i], ns.list[i+1:]...)
+				break
+			}
 		}
 	}
 	if err := ns.addModel(&nm); err != nil {
 		return nil, fmt.Errorf("add version of %s: %w", spec.Model, err)
 	}
-	ns.sortList()
-	c.cur.Store(ns)
 	return v, nil
 }
 

@@ -471,6 +471,10 @@ func testLedgerStatement(t *testing.T, s Store) {
 	for i, c := range costs {
 		r := rec(fmt.Sprintf("st%d", i), "acme", c.cost)
 		r.Model = c.model
+		if c.model == "m-c" { // a USD price billed in CNY: the lines name the rate
+			r.Lines = []byte(`[{"kind":"input","quantity":1000,"price":"1","price_currency":"USD","per":1000000,"multiplier":"6.9858",` +
+				`"amount":"0.002000001","currency":"CNY","version":"m-c/USD/2026-07-24T00:00:00Z","exchange_rate":"6.9858","rate_source":"PBOC central parity"}]`)
+		}
 		if _, err := l.Settle(ctx, ledger.Settlement{Record: r}); err != nil {
 			t.Fatal(err)
 		}
@@ -490,6 +494,10 @@ func testLedgerStatement(t *testing.T, s Store) {
 	// Each line cuts to 0.00; the one missing fen goes to the largest remainder (m-b).
 	if fmt.Sprint(got) != "[m-a=0.00 m-b=0.01 m-c=0.00]" {
 		t.Errorf("lines = %v", got)
+	}
+	if r := st.Lines[2].ExchangeRates; len(r) != 1 || r[0] != (ledger.RateUsed{From: "USD", Rate: "6.9858", Source: "PBOC central parity"}) ||
+		st.Lines[0].ExchangeRates != nil {
+		t.Errorf("exchange rates of the lines = %+v, %+v", st.Lines[2].ExchangeRates, st.Lines[0].ExchangeRates)
 	}
 	var b strings.Builder
 	if err := st.WriteCSV(&b); err != nil || !strings.Contains(b.String(), "total,,,,,,0.011239568,0.01,CNY") || !strings.HasPrefix(b.String(), "model,kind,quantity,") {
