@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +20,7 @@ import (
 )
 
 // fakeOpenAI answers every chat completion with 1,000,000 prompt tokens and
-// 100,000 completion tokens, so that a rated cost is easy to check.
+// 1,000 completion tokens, so that a rated cost is easy to check.
 func fakeOpenAI(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var calls atomic.Int64
@@ -30,7 +31,7 @@ func fakeOpenAI(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000000,"completion_tokens":100000,"total_tokens":1100000}}`, req.Model)
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000000,"completion_tokens":1000,"total_tokens":1001000}}`, req.Model)
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &calls
@@ -92,16 +93,15 @@ func servePriced(t *testing.T, models ...string) (base, key string, stop func() 
 func chat(t *testing.T, base, key, model string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
-		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}],"max_tokens":100000}`))
+		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}],"max_tokens":1000}`))
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = fmt.Fprint(&b, resp.Status)
-	return resp.StatusCode, b.String()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, resp.Status + ": " + string(body)
 }
 
 // TestZeroConfigServesUSDModels: a CNY gateway with no exchange-rate
@@ -119,8 +119,8 @@ func TestZeroConfigServesUSDModels(t *testing.T) {
 	if len(recs) != 3 {
 		t.Fatalf("%d records", len(recs))
 	}
-	// 1M input + 100K output at the USD list, times the reference rate 6.9858.
-	want := map[string]string{"gpt-4o-mini": "1.4670180", "claude-haiku-4-5": "10.4787", "gemini-2.5-flash": "3.8421900"}
+	// 1M input + 1K output at the USD list, times the reference rate 6.9858.
+	want := map[string]string{"gpt-4o-mini": "1.05206148", "claude-haiku-4-5": "7.020729", "gemini-2.5-flash": "2.1132045"}
 	for _, r := range recs {
 		var lines []price.Line
 		if err := json.Unmarshal(r.Lines, &lines); err != nil || len(lines) == 0 {
@@ -183,9 +183,9 @@ func TestPricesSetThenRequest(t *testing.T) {
 			costs[r.Model] = r.CostNanos
 		}
 	}
-	// 1M in at 1 + 100K out at 2 = 1.2 CNY; house-7b: 0.5 + 0.1 = 0.6 CNY.
-	if costs["gpt-4o-mini"] != 1_200_000_000 || costs["house-7b"] != 600_000_000 {
-		t.Errorf("costs = %v, want gpt-4o-mini 1.2 and house-7b 0.6 CNY", costs)
+	// 1M in at 1 + 1K out at 2 = 1.002 CNY; house-7b: 0.5 + 0.001 = 0.501 CNY.
+	if costs["gpt-4o-mini"] != 1_002_000_000 || costs["house-7b"] != 501_000_000 {
+		t.Errorf("costs = %v, want gpt-4o-mini 1.002 and house-7b 0.501 CNY", costs)
 	}
 }
 
