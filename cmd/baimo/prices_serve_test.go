@@ -80,11 +80,11 @@ func servePriced(t *testing.T, models ...string) (base, key string, stop func() 
 			t.Fatal(err)
 		}
 		defer db.Close()
-		recs, err := db.ListRecords(context.Background(), usage.Filter{})
+		page, err := db.ListRecords(context.Background(), usage.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return recs
+		return page.Records
 	}
 	t.Cleanup(func() { stop() })
 	return base, k.Key, stop
