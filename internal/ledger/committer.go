@@ -32,9 +32,10 @@ type Options struct {
 	// A store that stops answering (a partition) stalls the committer at
 	// most this long per batch.
 	TxTimeout time.Duration
-	// HoldWait bounds how long Hold, Settle and Void wait for the
-	// committer when ctx allows longer; default 2s. A hold whose caller
-	// gave up is voided if it was placed after all.
+	// HoldWait, if set, bounds how long Hold, Settle and Void wait for
+	// the committer when ctx allows longer (the gateway sets
+	// limits.store_timeout). Either way a hold whose caller gave up is
+	// voided if it was placed after all.
 	HoldWait time.Duration
 	// OnAlert, if set, is called (from the committer, after the commit) for
 	// each budget alert threshold crossed; it must not block for long.
@@ -85,9 +86,6 @@ func New(s Store, o Options) *Ledger {
 	}
 	if o.TxTimeout <= 0 {
 		o.TxTimeout = 5 * time.Second
-	}
-	if o.HoldWait <= 0 {
-		o.HoldWait = 2 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -163,8 +161,11 @@ func (l *Ledger) isClosed() bool {
 }
 
 func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.opts.HoldWait)
-	defer cancel()
+	if l.opts.HoldWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.opts.HoldWait)
+		defer cancel()
+	}
 	o.ctx = ctx
 	o.done = make(chan struct{})
 	l.mu.RLock()
