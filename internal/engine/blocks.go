@@ -1,5 +1,7 @@
 package engine
 
+import "baimo/internal/blockmap"
+
 // blockPool is the paged KV cache: NumBlocks blocks with reference counts, a
 // free list kept in least-recently-freed order, and (with prefix caching) a
 // table from content hash to the block that holds it. A freed block keeps its
@@ -13,8 +15,8 @@ type blockPool struct {
 	next   []int32
 	head   int32 // next block to hand out (least recently freed)
 	tail   int32
-	free   int // blocks with ref == 0, cached or not
-	cache  map[uint64]int32
+	free   int           // blocks with ref == 0, cached or not
+	cache  *blockmap.Map // content hash -> block; nil without prefix caching
 }
 
 func newBlockPool(n int, caching bool) *blockPool {
@@ -23,7 +25,7 @@ func newBlockPool(n int, caching bool) *blockPool {
 		prev: make([]int32, n), next: make([]int32, n), head: -1, tail: -1,
 	}
 	if caching {
-		p.cache = make(map[uint64]int32)
+		p.cache = blockmap.New(n)
 	}
 	for i := range n {
 		p.pushTail(int32(i))
@@ -63,7 +65,7 @@ func (p *blockPool) alloc() int32 {
 	b := p.head
 	p.unlink(b)
 	if p.hashed[b] {
-		delete(p.cache, p.hash[b])
+		p.cache.Delete(p.hash[b])
 		p.hashed[b] = false
 	}
 	p.ref[b] = 1
@@ -93,14 +95,11 @@ func (p *blockPool) register(b int32, h uint64) {
 	if p.cache == nil || p.hashed[b] {
 		return
 	}
-	if _, dup := p.cache[h]; dup {
+	if _, dup := p.cache.Get(h); dup {
 		return
 	}
-	p.cache[h] = b
+	p.cache.Put(h, b)
 	p.hash[b], p.hashed[b] = h, true
 }
 
-func (p *blockPool) lookup(h uint64) (int32, bool) {
-	b, ok := p.cache[h]
-	return b, ok
-}
+func (p *blockPool) lookup(h uint64) (int32, bool) { return p.cache.Get(h) }

@@ -85,9 +85,19 @@ func checkInvariants(t *testing.T, e *Engine) {
 			t.Fatalf("seq %d computed %d tokens in %d blocks", s.Req.ID, s.computed, len(s.blocks))
 		}
 	}
-	for h, b := range e.pool.cache {
-		if !e.pool.hashed[b] || e.pool.hash[b] != h {
-			t.Fatalf("cache maps %x to block %d, which does not hold it", h, b)
+	if e.pool.cache != nil {
+		n := 0
+		for b := range e.pool.hashed {
+			if !e.pool.hashed[b] {
+				continue
+			}
+			n++
+			if got, ok := e.pool.cache.Get(e.pool.hash[b]); !ok || got != int32(b) {
+				t.Fatalf("block %d holds %x, which the cache maps to %d (%v)", b, e.pool.hash[b], got, ok)
+			}
+		}
+		if n != e.pool.cache.Len() {
+			t.Fatalf("%d hashed blocks, %d cache entries", n, e.pool.cache.Len())
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"sync"
 	"time"
+
+	"baimo/internal/blockmap"
 )
 
 // MaxReplicas bounds the replicas of one pool (the index keeps a 64-bit set
@@ -28,7 +30,7 @@ const DefaultIndexTTL = 10 * time.Minute
 type Index struct {
 	mu   sync.RWMutex
 	ttl  int64
-	ids  map[uint64]int32 // block hash -> slot in sets
+	ids  *blockmap.Map // block hash -> slot in sets
 	sets []blockSet
 	free []int32
 	reps []replicaRing
@@ -81,7 +83,7 @@ func NewIndex(n int, capacity []int, ttl time.Duration) *Index {
 	if ttl <= 0 {
 		ttl = DefaultIndexTTL
 	}
-	x := &Index{ttl: int64(ttl), ids: make(map[uint64]int32), reps: make([]replicaRing, n)}
+	x := &Index{ttl: int64(ttl), ids: blockmap.New(1024), reps: make([]replicaRing, n)}
 	for i := range x.reps {
 		c := DefaultIndexBlocks
 		if i < len(capacity) && capacity[i] > 0 {
@@ -96,7 +98,7 @@ func NewIndex(n int, capacity []int, ttl time.Duration) *Index {
 func (x *Index) Replicas() int { return len(x.reps) }
 
 func (x *Index) mask(h uint64, now int64) uint64 {
-	i, ok := x.ids[h]
+	i, ok := x.ids.Get(h)
 	if !ok {
 		return 0
 	}
@@ -164,7 +166,7 @@ func (x *Index) Record(blocks []uint64, r int, now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, h := range blocks {
-		i, ok := x.ids[h]
+		i, ok := x.ids.Get(h)
 		if !ok {
 			i = x.alloc(h)
 		}
@@ -192,7 +194,7 @@ func (x *Index) alloc(h uint64) int32 {
 		x.sets = append(x.sets, blockSet{})
 	}
 	x.sets[i] = blockSet{hash: h}
-	x.ids[h] = i
+	x.ids.Put(h, i)
 	return i
 }
 
@@ -216,7 +218,7 @@ func (x *Index) evict(r int, t int64, full bool) {
 		}
 		s.mask &^= bit
 		if s.mask == 0 {
-			delete(x.ids, s.hash)
+			x.ids.Delete(s.hash)
 			x.free = append(x.free, i)
 		}
 		if full {

@@ -116,7 +116,7 @@ func TestIndexCapacityAndTTL(t *testing.T) {
 		t.Fatalf("expired prefix matches %d blocks", out[1])
 	}
 	x.Expire(t0.Add(2 * time.Minute))
-	if x.Blocks(0)+x.Blocks(1) != 0 || len(x.ids) != 0 {
-		t.Fatalf("after Expire: %d + %d blocks, %d hashes", x.Blocks(0), x.Blocks(1), len(x.ids))
+	if x.Blocks(0)+x.Blocks(1) != 0 || x.ids.Len() != 0 {
+		t.Fatalf("after Expire: %d + %d blocks, %d hashes", x.Blocks(0), x.Blocks(1), x.ids.Len())
 	}
 }

@@ -193,10 +193,10 @@ func (p *Pool) score(l *Load, uncached int64) int64 {
 }
 
 // Prefix is prefix affinity, sticky until saturated: among replicas with
-// room, those holding (nearly) the longest prefix of the prompt are
-// preferred, the least loaded of them, as long as that replica's prefill
-// backlog stays under StickyPrefill; otherwise, and on a cache miss, the
-// lowest load score wins. When every replica is saturated it fails open to
+// room, those holding most of the prompt (AffinityFraction of its blocks)
+// are preferred, the least loaded of them, as long as that replica's
+// prefill backlog stays under StickyPrefill; otherwise, and on a cache
+// miss, the lowest load score wins. When every replica is saturated it fails open to
 // the lowest score and says so.
 type Prefix struct{}
 
@@ -244,9 +244,9 @@ func (p *Pool) pickScored(req *Request, now time.Time, sticky bool) Decision {
 		i := lowest(scores, start, ^uint64(0))
 		return Decision{Replica: i, Matched: match[i], Saturated: true, Reason: ReasonFailOpen}
 	}
-	if sticky && best >= p.cfg.MinAffinityBlocks {
-		// The affinity set: replicas with room matching nearly the best.
-		floor := max(int(float64(best)*p.cfg.AffinityFraction+0.5), 1)
+	if sticky && best >= p.cfg.MinAffinityBlocks && float64(best) >= p.cfg.AffinityFraction*float64(len(req.Blocks)) {
+		// The affinity set: replicas with room holding most of the prompt.
+		floor := max(int(p.cfg.AffinityFraction*float64(len(req.Blocks))+0.5), p.cfg.MinAffinityBlocks)
 		var affine uint64
 		for i := range n {
 			if match[i] >= floor {

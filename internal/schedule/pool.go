@@ -102,8 +102,10 @@ type PoolConfig struct {
 	// this request's included, stays under this many tokens (default
 	// 32,768).
 	StickyPrefill int64
-	// AffinityFraction: replicas matching at least this fraction of the
-	// best match count as holding the prefix (default 0.8).
+	// AffinityFraction: a replica holding at least this fraction of the
+	// prompt's blocks holds its prefix (default 0.5). Below it a shared
+	// prefix (a common system prompt) does not make a replica sticky: the
+	// load score, which counts the uncached tokens, places the request.
 	AffinityFraction float64
 	// MinAffinityBlocks is the shortest match that makes a replica sticky
 	// (default 4 blocks, 64 tokens: shorter shared prefixes, such as a
@@ -139,7 +141,7 @@ func (c *PoolConfig) defaults() {
 		c.StickyPrefill = 32_768
 	}
 	if c.AffinityFraction <= 0 {
-		c.AffinityFraction = 0.8
+		c.AffinityFraction = 0.5
 	}
 	if c.MinAffinityBlocks <= 0 {
 		c.MinAffinityBlocks = 4

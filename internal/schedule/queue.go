@@ -5,6 +5,7 @@ import "time"
 // Waiter is one request waiting in the gateway-side queue.
 type Waiter struct {
 	Req      *Request
+	Tag      any // the caller's (the simulator keeps its request record here)
 	Enqueued time.Time
 	class    Class // the class it waits in (a batch request near its deadline moves up)
 	tenant   *tenantQueue
