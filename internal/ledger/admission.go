@@ -118,14 +118,14 @@ func (m *mirror) owing() bool { return m.debt.PostedDebits > m.debt.PostedCredit
 func (l *Ledger) holdInMemory(ctx context.Context, r HoldRequest) (h Hold, done bool, err error) {
 	t, ok := l.cachedTenant(r.TenantID)
 	now := l.clock.Now()
-	bs, hit := l.cachedBudgets(r.KeyID, r.TenantID, now)
+	bs, hit := l.cachedBudgets(r.KeyID, r.TenantID)
 	if !ok || !hit {
 		err := l.store.LedgerView(ctx, func(v Snapshot) error {
 			var err error
 			if t, err = l.tenant(ctx, v, r.TenantID); err != nil {
 				return err
 			}
-			bs, err = l.budgetsFor(ctx, v, r.KeyID, t.ID, now)
+			bs, err = l.budgetsFor(ctx, v, r.KeyID, t.ID)
 			return err
 		})
 		if err != nil {

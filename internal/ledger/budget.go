@@ -103,19 +103,58 @@ func decodeBudgetKeys(s string) ([]BudgetKey, error) {
 	return out, nil
 }
 
-// budgetCacheTTL bounds how long a budget change takes to reach another
-// process sharing the database; this process sees its own changes at once.
-const budgetCacheTTL = 10 * time.Second
-
+// budgetCache keeps the budgets of keys and tenants in memory. An
+// exclusive ledger (the store's only writer) trusts it until SetBudget
+// changes an entry. A ledger that shares its store trusts it only within
+// one version of the store's budgets (View.BudgetsVersion, which every
+// budget change bumps in its own transaction): each write transaction reads
+// the version first (syncBudgets), and a newer one empties the cache, so a
+// budget set on any node governs every node's next transaction.
 type budgetCache struct {
 	mu      sync.Mutex
+	version int64 // of the entries, for a shared store
+	synced  bool  // version was read at least once
 	entries map[string]budgetEntry
 }
 
 type budgetEntry struct {
-	b       Budget
-	ok      bool
-	fetched time.Time
+	b  Budget
+	ok bool // false: there is no budget
+}
+
+// maxCachedBudgets bounds the cache; past it the cache starts over.
+const maxCachedBudgets = 100_000
+
+// txBudgetsKey is the context key of the budgets version a write
+// transaction read (see syncBudgets).
+type txBudgetsKey struct{}
+
+// syncBudgets reads the store's budgets version at the start of a write
+// transaction of a shared ledger, empties the cache if it changed, and
+// returns ctx carrying the version for budgetsFor.
+func (l *Ledger) syncBudgets(ctx context.Context, v View) (context.Context, error) {
+	ver, err := v.BudgetsVersion(ctx)
+	if err != nil {
+		return ctx, err
+	}
+	c := &l.budgets
+	c.mu.Lock()
+	if !c.synced || c.version != ver {
+		c.version, c.synced, c.entries = ver, true, nil
+	}
+	c.mu.Unlock()
+	return context.WithValue(ctx, txBudgetsKey{}, ver), nil
+}
+
+// cacheable reports whether budgets read under ctx may be cached and taken
+// from the cache: always for an exclusive ledger; for a shared one, when
+// ctx's transaction read the cache's version. The caller holds budgets.mu.
+func (l *Ledger) cacheable(ctx context.Context) bool {
+	if l.adm != nil {
+		return true
+	}
+	ver, ok := ctx.Value(txBudgetsKey{}).(int64)
+	return ok && l.budgets.synced && ver == l.budgets.version
 }
 
 type budgetScope struct {
@@ -128,22 +167,16 @@ func budgetScopes(keyID, tenantID string) [2]budgetScope {
 	return [2]budgetScope{{ScopeKey, keyID}, {ScopeTenant, tenantID}}
 }
 
-// cachedBudget returns a budget entry when the cache has a fresh one.
-func (l *Ledger) cachedBudget(id string, now time.Time) (budgetEntry, bool) {
-	l.budgets.mu.Lock()
-	e, hit := l.budgets.entries[id]
-	l.budgets.mu.Unlock()
-	return e, hit && now.Sub(e.fetched) <= budgetCacheTTL && !now.Before(e.fetched)
-}
-
 // cachedBudgets returns the budgets of a key and of a tenant from the cache
-// alone; hit is false when the cache cannot say.
-func (l *Ledger) cachedBudgets(keyID, tenantID string, now time.Time) (out []Budget, hit bool) {
+// of an exclusive ledger alone; hit is false when the cache cannot say.
+func (l *Ledger) cachedBudgets(keyID, tenantID string) (out []Budget, hit bool) {
+	l.budgets.mu.Lock()
+	defer l.budgets.mu.Unlock()
 	for _, s := range budgetScopes(keyID, tenantID) {
 		if s.subject == "" {
 			continue
 		}
-		e, ok := l.cachedBudget(string(s.scope)+"|"+s.subject, now)
+		e, ok := l.budgets.entries[string(s.scope)+"|"+s.subject]
 		if !ok {
 			return nil, false
 		}
@@ -155,25 +188,30 @@ func (l *Ledger) cachedBudgets(keyID, tenantID string, now time.Time) (out []Bud
 }
 
 // budgetsFor returns the budgets of a key and of a tenant that exist.
-func (l *Ledger) budgetsFor(ctx context.Context, v View, keyID, tenantID string, now time.Time) ([]Budget, error) {
+func (l *Ledger) budgetsFor(ctx context.Context, v View, keyID, tenantID string) ([]Budget, error) {
 	var out []Budget
 	for _, s := range budgetScopes(keyID, tenantID) {
 		if s.subject == "" {
 			continue
 		}
 		id := string(s.scope) + "|" + s.subject
-		e, ok := l.cachedBudget(id, now)
-		if !ok {
+		l.budgets.mu.Lock()
+		e, hit := l.budgets.entries[id]
+		hit = hit && l.cacheable(ctx)
+		l.budgets.mu.Unlock()
+		if !hit {
 			b, ok, err := v.Budget(ctx, s.scope, s.subject)
 			if err != nil {
 				return nil, err
 			}
-			e = budgetEntry{b: b, ok: ok, fetched: now}
+			e = budgetEntry{b: b, ok: ok}
 			l.budgets.mu.Lock()
-			if l.budgets.entries == nil {
-				l.budgets.entries = map[string]budgetEntry{}
+			if l.cacheable(ctx) {
+				if l.budgets.entries == nil || len(l.budgets.entries) >= maxCachedBudgets {
+					l.budgets.entries = map[string]budgetEntry{}
+				}
+				l.budgets.entries[id] = e
 			}
-			l.budgets.entries[id] = e
 			l.budgets.mu.Unlock()
 		}
 		if e.ok {
@@ -211,6 +249,8 @@ func (l *Ledger) SetBudget(ctx context.Context, b Budget) error {
 	if err := l.update(ctx, func(tx Tx) error { return tx.PutBudget(ctx, b) }); err != nil {
 		return fmt.Errorf("set budget of %s %s: %w", b.Scope, b.Subject, err)
 	}
+	// An exclusive ledger's cache is never checked against the store: drop
+	// the entry. A shared ledger's next transaction sees the new version.
 	l.budgets.mu.Lock()
 	delete(l.budgets.entries, string(b.Scope)+"|"+b.Subject)
 	l.budgets.mu.Unlock()
@@ -238,7 +278,7 @@ func (l *Ledger) BudgetUsage(ctx context.Context, scope Scope, subject string, a
 // reserveBudgets counts a hold against its key's and tenant's budgets; it
 // returns the periods reserved, or ErrBudgetExceeded having reserved none.
 func (l *Ledger) reserveBudgets(ctx context.Context, tx Tx, keyID, tenantID string, amount int64, now time.Time) ([]BudgetKey, error) {
-	bs, err := l.budgetsFor(ctx, tx, keyID, tenantID, now)
+	bs, err := l.budgetsFor(ctx, tx, keyID, tenantID)
 	if err != nil || len(bs) == 0 {
 		return nil, err
 	}
@@ -265,14 +305,32 @@ func (l *Ledger) reserveBudgets(ctx context.Context, tx Tx, keyID, tenantID stri
 	return keys, nil
 }
 
-// releaseBudgets replaces a hold's reservation by its cost and reports the
-// alert thresholds the spending crossed.
-func (l *Ledger) releaseBudgets(ctx context.Context, tx Tx, h Hold, cost int64) ([]BudgetAlert, error) {
+// releaseBudgets replaces a hold's reservation by its cost (0 for a void)
+// and reports the alert thresholds the spending crossed. A budget of the
+// hold's key or tenant that it did not reserve (set while the request
+// ran, on any node) is charged the cost in the current period too: every
+// cost counts against every budget in force when it is settled.
+func (l *Ledger) releaseBudgets(ctx context.Context, tx Tx, h Hold, cost int64, now time.Time) ([]BudgetAlert, error) {
 	keys, err := decodeBudgetKeys(h.Budgets)
 	if err != nil {
 		return nil, err
 	}
-	return l.spendBudgets(ctx, tx, keys, -h.Amount, cost)
+	alerts, err := l.spendBudgets(ctx, tx, keys, -h.Amount, cost)
+	if err != nil || cost == 0 {
+		return alerts, err
+	}
+	bs, err := l.budgetsFor(ctx, tx, h.KeyID, h.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	var late []BudgetKey
+	for _, b := range bs {
+		if !slices.ContainsFunc(keys, func(k BudgetKey) bool { return k.Scope == b.Scope && k.Subject == b.Subject }) {
+			late = append(late, BudgetKey{Scope: b.Scope, Subject: b.Subject, PeriodStart: periodStart(b.Period, now)})
+		}
+	}
+	more, err := l.spendBudgets(ctx, tx, late, 0, cost)
+	return append(alerts, more...), err
 }
 
 // chargeBudgets counts a cost that had no hold against the budgets of its
@@ -281,7 +339,7 @@ func (l *Ledger) chargeBudgets(ctx context.Context, tx Tx, keyID, tenantID strin
 	if cost == 0 {
 		return nil, nil
 	}
-	bs, err := l.budgetsFor(ctx, tx, keyID, tenantID, now)
+	bs, err := l.budgetsFor(ctx, tx, keyID, tenantID)
 	if err != nil {
 		return nil, err
 	}

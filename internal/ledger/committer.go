@@ -337,6 +337,13 @@ func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
 	sort.SliceStable(order, func(a, b int) bool { return ops[order[a]].tenant < ops[order[b]].tenant })
 	results := make([]opResult, len(ops))
 	err := l.update(ctx, func(tx Tx) error {
+		ctx := ctx
+		if l.adm == nil { // budgets may have changed on another node
+			var err error
+			if ctx, err = l.syncBudgets(ctx, tx); err != nil {
+				return err
+			}
+		}
 		now := l.clock.Now()
 		sys := sysDeltas{}
 		pre, err := l.pipeline(ctx, tx, ops, order, now)

@@ -61,7 +61,7 @@ func (l *Ledger) holdTx(ctx context.Context, tx Tx, r HoldRequest, now time.Time
 	h, guard, pending := l.newHold(t, r, now)
 	rev := pending.Credit
 	if hw, fast := tx.(HoldWriter); fast && (t.Kind != Free || h.Amount == 0) {
-		bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID, now)
+		bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID)
 		if err != nil {
 			return Hold{}, err
 		}

@@ -57,7 +57,7 @@ func (l *Ledger) pipeline(ctx context.Context, tx Tx, ops []*op, order []int, no
 			if (r.Amount.Currency != "" && r.Amount.Currency != t.Currency) || (t.Kind == Free && r.Amount.Nanos != 0) {
 				continue
 			}
-			bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID, now)
+			bs, err := l.budgetsFor(ctx, tx, r.KeyID, t.ID)
 			if err != nil {
 				return nil, err
 			}

@@ -232,7 +232,7 @@ func (l *Ledger) afterPost(ctx context.Context, tx Tx, t Tenant, h Hold, cost in
 		}
 	}
 	var err error
-	if res.Alerts, err = l.releaseBudgets(ctx, tx, h, cost); err != nil {
+	if res.Alerts, err = l.releaseBudgets(ctx, tx, h, cost, now); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -64,6 +64,10 @@ type View interface {
 	Budget(ctx context.Context, scope Scope, subject string) (Budget, bool, error)
 	// BudgetSpend returns a budget period's spent and pending amounts.
 	BudgetSpend(ctx context.Context, k BudgetKey) (spent, pending int64, err error)
+	// BudgetsVersion returns a number that PutBudget changes in the same
+	// transaction: a node that shares the store caches budgets while it
+	// stays the same.
+	BudgetsVersion(ctx context.Context) (int64, error)
 }
 
 // Reports reads what listings, statements and the audit need: many rows,

@@ -76,7 +76,7 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 	if err := mustApply(ctx, tx, h.AccountID, Delta{PendingDebits: -h.Amount}); err != nil {
 		return VoidResult{}, err
 	}
-	if _, err := l.releaseBudgets(ctx, tx, h, 0); err != nil {
+	if _, err := l.releaseBudgets(ctx, tx, h, 0, now); err != nil {
 		return VoidResult{}, err
 	}
 	rev := RevenueAccount(h.Currency)

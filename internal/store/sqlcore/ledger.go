@@ -139,6 +139,15 @@ func (l *Ledger) Budget(ctx context.Context, scope ledger.Scope, subject string)
 	return b, err == nil, err
 }
 
+// BudgetsVersion implements ledger.View.
+func (l *Ledger) BudgetsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := l.q.QueryRow(ctx, `SELECT version FROM ledger_budget_version WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("budgets version: %w", err)
+	}
+	return v, nil
+}
+
 // BudgetSpend implements ledger.View.
 func (l *Ledger) BudgetSpend(ctx context.Context, k ledger.BudgetKey) (int64, int64, error) {
 	var spent, pending int64
@@ -294,6 +303,9 @@ func (l *Ledger) PutBudget(ctx context.Context, b ledger.Budget) error {
 	}
 	if err != nil {
 		return fmt.Errorf("put budget: %w", err)
+	}
+	if _, err := l.q.Exec(ctx, `UPDATE ledger_budget_version SET version = version + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("put budget: bump version: %w", err)
 	}
 	return nil
 }
