@@ -12,10 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"baimo/internal/price"
-	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
 )
 
@@ -64,27 +62,15 @@ func servePriced(t *testing.T, models ...string) (base, key string, stop func() 
 	var k struct{ Key string }
 	_ = json.NewDecoder(resp.Body).Decode(&k)
 	resp.Body.Close()
+	var recs []usage.Record
 	stopped := false
 	stop = func() []usage.Record {
 		if !stopped {
 			stopped = true
 			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("serve did not stop")
-			}
+			recs = stoppedRecords(t, done, dir)
 		}
-		db, err := sqlite.Open(context.Background(), filepath.Join(dir, "baimo.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		page, err := db.ListRecords(context.Background(), usage.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return page.Records
+		return recs
 	}
 	t.Cleanup(func() { stop() })
 	return base, k.Key, stop

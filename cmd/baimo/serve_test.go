@@ -77,6 +77,17 @@ func TestServeGracefulShutdownKeepsStreamsAndRecords(t *testing.T) {
 	if err != nil || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
 		t.Fatalf("stream cut by shutdown: err=%v tail=%q", err, rest[max(0, len(rest)-80):])
 	}
+	recs := stoppedRecords(t, done, dir)
+	if len(recs) != 1 || !strings.HasPrefix(recs[0].RequestID, "shutdown-stream.") || !recs[0].Complete || recs[0].Usage.Output != 20 ||
+		recs[0].CostNanos <= 0 || recs[0].Currency != "CNY" {
+		t.Fatalf("records after shutdown = %+v", recs)
+	}
+}
+
+// stoppedRecords waits for a serve started with startServe to exit (0) and
+// returns the usage records it wrote in its SQLite database under dir.
+func stoppedRecords(t *testing.T, done <-chan int, dir string) []usage.Record {
+	t.Helper()
 	select {
 	case code := <-done:
 		if code != 0 {
@@ -94,11 +105,7 @@ func TestServeGracefulShutdownKeepsStreamsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := page.Records
-	if len(recs) != 1 || !strings.HasPrefix(recs[0].RequestID, "shutdown-stream.") || !recs[0].Complete || recs[0].Usage.Output != 20 ||
-		recs[0].CostNanos <= 0 || recs[0].Currency != "CNY" {
-		t.Fatalf("records after shutdown = %+v", recs)
-	}
+	return page.Records
 }
 
 func TestAuditVendorsCommand(t *testing.T) {

@@ -59,9 +59,18 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {
 	t.Helper()
+	return e.doHeader(t, method, path, auth, nil, body)
+}
+
+// doHeader is do with extra request headers.
+func (e *env) doHeader(t *testing.T, method, path, auth string, hdr http.Header, body string) (int, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

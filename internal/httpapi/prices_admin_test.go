@@ -1,29 +1,20 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// doKey is do with an Idempotency-Key.
+// doKey is do as the admin, with an Idempotency-Key when key is not empty.
 func (e *env) doKey(t *testing.T, method, path, key, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, e.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer adm")
+	var hdr http.Header
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		hdr = http.Header{"Idempotency-Key": {key}}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return e.doHeader(t, method, path, "adm", hdr, body)
 }
 
 func TestPriceSetNowIdempotent(t *testing.T) {
