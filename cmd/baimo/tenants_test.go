@@ -273,3 +273,18 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintStatementShowsExchangeRates(t *testing.T) {
+	var st statementJSON
+	if err := json.Unmarshal([]byte(`{"tenant_id":"acme","currency":"CNY","lines":[{"model":"gpt-4o-mini","requests":1,"exact_nanos":1052061480,"amount":"1.05",
+		"exchange_rates":[{"from":"USD","rate":"6.9858","source":"MENAFN, menafn.com/1110654245 (2026-01-27)"}]}],"exact_total_nanos":1052061480,"total":"1.05"}`), &st); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := printStatement(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "gpt-4o-mini: priced in USD, converted at 6.9858 CNY per USD (MENAFN, menafn.com/1110654245 (2026-01-27))") {
+		t.Errorf("statement:\n%s", b.String())
+	}
+}
