@@ -7,7 +7,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/jsonfield"
-	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 )
 
 // ServeCountTokens answers Anthropic's POST /v1/messages/count_tokens
@@ -16,7 +16,7 @@ import (
 // and writes no usage record. A Gemini body may hold contents or a whole
 // generateContentRequest.
 func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in Inbound, writeErr ErrorWriter) {
-	if in.Format != provider.FormatAnthropic && in.Format != provider.FormatGemini {
+	if in.Format != ir.FormatAnthropic && in.Format != ir.FormatGemini {
 		writeErr(w, apierr.NotFound("Token counting is served for the Anthropic and Gemini APIs."))
 		return
 	}
@@ -35,7 +35,7 @@ func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in In
 	}
 	req := &request{key: k, format: in.Format}
 	model := in.Model
-	if in.Format == provider.FormatAnthropic {
+	if in.Format == ir.FormatAnthropic {
 		s, ok := jsonfield.Find(body, "model")
 		if !ok {
 			writeErr(w, apierr.BadRequest("model", "model: Field required"))
@@ -62,7 +62,7 @@ func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in In
 	}
 	n, _ := g.opt.Counter.CountPrompt(model, openAIPrompt(in.Format, body, model))
 	out := []byte(`{"input_tokens":`)
-	if in.Format == provider.FormatGemini {
+	if in.Format == ir.FormatGemini {
 		out = []byte(`{"totalTokens":`)
 	}
 	out = append(strconv.AppendInt(out, n, 10), "}\n"...)

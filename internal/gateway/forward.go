@@ -11,7 +11,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/jsonfield"
-	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 	"baimo/internal/route"
 	"baimo/internal/usage"
 )
@@ -99,7 +99,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		return false, false
 	}
 	ureq.Header = ch.header.Clone()
-	if req.format == provider.FormatOpenAI && ch.Kind == "openai" {
+	if req.format == ir.FormatOpenAI && ch.Kind == "openai" {
 		if req.auth != "" {
 			ureq.Header.Set("Authorization", req.auth)
 		}
@@ -141,7 +141,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
 	switch sse := req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"); {
-	case sse && req.tr == nil && req.format == provider.FormatOpenAI:
+	case sse && req.tr == nil && req.format == ir.FormatOpenAI:
 		g.relayStream(w, r, req, resp, req.promptBody, cancel, log)
 	case sse:
 		g.relayFormatStream(w, r, req, resp, cancel, log)

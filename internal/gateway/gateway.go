@@ -30,6 +30,7 @@ import (
 	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
 	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 	"baimo/internal/ratelimit"
 	"baimo/internal/route"
 	"baimo/internal/sse"
@@ -316,7 +317,7 @@ type request struct {
 	// when it differs (nil when bytes pass through); path is the upstream
 	// path below the channel's base URL; promptBody is the request as an
 	// OpenAI body, for counting its prompt.
-	format     provider.Format
+	format     ir.Format
 	tr         provider.Translator
 	path       string
 	promptBody []byte
@@ -369,7 +370,7 @@ type ErrorWriter func(w http.ResponseWriter, e *apierr.Error)
 // ServeOpenAI handles one request to an OpenAI-compatible endpoint, writing
 // the response (or the error, with writeErr) and submitting its usage record.
 func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoint, writeErr ErrorWriter) {
-	g.Serve(w, r, Inbound{Format: provider.FormatOpenAI, Endpoint: ep}, writeErr)
+	g.Serve(w, r, Inbound{Format: ir.FormatOpenAI, Endpoint: ep}, writeErr)
 }
 
 // Serve handles one request that came in on the API in, writing the response

@@ -12,7 +12,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/jsonfield"
-	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
@@ -57,7 +57,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 			return
 		}
 		body, u, ok, contentType = out, tu, tu.Source != usage.SourceNone, "application/json"
-	case req.format == provider.FormatOpenAI:
+	case req.format == ir.FormatOpenAI:
 		u, ok = openai.BodyUsage(body)
 	default:
 		u, ok = nativeBodyUsage(req.format, body)
@@ -85,7 +85,7 @@ func (g *Gateway) countBody(req *request, promptBody, body []byte) usage.Usage {
 	var src usage.Source
 	u.Input, src = g.opt.Counter.CountPrompt(req.model, promptBody)
 	var text []byte
-	if req.format != provider.FormatOpenAI {
+	if req.format != ir.FormatOpenAI {
 		text = responseText(req.format, body)
 	} else if s, ok := jsonfield.Find(body, "choices"); ok {
 		_ = jsonfield.EachElement(body[s.Start:s.End], func(v jsonfield.Span) bool {

@@ -12,6 +12,7 @@ import (
 	"baimo/internal/provider"
 	"baimo/internal/provider/anthropic"
 	"baimo/internal/provider/gemini"
+	"baimo/internal/provider/ir"
 	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
@@ -19,15 +20,15 @@ import (
 
 // nativeBodyUsage reads the usage of a whole Anthropic or Gemini response
 // body, passed through untranslated.
-func nativeBodyUsage(f provider.Format, body []byte) (usage.Usage, bool) {
+func nativeBodyUsage(f ir.Format, body []byte) (usage.Usage, bool) {
 	switch f {
-	case provider.FormatAnthropic:
+	case ir.FormatAnthropic:
 		if !bytes.Contains(body, []byte(`"usage"`)) {
 			return usage.Usage{}, false
 		}
 		u, err := anthropic.ResponseUsage(body)
 		return u, err == nil && u.Source != usage.SourceNone
-	case provider.FormatGemini:
+	case ir.FormatGemini:
 		u, ok, err := gemini.ChunkUsage(body)
 		return u, ok && err == nil
 	}
@@ -37,10 +38,10 @@ func nativeBodyUsage(f provider.Format, body []byte) (usage.Usage, bool) {
 // responseText returns the generated text of a whole Anthropic or Gemini
 // response body (text, thinking and tool arguments), for counting when the
 // upstream reported no usage.
-func responseText(f provider.Format, body []byte) []byte {
+func responseText(f ir.Format, body []byte) []byte {
 	var text []byte
 	switch f {
-	case provider.FormatAnthropic:
+	case ir.FormatAnthropic:
 		var r struct {
 			Content []struct {
 				Text     string          `json:"text"`
@@ -52,7 +53,7 @@ func responseText(f provider.Format, body []byte) []byte {
 		for _, c := range r.Content {
 			text = append(append(append(text, c.Text...), c.Thinking...), c.Input...)
 		}
-	case provider.FormatGemini:
+	case ir.FormatGemini:
 		text = geminiText(body, text)
 	}
 	return text
@@ -84,9 +85,9 @@ func geminiText(data, text []byte) []byte {
 
 // eventText appends the generated text one upstream stream event of format f
 // carries.
-func eventText(f provider.Format, data, text []byte) []byte {
+func eventText(f ir.Format, data, text []byte) []byte {
 	switch f {
-	case provider.FormatAnthropic:
+	case ir.FormatAnthropic:
 		for _, k := range []string{"text", "thinking", "partial_json"} {
 			if s, ok := jsonfield.Path(data, "delta", k); ok {
 				if str, ok := jsonfield.String(data[s.Start:s.End]); ok {
@@ -94,7 +95,7 @@ func eventText(f provider.Format, data, text []byte) []byte {
 				}
 			}
 		}
-	case provider.FormatGemini:
+	case ir.FormatGemini:
 		return geminiText(data, text)
 	default:
 		if c := openai.InspectChunk(data); len(c.Content) > 0 {
@@ -107,7 +108,7 @@ func eventText(f provider.Format, data, text []byte) []byte {
 // streamMeter reads the usage of a passed-through Anthropic or Gemini stream
 // and whether it finished.
 type streamMeter struct {
-	f      provider.Format
+	f      ir.Format
 	au     anthropic.StreamUsage
 	gu     gemini.StreamUsage
 	done   bool // the upstream finished the answer
@@ -116,7 +117,7 @@ type streamMeter struct {
 
 func (m *streamMeter) event(ev sse.Event) {
 	switch m.f {
-	case provider.FormatAnthropic:
+	case ir.FormatAnthropic:
 		_ = m.au.Event(ev.Name, ev.Data)
 		name := string(ev.Name)
 		if name == "" {
@@ -132,7 +133,7 @@ func (m *streamMeter) event(ev sse.Event) {
 		case "error":
 			m.failed = true
 		}
-	case provider.FormatGemini:
+	case ir.FormatGemini:
 		_ = m.gu.Chunk(ev.Data)
 		if bytes.Contains(ev.Data, []byte(`"finishReason"`)) {
 			m.done = true
@@ -144,7 +145,7 @@ func (m *streamMeter) event(ev sse.Event) {
 }
 
 func (m *streamMeter) usage() (usage.Usage, bool) {
-	if m.f == provider.FormatAnthropic {
+	if m.f == ir.FormatAnthropic {
 		return m.au.Usage()
 	}
 	return m.gu.Usage()
@@ -217,7 +218,7 @@ func (g *Gateway) relayFormatStream(w http.ResponseWriter, r *http.Request, req 
 		switch {
 		case idleFired.Load():
 			req.rec.ErrorClass = usage.ErrUpstreamTimeout
-		case trErr != nil || errors.Is(endErr, provider.ErrStreamFailed):
+		case trErr != nil || errors.Is(endErr, ir.ErrStreamFailed):
 			req.rec.ErrorClass = usage.ErrUpstream
 		case readErr != nil || endErr != nil:
 			req.rec.ErrorClass = usage.ErrStreamBroken
@@ -232,9 +233,9 @@ func (g *Gateway) relayFormatStream(w http.ResponseWriter, r *http.Request, req 
 			req.rec.ErrorClass = usage.ErrStreamBroken
 		}
 		if req.rec.ErrorClass != usage.ErrNone && !meter.failed {
-			msg := provider.ErrorBody(req.format, http.StatusBadGateway, provider.KindServer, "The upstream stream ended before it was complete.")
+			msg := provider.ErrorBody(req.format, http.StatusBadGateway, ir.KindServer, "The upstream stream ended before it was complete.")
 			name := ""
-			if req.format == provider.FormatAnthropic {
+			if req.format == ir.FormatAnthropic {
 				name = "error"
 			}
 			tail = sse.AppendData(nil, name, msg)

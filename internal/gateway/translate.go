@@ -13,6 +13,7 @@ import (
 	"baimo/internal/keys"
 	"baimo/internal/provider"
 	"baimo/internal/provider/anthropic"
+	"baimo/internal/provider/ir"
 	"baimo/internal/route"
 )
 
@@ -27,28 +28,28 @@ var (
 // For Gemini the model and whether to stream come from the URL
 // (models/{model}:streamGenerateContent); for the other formats from the body.
 type Inbound struct {
-	Format   provider.Format
+	Format   ir.Format
 	Endpoint Endpoint
 	Model    string // Gemini only
 	Stream   bool   // Gemini only
 }
 
 // format returns the wire format a channel speaks.
-func (ch *Channel) format() provider.Format {
+func (ch *Channel) format() ir.Format {
 	switch ch.Kind {
 	case "anthropic":
-		return provider.FormatAnthropic
+		return ir.FormatAnthropic
 	case "gemini":
-		return provider.FormatGemini
+		return ir.FormatGemini
 	}
-	return provider.FormatOpenAI
+	return ir.FormatOpenAI
 }
 
 // AuthenticateFormat finds the key a client of format f presents, where its
 // API puts it: Gemini clients send x-goog-api-key or ?key=; every format also
 // accepts Authorization: Bearer and x-api-key.
-func (g *Gateway) AuthenticateFormat(r *http.Request, f provider.Format) (*keys.Key, *apierr.Error) {
-	if f == provider.FormatGemini {
+func (g *Gateway) AuthenticateFormat(r *http.Request, f ir.Format) (*keys.Key, *apierr.Error) {
+	if f == ir.FormatGemini {
 		if s := r.Header.Get("X-Goog-Api-Key"); s != "" {
 			return g.AuthenticateSecret(r.Context(), s)
 		}
@@ -65,11 +66,11 @@ func (g *Gateway) AuthenticateFormat(r *http.Request, f provider.Format) (*keys.
 // body used for counting (OpenAI-shaped, which the TokenCounter reads).
 func (g *Gateway) admitFormat(req *request, body []byte, in Inbound) *apierr.Error {
 	switch in.Format {
-	case provider.FormatAnthropic:
+	case ir.FormatAnthropic:
 		if aerr := g.admitAnthropic(req, body); aerr != nil {
 			return aerr
 		}
-	case provider.FormatGemini:
+	case ir.FormatGemini:
 		if aerr := g.admitGemini(req, body, in); aerr != nil {
 			return aerr
 		}
@@ -86,11 +87,11 @@ func (g *Gateway) admitFormat(req *request, body []byte, in Inbound) *apierr.Err
 
 // openAIPrompt returns body as an OpenAI chat request for counting its
 // prompt; body itself if it cannot be translated.
-func openAIPrompt(f provider.Format, body []byte, model string) []byte {
-	if f == provider.FormatOpenAI {
+func openAIPrompt(f ir.Format, body []byte, model string) []byte {
+	if f == ir.FormatOpenAI {
 		return body
 	}
-	tr, err := provider.NewTranslator(f, provider.FormatOpenAI, nil)
+	tr, err := provider.NewTranslator(f, ir.FormatOpenAI, nil)
 	if err != nil {
 		return body
 	}
@@ -204,10 +205,10 @@ func (g *Gateway) prepareAttempt(req *request, body []byte) ([]byte, *apierr.Err
 	req.tr = nil
 	if req.format == kind {
 		switch kind {
-		case provider.FormatOpenAI:
+		case ir.FormatOpenAI:
 			req.path = req.endpoint.Path
 			return g.prepare(req, body)
-		case provider.FormatAnthropic:
+		case ir.FormatAnthropic:
 			up := ch.Models[req.model]
 			req.rec.Channel, req.rec.UpstreamModel = ch.Name, up
 			req.path = Messages.Path
@@ -219,7 +220,7 @@ func (g *Gateway) prepareAttempt(req *request, body []byte) ([]byte, *apierr.Err
 				return nil, apierr.Internal(err)
 			}
 			return out, nil
-		case provider.FormatGemini:
+		case ir.FormatGemini:
 			up := ch.Models[req.model]
 			req.rec.Channel, req.rec.UpstreamModel = ch.Name, up
 			req.path = geminiPath(up, req.stream)
@@ -239,8 +240,8 @@ func (g *Gateway) prepareAttempt(req *request, body []byte) ([]byte, *apierr.Err
 	// No ClientModel: as in a passthrough, the client sees the upstream's model name.
 	u, err := tr.Request(provider.Request{Body: body, Model: up, Stream: req.stream})
 	if err != nil {
-		var ue *provider.UnsupportedError
-		var be *provider.BadRequestError
+		var ue *ir.UnsupportedError
+		var be *ir.BadRequestError
 		switch {
 		case errors.As(err, &ue):
 			e := apierr.BadRequest("", "%s", ue.Error())
@@ -270,7 +271,7 @@ func geminiPath(model string, stream bool) string {
 // header is passed on to an Anthropic upstream.
 func setUpstreamAuth(h http.Header, r *http.Request, req *request) {
 	setAuth(h, req.channel.Kind, req.auth)
-	if req.channel.Kind == "anthropic" && req.format == provider.FormatAnthropic {
+	if req.channel.Kind == "anthropic" && req.format == ir.FormatAnthropic {
 		if b := r.Header.Get("Anthropic-Beta"); b != "" && h.Get("Anthropic-Beta") == "" {
 			h.Set("Anthropic-Beta", b)
 		}

@@ -6,7 +6,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/gateway"
-	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 )
 
 // gemini serves POST /v1beta/models/{model}:{method}. ServeMux cannot match
@@ -20,7 +20,7 @@ func (s *Server) gemini(w http.ResponseWriter, r *http.Request) {
 		WriteGeminiError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+". Use /v1beta/models/{model}:generateContent."))
 		return
 	}
-	in := gateway.Inbound{Format: provider.FormatGemini, Endpoint: gateway.GenerateContent, Model: rest[:i]}
+	in := gateway.Inbound{Format: ir.FormatGemini, Endpoint: gateway.GenerateContent, Model: rest[:i]}
 	switch rest[i+1:] {
 	case "generateContent":
 		s.GW.Serve(w, r, in, WriteGeminiError)
@@ -41,5 +41,5 @@ func (s *Server) gemini(w http.ResponseWriter, r *http.Request) {
 // WriteGeminiError writes e in Google's error shape:
 // {"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}.
 func WriteGeminiError(w http.ResponseWriter, e *apierr.Error) {
-	writeFormatError(w, provider.FormatGemini, e)
+	writeFormatError(w, ir.FormatGemini, e)
 }

@@ -12,7 +12,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/keys"
-	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 )
 
 // The model lists in Anthropic's and Gemini's own shapes. Both list the
@@ -265,7 +265,7 @@ func decodeGeminiToken(tok string) (after string, ok bool) {
 
 // listGeminiModels serves GET /v1beta/models.
 func (s *Server) listGeminiModels(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.AuthenticateFormat(r, provider.FormatGemini)
+	k, aerr := s.GW.AuthenticateFormat(r, ir.FormatGemini)
 	if aerr != nil {
 		WriteGeminiError(w, aerr)
 		return
@@ -288,7 +288,7 @@ func (s *Server) listGeminiModels(w http.ResponseWriter, r *http.Request) {
 
 // getGeminiModel serves GET /v1beta/models/{model}.
 func (s *Server) getGeminiModel(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.AuthenticateFormat(r, provider.FormatGemini)
+	k, aerr := s.GW.AuthenticateFormat(r, ir.FormatGemini)
 	if aerr != nil {
 		WriteGeminiError(w, aerr)
 		return

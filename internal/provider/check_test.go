@@ -10,7 +10,8 @@ import (
 
 	"baimo/internal/provider/anthropic"
 	"baimo/internal/provider/gemini"
-	"baimo/internal/provider/openaiwire"
+	"baimo/internal/provider/ir"
+	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -38,15 +39,15 @@ func readEvents(out []byte) ([]event, error) {
 	}
 }
 
-func checkClientStream(c Format, out []byte, complete bool) error {
+func checkClientStream(c ir.Format, out []byte, complete bool) error {
 	evs, err := readEvents(out)
 	if err != nil {
 		return err
 	}
 	switch c {
-	case FormatOpenAI:
+	case ir.FormatOpenAI:
 		return checkOpenAIStream(evs, complete)
-	case FormatAnthropic:
+	case ir.FormatAnthropic:
 		return checkAnthropicStream(evs, complete)
 	}
 	return checkGeminiStream(evs, complete)
@@ -170,8 +171,8 @@ func checkOpenAIStream(evs []event, complete bool) error {
 			continue
 		}
 		var c struct {
-			openaiwire.Chunk
-			Error *openaiwire.ErrorDetail `json:"error"`
+			openai.Chunk
+			Error *openai.ErrorDetail `json:"error"`
 		}
 		if err := json.Unmarshal(ev.data, &c); err != nil {
 			return fmt.Errorf("event %d: %v", i, err)
@@ -274,14 +275,14 @@ func checkGeminiStream(evs []event, complete bool) error {
 }
 
 // clientStreamUsage reads the usage a client sees in a translated stream.
-func clientStreamUsage(t *testing.T, c Format, out []byte) (usage.Usage, bool) {
+func clientStreamUsage(t *testing.T, c ir.Format, out []byte) (usage.Usage, bool) {
 	t.Helper()
 	evs, err := readEvents(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	switch c {
-	case FormatAnthropic:
+	case ir.FormatAnthropic:
 		var s anthropic.StreamUsage
 		for _, ev := range evs {
 			if err := s.Event([]byte(ev.name), ev.data); err != nil {
@@ -289,7 +290,7 @@ func clientStreamUsage(t *testing.T, c Format, out []byte) (usage.Usage, bool) {
 			}
 		}
 		return s.Usage()
-	case FormatGemini:
+	case ir.FormatGemini:
 		var s gemini.StreamUsage
 		for _, ev := range evs {
 			if err := s.Chunk(ev.data); err != nil {
@@ -301,7 +302,7 @@ func clientStreamUsage(t *testing.T, c Format, out []byte) (usage.Usage, bool) {
 	var u usage.Usage
 	seen := false
 	for _, ev := range evs {
-		var ch openaiwire.Chunk
+		var ch openai.Chunk
 		if json.Unmarshal(ev.data, &ch) == nil && ch.Usage != nil {
 			u, seen = ch.Usage.Normalise(), true
 		}
@@ -310,16 +311,16 @@ func clientStreamUsage(t *testing.T, c Format, out []byte) (usage.Usage, bool) {
 }
 
 // clientResponseUsage reads the usage a client sees in a translated response.
-func clientResponseUsage(c Format, body []byte) (usage.Usage, bool) {
+func clientResponseUsage(c ir.Format, body []byte) (usage.Usage, bool) {
 	switch c {
-	case FormatAnthropic:
+	case ir.FormatAnthropic:
 		u, err := anthropic.ResponseUsage(body)
 		return u, err == nil
-	case FormatGemini:
+	case ir.FormatGemini:
 		u, ok, err := gemini.ChunkUsage(body)
 		return u, ok && err == nil
 	}
-	var r openaiwire.Response
+	var r openai.Response
 	if json.Unmarshal(body, &r) != nil || r.Usage == nil {
 		return usage.Usage{}, false
 	}

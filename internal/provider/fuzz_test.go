@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"baimo/internal/provider/ir"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,7 +12,7 @@ var readFile = os.ReadFile
 // fuzzStream feeds arbitrary bytes as an upstream stream of format u to every
 // client format. It must never panic, and whatever it emits must follow the
 // client's event grammar.
-func fuzzStream(f *testing.F, u Format, seeds ...string) {
+func fuzzStream(f *testing.F, u ir.Format, seeds ...string) {
 	for _, s := range seeds {
 		f.Add(readVendorF(f, s))
 	}
@@ -44,20 +45,20 @@ func readVendorF(f *testing.F, path string) []byte {
 }
 
 func FuzzAnthropicStream(f *testing.F) {
-	fuzzStream(f, FormatAnthropic, "anthropic/stream.sse", "anthropic/stream_tools.sse", "anthropic/stream_error.sse")
+	fuzzStream(f, ir.FormatAnthropic, "anthropic/stream.sse", "anthropic/stream_tools.sse", "anthropic/stream_error.sse")
 }
 
 func FuzzGeminiStream(f *testing.F) {
-	fuzzStream(f, FormatGemini, "gemini/stream.sse", "gemini/stream_tools.sse", "gemini/stream_cached.sse")
+	fuzzStream(f, ir.FormatGemini, "gemini/stream.sse", "gemini/stream_tools.sse", "gemini/stream_cached.sse")
 }
 
 func FuzzOpenAIStream(f *testing.F) {
-	fuzzStream(f, FormatOpenAI, "openai/stream.sse", "openai/stream_tools.sse", "kimi/stream.sse", "deepseek/stream.sse")
+	fuzzStream(f, ir.FormatOpenAI, "openai/stream.sse", "openai/stream_tools.sse", "kimi/stream.sse", "deepseek/stream.sse")
 }
 
 // FuzzRequest feeds arbitrary bytes as a client request of every format.
 func FuzzRequest(f *testing.F) {
-	for _, s := range []string{streamRequests[FormatOpenAI], streamRequests[FormatAnthropic], streamRequests[FormatGemini]} {
+	for _, s := range []string{streamRequests[ir.FormatOpenAI], streamRequests[ir.FormatAnthropic], streamRequests[ir.FormatGemini]} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"baimo/internal/clock"
+	"baimo/internal/provider/ir"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -23,25 +24,25 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/tra
 
 const testdataDir = "../../testdata"
 
-var formats = []Format{FormatOpenAI, FormatAnthropic, FormatGemini}
+var formats = []ir.Format{ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini}
 
 // vendorDirs lists, per upstream format, the fixture directories whose
 // responses and streams that format's decoder reads.
-var vendorDirs = map[Format][]string{
-	FormatOpenAI:    {"openai", "deepseek", "kimi", "qwen"},
-	FormatAnthropic: {"anthropic"},
-	FormatGemini:    {"gemini"},
+var vendorDirs = map[ir.Format][]string{
+	ir.FormatOpenAI:    {"openai", "deepseek", "kimi", "qwen"},
+	ir.FormatAnthropic: {"anthropic"},
+	ir.FormatGemini:    {"gemini"},
 }
 
 // streamRequests are the client requests made before a stream is translated,
 // asking for everything a client can see (usage, thoughts).
-var streamRequests = map[Format]string{
-	FormatOpenAI:    `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`,
-	FormatAnthropic: `{"model":"m","max_tokens":1024,"messages":[{"role":"user","content":"hi"}],"stream":true}`,
-	FormatGemini:    `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"includeThoughts":true}}}`,
+var streamRequests = map[ir.Format]string{
+	ir.FormatOpenAI:    `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`,
+	ir.FormatAnthropic: `{"model":"m","max_tokens":1024,"messages":[{"role":"user","content":"hi"}],"stream":true}`,
+	ir.FormatGemini:    `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"includeThoughts":true}}}`,
 }
 
-func newTestTranslator(t *testing.T, client, upstream Format) Translator {
+func newTestTranslator(t *testing.T, client, upstream ir.Format) Translator {
 	t.Helper()
 	tr, err := NewTranslator(client, upstream, clock.NewFake(time.Unix(1700000000, 0)))
 	if err != nil {
@@ -50,19 +51,19 @@ func newTestTranslator(t *testing.T, client, upstream Format) Translator {
 	return tr
 }
 
-func pairs() [][2]Format {
-	var out [][2]Format
+func pairs() [][2]ir.Format {
+	var out [][2]ir.Format
 	for _, c := range formats {
 		for _, u := range formats {
 			if c != u {
-				out = append(out, [2]Format{c, u})
+				out = append(out, [2]ir.Format{c, u})
 			}
 		}
 	}
 	return out
 }
 
-func pairDir(c, u Format) string {
+func pairDir(c, u ir.Format) string {
 	return filepath.Join(testdataDir, "translate", c.String()+"-to-"+u.String())
 }
 
@@ -132,8 +133,8 @@ func TestRequestGolden(t *testing.T) {
 				up, err := newTestTranslator(t, c, u).Request(Request{Body: body, Model: "upstream-model", Stream: s.Stream})
 				var out bytes.Buffer
 				if err != nil {
-					var ue *UnsupportedError
-					var be *BadRequestError
+					var ue *ir.UnsupportedError
+					var be *ir.BadRequestError
 					switch {
 					case errors.As(err, &ue):
 						fmt.Fprintf(&out, "unsupported: %v\n", err)
@@ -276,15 +277,15 @@ func TestStreamGolden(t *testing.T) {
 
 // compareVisibleUsage checks that the usage a client reads equals the metered
 // usage on every count the client's format can express.
-func compareVisibleUsage(t *testing.T, c Format, metered, seen usage.Usage) {
+func compareVisibleUsage(t *testing.T, c ir.Format, metered, seen usage.Usage) {
 	t.Helper()
 	m := metered
 	switch c {
-	case FormatOpenAI:
+	case ir.FormatOpenAI:
 		m.CacheWrite5m, m.CacheWrite1h = 0, 0
-	case FormatAnthropic:
+	case ir.FormatAnthropic:
 		m.Reasoning = 0
-	case FormatGemini:
+	case ir.FormatGemini:
 		m.CacheWrite5m, m.CacheWrite1h = 0, 0
 	}
 	m.Source, seen.Source = 0, 0

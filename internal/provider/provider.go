@@ -89,44 +89,13 @@ package provider
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"baimo/internal/clock"
+	"baimo/internal/provider/ir"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
-
-// Format is a wire format.
-type Format uint8
-
-// Formats.
-const (
-	FormatUnknown   Format = iota
-	FormatOpenAI           // OpenAI chat completions
-	FormatAnthropic        // Anthropic Messages
-	FormatGemini           // Google Gemini generateContent
-)
-
-var formatNames = [...]string{"unknown", "openai", "anthropic", "gemini"}
-
-// String returns the format's stable name.
-func (f Format) String() string {
-	if int(f) < len(formatNames) {
-		return formatNames[f]
-	}
-	return "unknown"
-}
-
-// ParseFormat returns the Format named s ("openai", "anthropic", "gemini").
-func ParseFormat(s string) (Format, error) {
-	for i, n := range formatNames {
-		if i > 0 && n == s {
-			return Format(i), nil
-		}
-	}
-	return FormatUnknown, fmt.Errorf("provider: unknown format %q", s)
-}
 
 // Request is a client request to translate.
 type Request struct {
@@ -142,19 +111,6 @@ type Request struct {
 	Stream bool
 }
 
-// Upstream is a translated request, ready to send.
-type Upstream struct {
-	Body []byte
-	// Path is relative to the channel's versioned base URL, without a
-	// leading slash: "chat/completions" (base such as
-	// https://api.openai.com/v1), "messages" (https://api.anthropic.com/v1),
-	// "models/{model}:generateContent" or
-	// "models/{model}:streamGenerateContent?alt=sse"
-	// (https://generativelanguage.googleapis.com/v1beta).
-	Path   string
-	Stream bool
-}
-
 // Translator translates one request and its answer between a client format
 // and an upstream format. Call Request first; then either Response (not
 // streaming) or Stream for every upstream event followed by StreamEnd; Error
@@ -163,7 +119,7 @@ type Translator interface {
 	// Request translates the client's request body. A feature the upstream
 	// format lacks yields an *UnsupportedError, a malformed body a
 	// *BadRequestError; both are the client's fault (HTTP 400).
-	Request(r Request) (Upstream, error)
+	Request(r Request) (ir.Upstream, error)
 	// Response translates a non-streaming upstream response body into the
 	// client's format and returns the upstream's usage (Source is
 	// usage.SourceNone when the upstream reported none). An error wraps
@@ -186,59 +142,10 @@ type Translator interface {
 	Error(status int, body []byte) (int, []byte)
 }
 
-// ErrStreamIncomplete says an upstream stream ended without finishing.
-var ErrStreamIncomplete = errors.New("provider: upstream stream ended early")
-
-// ErrStreamFailed says the upstream reported an error in the middle of a
-// stream (the client has been sent the error in its own format).
-var ErrStreamFailed = errors.New("provider: upstream stream failed")
-
-// ErrUpstream says an upstream answer could not be understood.
-var ErrUpstream = errors.New("provider: malformed upstream answer")
-
-// UnsupportedError says a request uses a feature the target format lacks.
-type UnsupportedError struct {
-	Feature string // what cannot be translated, as the client named it
-	To      Format // the upstream format that lacks it
-}
-
-func (e *UnsupportedError) Error() string {
-	if e.To == FormatUnknown {
-		return e.Feature + " is not supported"
-	}
-	return fmt.Sprintf("%s is not supported by this model's %s upstream", e.Feature, e.To)
-}
-
-// HTTPStatus returns 400.
-func (e *UnsupportedError) HTTPStatus() int { return 400 }
-
-// BadRequestError says a client request body is malformed.
-type BadRequestError struct {
-	Msg string
-	Err error // the underlying cause, if any
-}
-
-func (e *BadRequestError) Error() string {
-	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
-	}
-	return e.Msg
-}
-
-// Unwrap returns the cause.
-func (e *BadRequestError) Unwrap() error { return e.Err }
-
-// HTTPStatus returns 400.
-func (e *BadRequestError) HTTPStatus() int { return 400 }
-
-func badRequest(err error, format string, args ...any) error {
-	return &BadRequestError{Msg: fmt.Sprintf(format, args...), Err: err}
-}
-
 // NewTranslator returns a Translator from client to upstream. Same-format
 // pairs are refused: they pass through untranslated. clk stamps OpenAI's
 // "created" field (nil means the wall clock).
-func NewTranslator(client, upstream Format, clk clock.Clock) (Translator, error) {
+func NewTranslator(client, upstream ir.Format, clk clock.Clock) (Translator, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
@@ -247,72 +154,31 @@ func NewTranslator(client, upstream Format, clk clock.Clock) (Translator, error)
 	}
 	t := &translator{client: client, upstream: upstream, clock: clk}
 	switch client {
-	case FormatOpenAI, FormatAnthropic, FormatGemini:
+	case ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini:
 	default:
 		return nil, fmt.Errorf("provider: unknown client format %d", client)
 	}
 	switch upstream {
-	case FormatOpenAI, FormatAnthropic, FormatGemini:
+	case ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini:
 	default:
 		return nil, fmt.Errorf("provider: unknown upstream format %d", upstream)
 	}
 	return t, nil
 }
 
-// ErrorKind classifies an error for rendering in any format.
-type ErrorKind uint8
-
-// Error kinds, with the status each implies.
-const (
-	KindServer         ErrorKind = iota // 500
-	KindInvalidRequest                  // 400
-	KindAuth                            // 401
-	KindPermission                      // 403
-	KindNotFound                        // 404
-	KindTooLarge                        // 413
-	KindRateLimit                       // 429
-	KindOverloaded                      // 503 (Anthropic 529)
-	KindTimeout                         // 504
-)
-
-// KindForStatus returns the error kind an HTTP status implies.
-func KindForStatus(status int) ErrorKind {
-	switch status {
-	case 400, 422:
-		return KindInvalidRequest
-	case 401:
-		return KindAuth
-	case 403:
-		return KindPermission
-	case 404:
-		return KindNotFound
-	case 413:
-		return KindTooLarge
-	case 429:
-		return KindRateLimit
-	case 503, 529:
-		return KindOverloaded
-	case 504:
-		return KindTimeout
-	}
-	if status >= 400 && status < 500 {
-		return KindInvalidRequest
-	}
-	return KindServer
-}
-
 // ErrorBody renders an error in format f: the body to send with status. The
 // HTTP layer uses it for errors of its own (auth, limits, an
 // *UnsupportedError) so every API answers in its own error shape.
-func ErrorBody(f Format, status int, kind ErrorKind, message string) []byte {
-	return encodeError(f, apiError{status: status, kind: kind, message: message})
+func ErrorBody(f ir.Format, status int, kind ir.ErrorKind, message string) []byte {
+	_, b := CodecOf(f).EncodeError(ir.APIError{Status: status, Kind: kind, Message: message})
+	return b
 }
 
 // StreamRequested reports whether an OpenAI or Anthropic request body asks
 // for a stream (its "stream" field). Gemini says so in the method name
 // (streamGenerateContent), so for Gemini it returns false.
-func StreamRequested(f Format, body []byte) bool {
-	if f == FormatGemini {
+func StreamRequested(f ir.Format, body []byte) bool {
+	if f == ir.FormatGemini {
 		return false
 	}
 	var s struct {

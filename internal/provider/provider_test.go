@@ -8,25 +8,26 @@ import (
 	"strings"
 	"testing"
 
+	"baimo/internal/provider/ir"
 	"baimo/internal/sse"
 )
 
 func TestParseFormat(t *testing.T) {
 	for _, f := range formats {
-		got, err := ParseFormat(f.String())
+		got, err := ir.ParseFormat(f.String())
 		if err != nil || got != f {
 			t.Errorf("ParseFormat(%q) = %v, %v", f, got, err)
 		}
 	}
-	if _, err := ParseFormat("unknown"); err == nil {
+	if _, err := ir.ParseFormat("unknown"); err == nil {
 		t.Error("ParseFormat(unknown) succeeded")
 	}
 }
 
 func TestNewTranslatorRefusesSameFormatAndUnknown(t *testing.T) {
-	tests := []struct{ c, u Format }{
-		{FormatOpenAI, FormatOpenAI}, {FormatGemini, FormatGemini},
-		{FormatUnknown, FormatOpenAI}, {FormatOpenAI, Format(9)},
+	tests := []struct{ c, u ir.Format }{
+		{ir.FormatOpenAI, ir.FormatOpenAI}, {ir.FormatGemini, ir.FormatGemini},
+		{ir.FormatUnknown, ir.FormatOpenAI}, {ir.FormatOpenAI, ir.Format(9)},
 	}
 	for _, tt := range tests {
 		if _, err := NewTranslator(tt.c, tt.u, nil); err == nil {
@@ -36,10 +37,10 @@ func TestNewTranslatorRefusesSameFormatAndUnknown(t *testing.T) {
 }
 
 func TestUnsupportedErrorNamesFeatureAndUpstream(t *testing.T) {
-	tr := newTestTranslator(t, FormatAnthropic, FormatOpenAI)
+	tr := newTestTranslator(t, ir.FormatAnthropic, ir.FormatOpenAI)
 	_, err := tr.Request(Request{Body: []byte(`{"model":"m","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"x"}]}`)})
-	var ue *UnsupportedError
-	if !errors.As(err, &ue) || ue.Feature != "top_k" || ue.To != FormatOpenAI || ue.HTTPStatus() != 400 {
+	var ue *ir.UnsupportedError
+	if !errors.As(err, &ue) || ue.Feature != "top_k" || ue.To != ir.FormatOpenAI || ue.HTTPStatus() != 400 {
 		t.Fatalf("got %v", err)
 	}
 	if !strings.Contains(err.Error(), "top_k") || !strings.Contains(err.Error(), "openai") {
@@ -49,12 +50,12 @@ func TestUnsupportedErrorNamesFeatureAndUpstream(t *testing.T) {
 
 func TestBadRequest(t *testing.T) {
 	for _, c := range formats {
-		u := FormatOpenAI
+		u := ir.FormatOpenAI
 		if c == u {
-			u = FormatGemini
+			u = ir.FormatGemini
 		}
 		_, err := newTestTranslator(t, c, u).Request(Request{Body: []byte(`[1,2]`)})
-		var be *BadRequestError
+		var be *ir.BadRequestError
 		if !errors.As(err, &be) || be.HTTPStatus() != 400 {
 			t.Errorf("%v: got %v, want a *BadRequestError", c, err)
 		}
@@ -73,7 +74,7 @@ func readVendor(t *testing.T, path string) []byte {
 // TestStreamIncremental checks that every upstream content event yields
 // client bytes in the same call: nothing waits for the end of the stream.
 func TestStreamIncremental(t *testing.T) {
-	upstreams := map[Format]string{FormatOpenAI: "openai/stream.sse", FormatAnthropic: "anthropic/stream.sse", FormatGemini: "gemini/stream.sse"}
+	upstreams := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse"}
 	for _, pr := range pairs() {
 		c, u := pr[0], pr[1]
 		t.Run(c.String()+"-to-"+u.String(), func(t *testing.T) {
@@ -88,8 +89,8 @@ func TestStreamIncremental(t *testing.T) {
 					break
 				}
 				text := bytes.Contains(ev.Data, []byte(`"text_delta"`)) ||
-					(u == FormatOpenAI && bytes.Contains(ev.Data, []byte(`"content":"Hello"`))) ||
-					(u == FormatGemini && bytes.Contains(ev.Data, []byte(`"AI learns"`)))
+					(u == ir.FormatOpenAI && bytes.Contains(ev.Data, []byte(`"content":"Hello"`))) ||
+					(u == ir.FormatGemini && bytes.Contains(ev.Data, []byte(`"AI learns"`)))
 				out, err := tr.Stream(nil, ev)
 				if err != nil {
 					t.Fatal(err)
@@ -106,13 +107,13 @@ func TestStreamEndedEarly(t *testing.T) {
 	// Everything up to, not including, message_delta.
 	full := readVendor(t, "anthropic/stream.sse")
 	cut := full[:bytes.Index(full, []byte("event: message_delta"))]
-	for _, c := range []Format{FormatOpenAI, FormatGemini} {
-		tr := newTestTranslator(t, c, FormatAnthropic)
+	for _, c := range []ir.Format{ir.FormatOpenAI, ir.FormatGemini} {
+		tr := newTestTranslator(t, c, ir.FormatAnthropic)
 		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "m", Stream: true}); err != nil {
 			t.Fatal(err)
 		}
 		out, serr, eerr := runStream(tr, cut)
-		if serr != nil || !errors.Is(eerr, ErrStreamIncomplete) {
+		if serr != nil || !errors.Is(eerr, ir.ErrStreamIncomplete) {
 			t.Fatalf("%v: stream error %v, end error %v", c, serr, eerr)
 		}
 		if !bytes.Contains(out, []byte(`"error"`)) {
@@ -135,7 +136,7 @@ func TestStreamMalformedUpstream(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := tr.Stream(nil, sse.Event{Name: []byte("message_start"), Data: []byte(`{not json`)})
-		if !errors.Is(err, ErrUpstream) {
+		if !errors.Is(err, ir.ErrUpstream) {
 			t.Errorf("%v-to-%v: err %v, want ErrUpstream", c, u, err)
 		}
 		if !bytes.Contains(out, []byte("malformed upstream stream")) {
@@ -150,8 +151,8 @@ func TestStreamMalformedUpstream(t *testing.T) {
 }
 
 func TestGeminiClientToolArgsLimit(t *testing.T) {
-	tr := newTestTranslator(t, FormatGemini, FormatOpenAI)
-	if _, err := tr.Request(Request{Body: []byte(streamRequests[FormatGemini]), Model: "m", Stream: true}); err != nil {
+	tr := newTestTranslator(t, ir.FormatGemini, ir.FormatOpenAI)
+	if _, err := tr.Request(Request{Body: []byte(streamRequests[ir.FormatGemini]), Model: "m", Stream: true}); err != nil {
 		t.Fatal(err)
 	}
 	start := `{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}`
@@ -163,29 +164,29 @@ func TestGeminiClientToolArgsLimit(t *testing.T) {
 	for i := 0; i < 10 && err == nil; i++ {
 		_, err = tr.Stream(nil, sse.Event{Data: []byte(frag)})
 	}
-	if !errors.Is(err, ErrUpstream) || !strings.Contains(err.Error(), "arguments over") {
+	if !errors.Is(err, ir.ErrUpstream) || !strings.Contains(err.Error(), "arguments over") {
 		t.Errorf("got %v, want the tool argument limit", err)
 	}
 }
 
 func TestErrorBody(t *testing.T) {
 	tests := []struct {
-		f    Format
+		f    ir.Format
 		want string
 	}{
-		{FormatOpenAI, `{"error":{"message":"bad key","type":"authentication_error","param":null,"code":null}}`},
-		{FormatAnthropic, `{"type":"error","error":{"type":"authentication_error","message":"bad key"}}`},
-		{FormatGemini, `{"error":{"code":401,"message":"bad key","status":"UNAUTHENTICATED"}}`},
+		{ir.FormatOpenAI, `{"error":{"message":"bad key","type":"authentication_error","param":null,"code":null}}`},
+		{ir.FormatAnthropic, `{"type":"error","error":{"type":"authentication_error","message":"bad key"}}`},
+		{ir.FormatGemini, `{"error":{"code":401,"message":"bad key","status":"UNAUTHENTICATED"}}`},
 	}
 	for _, tt := range tests {
-		if got := string(ErrorBody(tt.f, 401, KindAuth, "bad key")); got != tt.want {
+		if got := string(ErrorBody(tt.f, 401, ir.KindAuth, "bad key")); got != tt.want {
 			t.Errorf("%v: got %s, want %s", tt.f, got, tt.want)
 		}
 	}
 }
 
 func TestErrorFromUnparseableBody(t *testing.T) {
-	tr := newTestTranslator(t, FormatAnthropic, FormatGemini)
+	tr := newTestTranslator(t, ir.FormatAnthropic, ir.FormatGemini)
 	status, body := tr.Error(502, []byte("<html>bad gateway</html>"))
 	if status != 502 || string(body) != `{"type":"error","error":{"type":"api_error","message":"\u003chtml\u003ebad gateway\u003c/html\u003e"}}` {
 		t.Errorf("got %d %s", status, body)
@@ -199,7 +200,7 @@ func TestClientModelIsEchoed(t *testing.T) {
 		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "upstream-x", ClientModel: "public-y", Stream: true}); err != nil {
 			t.Fatal(err)
 		}
-		in := map[Format]string{FormatOpenAI: "openai/stream.sse", FormatAnthropic: "anthropic/stream.sse", FormatGemini: "gemini/stream.sse"}[u]
+		in := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse"}[u]
 		out, serr, eerr := runStream(tr, readVendor(t, in))
 		if serr != nil || eerr != nil {
 			t.Fatal(serr, eerr)

@@ -86,8 +86,8 @@ func BodyUsage(body []byte) (usage.Usage, bool) {
 
 var usageKey = []byte(`"usage"`)
 
-// Chunk is what the gateway needs to know about one stream chunk.
-type Chunk struct {
+// ChunkInfo is what the gateway needs to know about one stream chunk.
+type ChunkInfo struct {
 	Usage     usage.Usage
 	HasUsage  bool
 	UsageOnly bool   // choices is empty: the extra chunk include_usage adds
@@ -96,8 +96,8 @@ type Chunk struct {
 
 // InspectChunk looks at the data of one stream event. It decodes nothing
 // unless the chunk mentions usage, so the common chunk costs a scan.
-func InspectChunk(data []byte) Chunk {
-	var c Chunk
+func InspectChunk(data []byte) ChunkInfo {
+	var c ChunkInfo
 	if bytes.Contains(data, usageKey) {
 		if s, ok := jsonfield.Find(data, "usage"); ok {
 			c.Usage, c.HasUsage = ParseUsage(data[s.Start:s.End])

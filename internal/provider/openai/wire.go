@@ -1,13 +1,8 @@
-// Package openaiwire holds the wire types of OpenAI's chat completions API
-// that format translation needs, and the normalisation of its usage object
-// across the OpenAI-compatible vendors that extend it.
-//
-// Normalised usage: Input = prompt_tokens (which includes cached tokens);
-// CachedInput = prompt_tokens_details.cached_tokens, or DeepSeek's
-// prompt_cache_hit_tokens, or Kimi's top-level cached_tokens; Output =
-// completion_tokens (which includes reasoning); Reasoning =
-// completion_tokens_details.reasoning_tokens.
-package openaiwire
+// The wire types of OpenAI's chat completions API that format translation
+// needs, and the normalisation of its usage object across the
+// OpenAI-compatible vendors that extend it (see Usage.Normalise).
+
+package openai
 
 import (
 	"encoding/json"
