@@ -32,6 +32,7 @@ import (
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/price"
+	"baimo/internal/provider/ir"
 	"baimo/internal/provider/sim"
 	"baimo/internal/ratelimit"
 	"baimo/internal/route"
@@ -217,7 +218,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
 			Lists: db, Rater: rater,
-			CountPrompt: func(model string, body []byte) int64 { n, _ := gateway.Tokenizer{}.CountPrompt(model, body); return n }},
+			CountPrompt: func(model string, body []byte) int64 {
+				n, _ := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, model, body)
+				return n
+			}},
 	}
 	if replicator != nil {
 		api.RoutingEvents = replicator

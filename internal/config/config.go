@@ -213,6 +213,16 @@ type Limits struct {
 	// call (the key lookup, then the free-tier totals and the hold
 	// together): a database that does not answer is a 503 within it.
 	StoreTimeout Duration `yaml:"store_timeout"`
+	// ClientWriteTimeout bounds each write to a client: one that stops
+	// reading is cut after it (default 30s).
+	ClientWriteTimeout Duration `yaml:"client_write_timeout"`
+	// CommitTimeout bounds how long a finished answer waits for its usage
+	// record and settlement to commit before its final byte is written
+	// (default 10s); past it the answer is cut short, unbilled answers are
+	// never completed.
+	CommitTimeout Duration `yaml:"commit_timeout"`
+	// MaxChoices bounds n (candidateCount) of one request (default 16).
+	MaxChoices int64 `yaml:"max_choices"`
 }
 
 // Usage configures how usage records are written.
@@ -397,6 +407,11 @@ func (c *Config) applyDefaults() {
 	def(&c.Limits.RequestTimeout, 10*time.Minute)
 	def(&c.Limits.ShutdownTimeout, 30*time.Second)
 	def(&c.Limits.StoreTimeout, 2*time.Second)
+	def(&c.Limits.ClientWriteTimeout, 30*time.Second)
+	def(&c.Limits.CommitTimeout, 10*time.Second)
+	if c.Limits.MaxChoices == 0 {
+		c.Limits.MaxChoices = 16
+	}
 	def(&c.Sim.TTFT, 200*time.Millisecond)
 	def(&c.Sim.TPOT, 20*time.Millisecond)
 	if c.Sim.OutputTokens == 0 {
@@ -414,7 +429,8 @@ func (c *Config) applyDefaults() {
 	if c.Usage.BatchSize == 0 {
 		c.Usage.BatchSize = 256
 	}
-	def(&c.Usage.BatchDelay, 5*time.Millisecond)
+	// usage.batch_delay defaults to 0: a batch commits at once and the next
+	// one fills while it does (group commit), since answers wait for it.
 	if c.Usage.AuditEvery == 0 {
 		c.Usage.AuditEvery = 10
 	}

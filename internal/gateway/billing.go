@@ -25,20 +25,27 @@ type Biller interface {
 
 var _ Biller = (*billing.Biller)(nil)
 
-// promptTokens counts the request's prompt once (the hold, the rate limits
-// and the cost policy all need it) and says whether the count is exact.
+// promptTokens counts the request's prompt once (the hold, the rate limits,
+// the cost policy and a record without the vendor's usage all need it) and
+// says whether the count is exact.
 func (g *Gateway) promptTokens(req *request) (int64, bool) {
-	if !req.promptCounted {
-		n, src := g.opt.Counter.CountPrompt(req.model, req.promptBody)
-		req.prompt, req.promptExact, req.promptCounted = n, src != usage.SourceEstimated, true
+	if !req.prompt.counted {
+		n, src := g.opt.Counter.CountPrompt(req.model, g.promptText(req))
+		req.prompt.tokens, req.prompt.exact, req.prompt.counted = n, src != usage.SourceEstimated, true
 	}
-	return req.prompt, req.promptExact
+	return req.prompt.tokens, req.prompt.exact
+}
+
+// promptTokensSource is promptTokens with the source of the count.
+func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
+	n, exact := g.promptTokens(req)
+	return n, source(exact)
 }
 
 // admitBilling admits the request against its tenant's money.
 func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error {
 	br := &billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
-		NoOutput: req.endpoint.Name == Embeddings.Name, MaxOutput: req.maxTokens, Choices: req.choices, Start: req.start,
+		NoOutput: req.endpoint.Name == Embeddings.Name, MaxOutput: req.adm.MaxOutput, Choices: req.adm.Choices, Start: req.start,
 		Prompt: func() (int64, bool) { return g.promptTokens(req) }}
 	for _, ch := range g.byModel[req.model] {
 		br.Upstreams = append(br.Upstreams, ch.Models[req.model])

@@ -3,6 +3,7 @@ package gateway
 import (
 	"unicode/utf8"
 
+	"baimo/internal/provider/ir"
 	"baimo/internal/usage"
 )
 
@@ -11,9 +12,16 @@ import (
 // text runs close to one token per character or below).
 type Estimator struct{}
 
-// CountPrompt estimates the tokens of a request body's text.
-func (Estimator) CountPrompt(_ string, body []byte) (int64, usage.Source) {
-	return estimate(body), usage.SourceEstimated
+// CountPrompt estimates the tokens of a prompt's text.
+func (Estimator) CountPrompt(_ string, p ir.Prompt) (int64, usage.Source) {
+	var n int64
+	for _, m := range p.Messages {
+		n += estimate([]byte(m.Content)) + 4
+	}
+	for _, t := range p.Texts {
+		n += estimate([]byte(t))
+	}
+	return n + p.Tokens, usage.SourceEstimated
 }
 
 // CountText estimates the tokens of generated text.

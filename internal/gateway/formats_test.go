@@ -203,8 +203,8 @@ func streamUsage(t *testing.T, format string, b []byte) (usage.Usage, bool) {
 			if sse.IsDone(ev.Data) {
 				continue
 			}
-			if c := openai.InspectChunk(ev.Data); c.HasUsage {
-				ou, oseen = c.Usage, true
+			if u, ok, _ := openai.ChunkUsage(ev.Data); ok {
+				ou, oseen = u, true
 			}
 		}
 	}
@@ -466,7 +466,7 @@ func TestFormatErrors(t *testing.T) {
 			check: geminiErr(400, "INVALID_ARGUMENT"), contains: "candidateCount"},
 		{name: "openai embeddings to a gemini channel", kind: "gemini", path: "/v1/embeddings",
 			body: `{"model":"m","input":"hi"}`, status: 400, check: openaiErr("invalid_request_error"), contains: "embeddings"},
-		{name: "anthropic client, gemini upstream 429", kind: "gemini", upstream: scripted(429, "application/json", string(mustFixture(t, "gemini/error.json")), 0, nil),
+		{name: "anthropic client, gemini upstream 429", kind: "gemini", upstream: scripted(429, "application/json", `{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}`, 0, nil),
 			path: "/v1/messages", body: `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, status: 429, check: anthropicErr("rate_limit_error")},
 		{name: "gemini client, anthropic upstream 400 passes its message", kind: "anthropic",
 			upstream: scripted(400, "application/json", `{"type":"error","error":{"type":"invalid_request_error","message":"messages: bad role"}}`, 0, nil),
@@ -571,10 +571,10 @@ func TestProbeTarget(t *testing.T) {
 		kind, auth string
 		want       map[string]string
 	}{
-		{"openai", "Bearer sk-1", map[string]string{"Authorization": "Bearer sk-1", "X-Team": "a"}},
+		{"openai", "sk-1", map[string]string{"Authorization": "Bearer sk-1", "X-Team": "a"}},
 		{"openai", "", map[string]string{"Authorization": "", "X-Team": "a"}},
-		{"anthropic", "Bearer sk-ant", map[string]string{"X-Api-Key": "sk-ant", "Anthropic-Version": anthropic.Version, "Authorization": ""}},
-		{"gemini", "Bearer g-1", map[string]string{"X-Goog-Api-Key": "g-1", "Authorization": ""}},
+		{"anthropic", "sk-ant", map[string]string{"X-Api-Key": "sk-ant", "Anthropic-Version": anthropic.Version, "Authorization": ""}},
+		{"gemini", "g-1", map[string]string{"X-Goog-Api-Key": "g-1", "Authorization": ""}},
 	} {
 		ch := gateway.NewChannel(config.Channel{Name: "c", Kind: tc.kind, BaseURL: "http://up/v1", Headers: map[string]string{"X-Team": "a"}})
 		pt := ch.ProbeTarget(tc.auth)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,20 +11,23 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
-	"baimo/internal/jsonfield"
+	"baimo/internal/provider"
 	"baimo/internal/provider/ir"
 	"baimo/internal/route"
 	"baimo/internal/usage"
 )
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, clientBody []byte, writeErr ErrorWriter, log requestLog) {
+// forward tries the plan's channels in turn until one answers, and relays
+// its answer. It returns the error to write when nothing was written.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, log requestLog) *apierr.Error {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
 	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req), Now: req.start,
 		Cost: g.costFunc(req)})
 	if err != nil {
-		g.fail(w, req, apierr.ModelNotFound(req.model), writeErr, log)
-		return
+		e := apierr.ModelNotFound(req.model)
+		g.refuse(req, e, log)
+		return e
 	}
 	var last *apierr.Error
 	for {
@@ -31,24 +35,27 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 		if err != nil {
 			break
 		}
-		req.channel, req.auth = a.Channel.Data.(*Channel), a.Key.Data.(string)
-		upstreamBody, aerr := g.prepareAttempt(req, clientBody)
+		req.channel, req.secret = a.Channel.Data.(*Channel), a.Key.Data.(string)
+		up, aerr := g.prepareAttempt(req)
 		if aerr == nil {
 			aerr = g.checkPrice(req)
 		}
 		if aerr != nil {
 			plan.Done(&a, route.Outcome{Canceled: true})
-			g.fail(w, req, aerr, writeErr, log)
-			return
+			g.refuse(req, aerr, log)
+			return aerr
 		}
-		retry, served := g.attempt(ctx, cancel, w, r, req, &plan, &a, upstreamBody, &last, writeErr, log)
+		retry, served := g.attempt(ctx, cancel, w, r, req, &plan, &a, up, &last, log)
 		if served || !retry || r.Context().Err() != nil {
 			if !served && last != nil {
-				writeErr(w, last)
 				req.rec.Status = last.Status
+				g.finish(req, log)
+				return last
 			}
-			g.finish(req, log)
-			return
+			if !served {
+				g.finish(req, log)
+			}
+			return nil
 		}
 	}
 	if last == nil {
@@ -58,9 +65,49 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 		last.RetryAfter = time.Second
 		req.rec.ErrorClass = usage.ErrUpstream
 	}
-	writeErr(w, last)
 	req.rec.Status = last.Status
 	g.finish(req, log)
+	return last
+}
+
+// prepareAttempt makes the upstream request for the chosen channel: the
+// translator of the pair of formats (a passthrough when they are the same)
+// patches or rewrites the body.
+func (g *Gateway) prepareAttempt(req *request) (ir.Upstream, *apierr.Error) {
+	ch := req.channel
+	upModel := ch.Models[req.model]
+	req.rec.Channel, req.rec.UpstreamModel = ch.Name, upModel
+	tr, err := provider.NewTranslator(req.in.Format, ch.format, g.opt.Clock)
+	if err != nil {
+		return ir.Upstream{}, apierr.Internal(err)
+	}
+	if req.in.Format != ch.format && req.endpoint.Name != Chat.Name && req.endpoint.Name != Messages.Name &&
+		req.endpoint.Name != GenerateContent.Name {
+		return ir.Upstream{}, apierr.BadRequest("model", "The %s endpoint is not supported by this model's %s upstream; use chat completions.",
+			req.endpoint.Name, ch.format)
+	}
+	var limit int64
+	if t := req.ticket; t != nil && t.Lowered {
+		limit = t.Output
+	}
+	// No ClientModel: as in a passthrough, the client sees the upstream's model name.
+	up, err := tr.Request(provider.Request{Body: req.body, Admission: &req.adm, Endpoint: req.endpoint.Name,
+		Model: upModel, Stream: req.stream, Limit: limit})
+	if err != nil {
+		var ue *ir.UnsupportedError
+		var be *ir.BadRequestError
+		switch {
+		case errors.As(err, &ue):
+			e := apierr.BadRequest("", "%s", ue.Error())
+			e.Code = "unsupported_feature"
+			return ir.Upstream{}, e
+		case errors.As(err, &be):
+			return ir.Upstream{}, apierr.BadRequest("", "%s", be.Msg)
+		}
+		return ir.Upstream{}, apierr.Internal(err)
+	}
+	req.tr = tr
+	return up, nil
 }
 
 // costFunc rates a channel for this request with the catalog, for the cost
@@ -72,11 +119,11 @@ func (g *Gateway) costFunc(req *request) route.CostFunc {
 			return 0, false
 		}
 		prompt, _ := g.promptTokens(req)
-		out := req.maxTokens
+		out := req.adm.MaxOutput
 		if out <= 0 || out > tpmOutputEstimate {
 			out = costOutputEstimate
 		}
-		return g.opt.Billing.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out*max(req.choices, 1), req.start)
+		return g.opt.Billing.Cost(req.key.TenantID, req.model, ch.Models[req.model], prompt, out*max(req.adm.Choices, 1), req.start)
 	}
 }
 
@@ -89,24 +136,18 @@ const costOutputEstimate = 256
 // should go on to another channel and whether this attempt served the client.
 // An error for the client, if it is the last word, is left in *last.
 func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, req *request,
-	plan *route.Plan, a *route.Attempt, upstreamBody []byte, last **apierr.Error, writeErr ErrorWriter, log requestLog) (retry, served bool) {
+	plan *route.Plan, a *route.Attempt, up ir.Upstream, last **apierr.Error, log requestLog) (retry, served bool) {
 	ch := req.channel
 	t0 := g.opt.Clock.Now()
-	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+req.path, bytes.NewReader(upstreamBody))
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+up.Path, bytes.NewReader(up.Body))
 	if err != nil {
 		plan.Done(a, route.Outcome{Canceled: true})
 		*last = apierr.Internal(err)
 		return false, false
 	}
 	ureq.Header = ch.header.Clone()
-	if req.format == ir.FormatOpenAI && ch.Kind == "openai" {
-		if req.auth != "" {
-			ureq.Header.Set("Authorization", req.auth)
-		}
-	} else {
-		setUpstreamAuth(ureq.Header, r, req)
-	}
-	ureq.ContentLength = int64(len(upstreamBody))
+	req.tr.SetHeaders(ureq.Header, r.Header, req.secret)
+	ureq.ContentLength = int64(len(up.Body))
 	if req.stream {
 		ureq.Header.Set("Accept", "text/event-stream")
 	}
@@ -121,7 +162,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 			*last = nil
 			return false, false
 		}
-		log.Warn("upstream round trip failed", "channel", ch.Name, "attempt", a.Number, "err", err)
+		log.Warn("upstream round trip failed", "channel", ch.Name, "attempt", a.Number, "err", provider.Scrub(err.Error(), g.secrets(ch)...))
 		d := plan.Done(a, route.Outcome{ConnectErr: class == usage.ErrUpstreamConnect, FirstByteTimeout: class == usage.ErrUpstreamTimeout})
 		*last = aerr
 		return d.Retry, false
@@ -130,23 +171,20 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Status: resp.StatusCode})
 	at := &req.rec.Attempts[len(req.rec.Attempts)-1]
 	if resp.StatusCode != http.StatusOK {
-		aerr, code, ra := g.upstreamError(resp, req, log)
+		aerr, uf := g.upstreamError(resp, req, log)
 		at.Duration = g.opt.Clock.Now().Sub(t0)
 		at.ErrorClass = req.rec.ErrorClass
-		d := plan.Done(a, route.Outcome{Status: resp.StatusCode, ErrorCode: code, RetryAfter: ra})
+		d := plan.Done(a, route.Outcome{Status: resp.StatusCode, ErrorCode: uf.Code, RetryAfter: uf.RetryAfter, Fault: routeFault(uf.Fault)})
 		*last = aerr
 		return d.Retry, false
 	}
 	// From here the answer goes to the client: no more failover.
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
-	switch sse := req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"); {
-	case sse && req.tr == nil && req.format == ir.FormatOpenAI:
-		g.relayStream(w, r, req, resp, req.promptBody, cancel, log)
-	case sse:
-		g.relayFormatStream(w, r, req, resp, cancel, log)
-	default:
-		g.relayBody(w, r, req, resp, req.promptBody, writeErr, log)
+	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		g.relayStream(w, r, req, resp, cancel, log)
+	} else {
+		g.relayBody(w, r, req, resp, log)
 	}
 	at.Duration = g.opt.Clock.Now().Sub(t0)
 	o := route.Outcome{Status: 200, ClientGotBytes: true, TTFT: req.rec.TTFT, Tokens: req.rec.Usage.Total(),
@@ -156,69 +194,57 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		o.PerToken = (at.Duration - req.rec.TTFT) / time.Duration(out-1)
 	}
 	plan.Done(a, o)
-	g.audit(req, req.promptBody)
 	if req.rec.Status >= 400 {
 		at.ErrorClass = req.rec.ErrorClass
 	}
-	return false, req.rec.Status != 0
+	return false, true
 }
 
-// upstreamError maps an upstream error status to the client's error. The
-// upstream's own message is passed on only for faults of the request itself
-// (400, 413, 422), where it helps the client; otherwise it may name the
-// gateway's upstream account, so the client gets the gateway's words. It also
-// returns the vendor's error code and retry-after, for the router.
-func (g *Gateway) upstreamError(resp *http.Response, req *request, log requestLog) (*apierr.Error, string, time.Duration) {
+// secrets are what must never leave the gateway about a channel: its keys
+// and its address.
+func (g *Gateway) secrets(ch *Channel) []string {
+	return append(append(make([]string, 0, len(ch.secrets)+1), ch.secrets...), ch.BaseURL)
+}
+
+// upstreamError reads an upstream's error answer and maps it, with the one
+// mapping (provider.UpstreamError), to the client's error and to what
+// routing learns. The log gets the upstream's body scrubbed of the
+// channel's keys and address.
+func (g *Gateway) upstreamError(resp *http.Response, req *request, log requestLog) (*apierr.Error, provider.UpstreamFault) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	st := resp.StatusCode
-	req.rec.ErrorClass = usage.ErrUpstream
-	log.Warn("upstream error", "channel", req.channel.Name, "status", st, "body", truncate(body, 512))
-	code := ""
-	for _, f := range []string{"code", "type", "status"} { // OpenAI, Anthropic, Gemini
-		if s, ok := jsonfield.Path(body, "error", f); ok {
-			if c, ok := jsonfield.String(body[s.Start:s.End]); ok && c != "" {
-				code = c
-				break
-			}
-		}
-	}
 	ra := time.Duration(0)
 	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
-		ra = time.Duration(n) * time.Second
+		ra = time.Duration(min(n, 3600)) * time.Second
 	}
-	var e *apierr.Error
-	switch {
-	case st == http.StatusTooManyRequests:
-		e = apierr.RateLimited("The upstream model server is rate limiting requests; retry later.", ra)
-	case st == http.StatusBadRequest || st == http.StatusRequestEntityTooLarge || st == http.StatusUnprocessableEntity:
-		msg := "The upstream model server rejected the request."
-		if s, ok := jsonfield.Path(body, "error", "message"); ok {
-			if m, ok := jsonfield.String(body[s.Start:s.End]); ok && m != "" {
-				msg = "Upstream: " + truncate([]byte(m), 1000)
-			}
-		}
-		e = &apierr.Error{Status: st, Type: "invalid_request_error", Code: "upstream_rejected", Message: msg}
+	secrets := g.secrets(req.channel)
+	e, uf := provider.UpstreamError(req.channel.format, resp.StatusCode, body, ra, secrets...)
+	req.rec.ErrorClass = usage.ErrUpstream
+	if uf.Fault == provider.FaultRequest {
 		req.rec.ErrorClass = usage.ErrClient
-	case st >= 500:
-		e = apierr.UpstreamFailed("The upstream model server failed ("+strconv.Itoa(st)+").", nil)
-	default:
-		e = apierr.UpstreamFailed("The upstream model server refused the gateway's request ("+strconv.Itoa(st)+").", nil)
 	}
-	return e, code, ra
+	log.Warn("upstream error", "channel", req.channel.Name, "status", resp.StatusCode, "fault", uf.Fault,
+		"body", provider.Scrub(string(body), secrets...))
+	return e, uf
 }
 
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
+// routeFault is routing's name for an upstream fault.
+func routeFault(f provider.Fault) route.Fault {
+	switch f {
+	case provider.FaultRequest:
+		return route.FaultRequest
+	case provider.FaultKey:
+		return route.FaultKey
+	case provider.FaultRate:
+		return route.FaultRate
 	}
-	return string(b)
+	return route.FaultServer
 }
 
 // audit counts, for one request in AuditEvery, the prompt with the upstream
 // model's exact tokenizer, so the vendor's billed prompt tokens can be
-// compared with baimo's count (GET /admin/audit/vendors). It runs after the
-// answer reached the client.
-func (g *Gateway) audit(req *request, promptBody []byte) {
+// compared with baimo's count (GET /admin/audit/vendors). It runs before the
+// record is committed.
+func (g *Gateway) audit(req *request) {
 	chat := req.endpoint.Name == Chat.Name || req.endpoint.Name == Messages.Name || req.endpoint.Name == GenerateContent.Name
 	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || !chat {
 		return
@@ -226,7 +252,7 @@ func (g *Gateway) audit(req *request, promptBody []byte) {
 	if g.audits.Add(1)%uint64(g.opt.AuditEvery) != 0 {
 		return
 	}
-	if n, src := g.opt.Counter.CountPrompt(req.rec.UpstreamModel, promptBody); src == usage.SourceCounted {
+	if n, src := g.opt.Counter.CountPrompt(req.rec.UpstreamModel, g.promptText(req)); src == usage.SourceCounted {
 		req.rec.CountedInput = n
 	}
 }

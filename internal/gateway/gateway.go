@@ -1,7 +1,11 @@
 // Package gateway is the request path: authenticate → admit → route →
-// forward → meter → record. It forwards bodies and stream events byte for
-// byte, patching only what it must (the model name, asking for usage), and
-// writes one usage record for every request, complete or not.
+// forward → meter → settle. It is blind to wire formats: the client's
+// format reads the body once (ir.Client), a translator (package provider)
+// turns the request and its answer between the client's format and the
+// channel's (passing bytes through where they are the same), and one relay
+// loop meters every stream. Every request, complete or not, ends in one
+// usage record, and a response's final byte is written only after its
+// record and settlement are committed.
 package gateway
 
 import (
@@ -9,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +21,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +29,6 @@ import (
 	"baimo/internal/billing"
 	"baimo/internal/clock"
 	"baimo/internal/config"
-	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
 	"baimo/internal/provider"
 	"baimo/internal/provider/ir"
@@ -37,19 +38,34 @@ import (
 	"baimo/internal/usage"
 )
 
-// Endpoint is an OpenAI-compatible API the gateway serves.
+// Endpoint is an API the gateway serves.
 type Endpoint struct {
-	Name   string // recorded in usage records: "chat", "completions", "embeddings"
-	Path   string // upstream path below the channel's base URL
+	Name   string // ir.EndpointChat, ...: recorded in usage records
 	Stream bool   // whether the endpoint can stream
 }
 
-// The OpenAI-compatible endpoints.
+// The endpoints.
 var (
-	Chat        = Endpoint{Name: "chat", Path: "/chat/completions", Stream: true}
-	Completions = Endpoint{Name: "completions", Path: "/completions", Stream: true}
-	Embeddings  = Endpoint{Name: "embeddings", Path: "/embeddings"}
+	Chat            = Endpoint{Name: ir.EndpointChat, Stream: true}
+	Completions     = Endpoint{Name: ir.EndpointCompletions, Stream: true}
+	Embeddings      = Endpoint{Name: ir.EndpointEmbeddings}
+	Messages        = Endpoint{Name: ir.EndpointMessages, Stream: true}
+	GenerateContent = Endpoint{Name: ir.EndpointGenerate, Stream: true}
 )
+
+// Inbound says which API a request came in on: its wire format and endpoint.
+// For Gemini the model and whether to stream come from the URL
+// (models/{model}:streamGenerateContent); for the other formats from the body.
+type Inbound struct {
+	Format   ir.Format
+	Endpoint Endpoint
+	Model    string // Gemini only
+	Stream   bool   // Gemini only
+}
+
+func (in Inbound) target() ir.Target {
+	return ir.Target{Endpoint: in.Endpoint.Name, Model: in.Model, Stream: in.Stream}
+}
 
 // Channel is one upstream the gateway can send a model's requests to.
 type Channel struct {
@@ -60,30 +76,43 @@ type Channel struct {
 	Priority int
 	Weight   int
 	Limits   route.Limits
+	format   ir.Format
 	header   http.Header // extra headers sent upstream
-	auth     []string    // "Bearer <key>" for each upstream key; "" for none
+	secrets  []string    // each upstream key; "" for none
 }
 
-// NewChannel builds a channel from its configuration.
+// NewChannel builds a channel from its configuration. An Anthropic base URL
+// works with or without its /v1, a Gemini one with or without /v1beta.
 func NewChannel(c config.Channel) *Channel {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	for k, v := range c.Headers {
 		h.Set(k, v)
 	}
-	ch := &Channel{Name: c.Name, Kind: c.Kind, BaseURL: c.BaseURL, Models: c.Models, header: h,
-		Priority: c.Priority, Weight: c.Weight, Limits: c.Limits}
-	for _, k := range c.Keys() {
-		if v := k.Value(); v != "" {
-			ch.auth = append(ch.auth, "Bearer "+v)
-		} else {
-			ch.auth = append(ch.auth, "")
-		}
+	f, err := ir.ParseFormat(c.Kind)
+	if err != nil {
+		f = ir.FormatOpenAI // config checks kinds; an empty one is OpenAI-compatible
 	}
-	if len(ch.auth) == 0 {
-		ch.auth = []string{""}
+	ch := &Channel{Name: c.Name, Kind: c.Kind, BaseURL: provider.VendorOf(f).BaseURL(c.BaseURL), Models: c.Models,
+		header: h, Priority: c.Priority, Weight: c.Weight, Limits: c.Limits, format: f}
+	for _, k := range c.Keys() {
+		ch.secrets = append(ch.secrets, k.Value())
+	}
+	if len(ch.secrets) == 0 {
+		ch.secrets = []string{""}
 	}
 	return ch
+}
+
+// ProbeTarget is the request an active health probe sends for one of the
+// channel's keys (secret, as route.Key.Data holds it): a GET of the vendor's
+// model list, which costs no tokens, with the channel's headers and the key's
+// authentication as a real request would carry them.
+func (c *Channel) ProbeTarget(secret string) route.ProbeTarget {
+	h := c.header.Clone()
+	h.Del("Content-Type")
+	provider.VendorOf(c.format).SetAuth(h, secret)
+	return route.ProbeTarget{URL: c.BaseURL + "/models", Header: h}
 }
 
 // RouteConfig turns the routing configuration and the channels into the
@@ -98,8 +127,8 @@ func RouteConfig(rc config.Routing, chans []*Channel) route.Config {
 			rch.Models = append(rch.Models, pub)
 		}
 		sort.Strings(rch.Models)
-		for i, a := range ch.auth {
-			rch.Keys = append(rch.Keys, route.Key{ID: "k" + strconv.Itoa(i), Data: a})
+		for i, s := range ch.secrets {
+			rch.Keys = append(rch.Keys, route.Key{ID: "k" + strconv.Itoa(i), Data: s})
 		}
 		cfg.Channels = append(cfg.Channels, rch)
 	}
@@ -108,8 +137,8 @@ func RouteConfig(rc config.Routing, chans []*Channel) route.Config {
 
 // TokenCounter counts tokens when the upstream did not report them.
 type TokenCounter interface {
-	// CountPrompt counts the prompt of a request body.
-	CountPrompt(model string, body []byte) (int64, usage.Source)
+	// CountPrompt counts a request's prompt.
+	CountPrompt(model string, p ir.Prompt) (int64, usage.Source)
 	// CountText counts generated text.
 	CountText(model string, text []byte) (int64, usage.Source)
 }
@@ -141,7 +170,7 @@ type Options struct {
 	AuditEvery int
 }
 
-// Gateway serves the OpenAI-compatible API.
+// Gateway serves the client APIs.
 type Gateway struct {
 	opt      Options
 	client   *http.Client
@@ -252,18 +281,10 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 }
 
-// Authenticate finds the key a request presents (Authorization: Bearer or
-// x-api-key).
-func (g *Gateway) Authenticate(r *http.Request) (*keys.Key, *apierr.Error) {
-	secret := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			secret = strings.TrimSpace(h[7:])
-		}
-	} else {
-		secret = r.Header.Get("X-Api-Key")
-	}
-	return g.AuthenticateSecret(r.Context(), secret)
+// Authenticate finds the key a client of format f presents, where its API
+// puts it.
+func (g *Gateway) Authenticate(r *http.Request, f ir.Format) (*keys.Key, *apierr.Error) {
+	return g.AuthenticateSecret(r.Context(), provider.ClientOf(f).Secret(r))
 }
 
 // AuthenticateSecret checks a presented secret.
@@ -292,35 +313,42 @@ func (g *Gateway) AuthenticateSecret(ctx context.Context, secret string) (*keys.
 type request struct {
 	id       string
 	key      *keys.Key
+	in       Inbound
 	endpoint Endpoint
+	adm      ir.Admission // what the gateway read from the body
 	model    string
 	stream   bool
-	// clientUsage is whether the client asked for the usage chunk itself.
-	clientUsage bool
-	channel     *Channel
-	auth        string // the upstream key's Authorization value
-	rec         usage.Record
-	start       time.Time
-	maxTokens   int64 // max_tokens or max_completion_tokens; 0 when not set
-	choices     int64 // n (candidateCount); 0 when not set
-	// maxTokensField and choicesField name the fields that set maxTokens
-	// and choices, for errors about them.
-	maxTokensField, choicesField string
-	lease                        ratelimit.Lease
-	leased                       bool
-	// ticket is the request's claim on its tenant's money (billing.Admit).
-	ticket *billing.Ticket
-	// prompt is the prompt's token count, once promptCounted.
-	prompt                     int64
-	promptExact, promptCounted bool
-	// format is the client's wire format; tr translates to the channel's
-	// when it differs (nil when bytes pass through); path is the upstream
-	// path below the channel's base URL; promptBody is the request as an
-	// OpenAI body, for counting its prompt.
-	format     ir.Format
-	tr         provider.Translator
-	path       string
-	promptBody []byte
+	prompt   struct {
+		text           ir.Prompt
+		read           bool
+		tokens         int64
+		exact, counted bool
+	}
+	body    []byte
+	rec     usage.Record
+	start   time.Time
+	lease   ratelimit.Lease
+	leased  bool
+	ticket  *billing.Ticket // the request's claim on its tenant's money
+	channel *Channel
+	secret  string // the upstream key's secret
+	tr      provider.Translator
+}
+
+// maxTokensParam and choicesParam name the fields that set the output limit
+// and the number of choices, for errors about them.
+func (r *request) maxTokensParam() string {
+	if r.adm.MaxOutputField == "" {
+		return "max_tokens"
+	}
+	return r.adm.MaxOutputField
+}
+
+func (r *request) choicesParam() string {
+	if r.adm.ChoicesField == "" {
+		return "n"
+	}
+	return r.adm.ChoicesField
 }
 
 var validRequestID = func(s string) bool {
@@ -337,63 +365,38 @@ var validRequestID = func(s string) bool {
 }
 
 // RequestID returns the id of a request: the client's X-Request-Id, when it
-// is usable, followed by a random suffix, or a new id. The suffix matters for
+// is usable, followed by 96 random bits, or a new id. The suffix matters for
 // money: holds, settlements and usage records are keyed by this id, so a
 // client that sent the same X-Request-Id twice must still get two requests,
 // each billed, never one bill for both.
 func RequestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); validRequestID(id) && len(id) <= 100 {
-		var b [4]byte
+		var b [12]byte
 		_, _ = rand.Read(b[:])
 		return id + "." + hex.EncodeToString(b[:])
 	}
 	return keys.NewID("req_")
 }
 
-func (r *request) maxTokensParam() string {
-	if r.maxTokensField == "" {
-		return "max_tokens"
-	}
-	return r.maxTokensField
-}
-
-func (r *request) choicesParam() string {
-	if r.choicesField == "" {
-		return "n"
-	}
-	return r.choicesField
-}
-
-// ErrorWriter writes an error in the format of the API a request came in on.
-type ErrorWriter func(w http.ResponseWriter, e *apierr.Error)
-
-// ServeOpenAI handles one request to an OpenAI-compatible endpoint, writing
-// the response (or the error, with writeErr) and submitting its usage record.
-func (g *Gateway) ServeOpenAI(w http.ResponseWriter, r *http.Request, ep Endpoint, writeErr ErrorWriter) {
-	g.Serve(w, r, Inbound{Format: ir.FormatOpenAI, Endpoint: ep}, writeErr)
-}
-
-// Serve handles one request that came in on the API in, writing the response
-// in that API's format (errors with writeErr) and submitting its usage
-// record. The channel's kind decides whether the body passes through or is
-// translated.
-func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writeErr ErrorWriter) {
+// Serve handles one request that came in on the API in, writing the answer
+// in that API's format and submitting its usage record. When nothing was
+// written it returns the error for the caller to write in the inbound
+// format (provider.ErrorBody). The channel's kind decides whether the body
+// passes through or is translated.
+func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *apierr.Error {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	ep := in.Endpoint
-	req := &request{endpoint: ep, start: g.opt.Clock.Now(), id: RequestID(r), format: in.Format}
+	req := &request{in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), id: RequestID(r)}
 	w.Header().Set("X-Request-Id", req.id)
-	req.rec = usage.Record{RequestID: req.id, Endpoint: ep.Name, Start: req.start}
+	req.rec = usage.Record{RequestID: req.id, Endpoint: in.Endpoint.Name, Start: req.start}
 	log := requestLog{g.opt.Log, req.id}
 
 	if g.closing.Load() {
-		writeErr(w, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil))
-		return
+		return apierr.Unavailable("The gateway is shutting down; retry on another node.", nil)
 	}
-	k, aerr := g.AuthenticateFormat(r, in.Format)
+	k, aerr := g.Authenticate(r, in.Format)
 	if aerr != nil {
-		writeErr(w, aerr)
-		return // no key, no record: unauthenticated traffic is only counted in metrics
+		return aerr // no key, no record: unauthenticated traffic is only counted in metrics
 	}
 	req.key = k
 	req.rec.KeyID, req.rec.TenantID = k.ID, k.TenantID
@@ -403,29 +406,74 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound, writ
 	defer g.putBuf(buf)
 	body, aerr := g.readBody(w, r, buf)
 	if aerr == nil {
-		aerr = g.admitFormat(req, body, in)
+		req.body = body
+		aerr = g.admit(req)
 	}
-	if aerr != nil {
-		g.fail(w, req, aerr, writeErr, log)
-		return
-	}
-	if g.limited {
-		if aerr := g.acquire(w, r, req); aerr != nil {
+	if aerr == nil && g.limited {
+		if aerr = g.acquire(w, r, req); aerr != nil {
 			req.rec.ErrorClass = usage.ErrRateLimited
-			g.fail(w, req, aerr, writeErr, log)
-			return
 		}
 	}
-	// The store's answers before the upstream call (the free tier's
-	// totals, the hold) are waited for at most limits.store_timeout: a
-	// database that is away is a quick 503.
-	sctx, cancel := g.storeContext(r.Context())
-	defer cancel()
-	if aerr := g.admitBilling(sctx, req); aerr != nil {
-		g.fail(w, req, aerr, writeErr, log)
-		return
+	if aerr == nil {
+		// The store's answers before the upstream call (the free tier's
+		// totals, the hold) are waited for at most limits.store_timeout: a
+		// database that is away is a quick 503.
+		sctx, cancel := g.storeContext(r.Context())
+		aerr = g.admitBilling(sctx, req)
+		cancel()
 	}
-	g.forward(w, r, req, body, writeErr, log)
+	if aerr != nil {
+		g.refuse(req, aerr, log)
+		return aerr
+	}
+	return g.forward(w, r, req, log)
+}
+
+// admit reads the body the way the client's format says (the one reading of
+// it) and checks the key's right to the model.
+func (g *Gateway) admit(req *request) *apierr.Error {
+	a, err := provider.ClientOf(req.in.Format).Admit(req.in.target(), req.body)
+	if err != nil {
+		return admitError(err)
+	}
+	req.adm, req.model, req.stream = a, a.Model, a.Stream
+	req.rec.Model, req.rec.Stream = a.Model, a.Stream
+	if req.stream && !req.endpoint.Stream {
+		return apierr.BadRequest("stream", "This endpoint does not stream.")
+	}
+	return g.admitModel(req, a.Model)
+}
+
+// admitError is the client's error for a body its format refused.
+func admitError(err error) *apierr.Error {
+	var fe *ir.FieldError
+	if errors.As(err, &fe) {
+		return apierr.BadRequest(fe.Param, "%s", fe.Message)
+	}
+	if errors.Is(err, ir.ErrInvalidJSON) {
+		return apierr.InvalidJSON(err)
+	}
+	return apierr.BadRequest("", "The request body must be a JSON object.")
+}
+
+// admitModel checks that the model is served and the key may use it.
+func (g *Gateway) admitModel(req *request, m string) *apierr.Error {
+	req.model, req.rec.Model = m, m
+	if len(g.byModel[m]) == 0 {
+		return apierr.ModelNotFound(m)
+	}
+	if !req.key.Allows(m) {
+		return apierr.ModelNotAllowed(m)
+	}
+	return nil
+}
+
+// promptText is the request's prompt, read from its body once.
+func (g *Gateway) promptText(req *request) ir.Prompt {
+	if !req.prompt.read {
+		req.prompt.text, req.prompt.read = provider.ClientOf(req.in.Format).Prompt(req.in.target(), req.body), true
+	}
+	return req.prompt.text
 }
 
 // storeContext bounds ctx by limits.store_timeout, if set.
@@ -446,14 +494,14 @@ const tpmOutputEstimate = 4096
 // tpmOutputEstimate, times its choices).
 func (g *Gateway) reservation(req *request) int64 {
 	prompt, _ := g.promptTokens(req)
-	out := req.maxTokens
+	out := req.adm.MaxOutput
 	if out <= 0 || out > tpmOutputEstimate {
 		out = tpmOutputEstimate
 	}
 	if req.endpoint.Name == Embeddings.Name {
 		out = 0
 	}
-	return prompt + out*max(req.choices, 1)
+	return prompt + out*max(req.adm.Choices, 1)
 }
 
 // acquire checks the rate limits of the key, its tenant and the key's use of
@@ -524,127 +572,9 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	return buf.Bytes(), nil
 }
 
-// admit checks the request's fields and the key's right to the model.
-func (g *Gateway) admit(req *request, body []byte) *apierr.Error {
-	if !json.Valid(body) {
-		return apierr.InvalidJSON(nil)
-	}
-	var model, stream, messages, prompt, input jsonfield.Span
-	var hasModel, hasStream, hasMessages, hasPrompt, hasInput bool
-	var streamOpts jsonfield.Span
-	var hasStreamOpts bool
-	err := jsonfield.Each(body, func(k []byte, v jsonfield.Span) bool {
-		switch string(k) {
-		case "model":
-			model, hasModel = v, true
-		case "stream":
-			stream, hasStream = v, true
-		case "stream_options":
-			streamOpts, hasStreamOpts = v, true
-		case "messages":
-			messages, hasMessages = v, true
-		case "prompt":
-			prompt, hasPrompt = v, true
-		case "input":
-			input, hasInput = v, true
-		case "max_tokens", "max_completion_tokens", "max_output_tokens":
-			if n, ok := jsonfield.Int(body[v.Start:v.End]); ok && n > req.maxTokens {
-				req.maxTokens, req.maxTokensField = n, string(k)
-			}
-		case "n", "best_of": // best_of answers are generated (and billed) server-side
-			if n, ok := jsonfield.Int(body[v.Start:v.End]); ok && n > req.choices {
-				req.choices, req.choicesField = n, string(k)
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return apierr.BadRequest("", "The request body must be a JSON object.")
-	}
-	if !hasModel {
-		return apierr.BadRequest("model", "You must provide a model parameter.")
-	}
-	m, ok := jsonfield.String(body[model.Start:model.End])
-	if !ok || m == "" {
-		return apierr.BadRequest("model", "The model parameter must be a non-empty string.")
-	}
-	req.model, req.rec.Model = m, m // recorded even if a later check refuses the request
-	if hasStream {
-		v := body[stream.Start:stream.End]
-		s, ok := jsonfield.Bool(v)
-		if !ok && !jsonfield.IsNull(v) {
-			return apierr.BadRequest("stream", "The stream parameter must be a boolean.")
-		}
-		if s && !req.endpoint.Stream {
-			return apierr.BadRequest("stream", "This endpoint does not stream.")
-		}
-		req.stream = s
-	}
-	req.rec.Stream = req.stream
-	if hasStreamOpts && req.stream {
-		if s, ok := jsonfield.Path(body[streamOpts.Start:streamOpts.End], "include_usage"); ok {
-			req.clientUsage, _ = jsonfield.Bool(body[streamOpts.Start+s.Start : streamOpts.Start+s.End])
-		}
-	}
-	switch req.endpoint.Name {
-	case Chat.Name:
-		if !hasMessages || len(body) == 0 || body[messages.Start] != '[' {
-			return apierr.BadRequest("messages", "The messages parameter must be an array of messages.")
-		}
-		n := 0
-		_ = jsonfield.EachElement(body[messages.Start:messages.End], func(jsonfield.Span) bool { n++; return true })
-		if n == 0 {
-			return apierr.BadRequest("messages", "The messages array must not be empty.")
-		}
-	case Completions.Name:
-		if !hasPrompt {
-			return apierr.BadRequest("prompt", "You must provide a prompt parameter.")
-		}
-		_ = prompt
-	case Embeddings.Name:
-		if !hasInput || jsonfield.IsNull(body[input.Start:input.End]) {
-			return apierr.BadRequest("input", "You must provide an input parameter.")
-		}
-	}
-	return g.admitModel(req, m)
-}
-
-var includeUsage = []byte(`{"include_usage":true}`)
-
-// prepare patches the body for the upstream: its model name, and a request
-// for usage in streams.
-func (g *Gateway) prepare(req *request, body []byte) ([]byte, *apierr.Error) {
-	ch := req.channel
-	up := ch.Models[req.model]
-	req.rec.Channel, req.rec.UpstreamModel = ch.Name, up
-	out := body
-	var err error
-	if up != req.model {
-		out, err = jsonfield.Set(out, "model", strconv.AppendQuote(nil, up))
-		if err != nil {
-			return nil, apierr.Internal(err)
-		}
-	}
-	if req.stream && !req.clientUsage {
-		if s, ok := jsonfield.Find(out, "stream_options"); ok && out[s.Start] == '{' {
-			inner, err := jsonfield.Set(out[s.Start:s.End], "include_usage", []byte("true"))
-			if err != nil {
-				return nil, apierr.BadRequest("stream_options", "stream_options must be an object.")
-			}
-			out = jsonfield.Replace(out, s, inner)
-		} else {
-			out, err = jsonfield.Set(out, "stream_options", includeUsage)
-			if err != nil {
-				return nil, apierr.Internal(err)
-			}
-		}
-	}
-	return out, nil
-}
-
-// fail writes an error before anything was sent upstream and records it.
-func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, writeErr ErrorWriter, log requestLog) {
-	writeErr(w, e)
+// refuse records a request refused before any upstream was called (or by
+// all of them) with the error the client gets.
+func (g *Gateway) refuse(req *request, e *apierr.Error, log requestLog) {
 	req.rec.Status = e.Status
 	req.rec.Complete = false
 	switch {
@@ -663,7 +593,10 @@ func (g *Gateway) fail(w http.ResponseWriter, req *request, e *apierr.Error, wri
 	g.finish(req, log)
 }
 
-func (g *Gateway) finish(req *request, log requestLog) {
+// finish ends a request: it releases what admission reserved and submits the
+// usage record, returning a channel closed once the record and its
+// settlement are committed (nil if it could not be submitted).
+func (g *Gateway) finish(req *request, log requestLog) <-chan struct{} {
 	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
 	if req.leased {
 		// Settle the token reservation with what was used. A background
@@ -678,9 +611,12 @@ func (g *Gateway) finish(req *request, log requestLog) {
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
 	}
-	if _, err := g.opt.Billing.Finish(req.ticket, req.rec); err != nil {
+	done, err := g.opt.Billing.Finish(req.ticket, req.rec)
+	if err != nil {
 		log.Error("usage record not submitted", "err", err)
+		return nil
 	}
+	return done
 }
 
 // requestLog logs with the request id, building the attribute only when a

@@ -494,7 +494,7 @@ func TestRequestIDHonoured(t *testing.T) {
 	}
 	resp.Body.Close()
 	got := resp.Header.Get("X-Request-Id")
-	if !strings.HasPrefix(got, "my-trace-42.") || len(got) != len("my-trace-42.")+8 {
+	if !strings.HasPrefix(got, "my-trace-42.") || len(got) != len("my-trace-42.")+24 {
 		t.Errorf("X-Request-Id = %q, want the client's id with a unique suffix", got)
 	}
 	// The same X-Request-Id again is a second request with its own record.

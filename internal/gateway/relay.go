@@ -11,14 +11,18 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
-	"baimo/internal/jsonfield"
+	"baimo/internal/provider"
 	"baimo/internal/provider/ir"
-	"baimo/internal/provider/openai"
-	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
 
-func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, writeErr ErrorWriter, log requestLog) {
+// The answer's last bytes wait for its record and settlement to commit
+// (billing.Finish): a client that holds a complete answer was billed for it,
+// whatever happens to the process after. A client never gets more output
+// than the request's hold covers: a stream that goes past it is cut.
+
+// relayBody relays a whole (not streamed) answer.
+func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, log requestLog) {
 	buf := g.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer g.putBuf(buf)
@@ -35,113 +39,167 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 		req.rec.ErrorClass = class
 		if aerr == nil {
 			req.rec.Status = 499
-			return
+		} else {
+			req.rec.Status = aerr.Status
+			g.writeError(w, req, aerr)
 		}
-		writeErr(w, aerr)
-		req.rec.Status = aerr.Status
+		g.finish(req, log)
 		return
 	}
-	body := buf.Bytes()
 	req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
-	contentType := resp.Header.Get("Content-Type")
-	var u usage.Usage
-	ok := false
-	switch {
-	case req.tr != nil:
-		out, tu, err := req.tr.Response(body)
-		if err != nil {
-			log.Warn("upstream answer not translated", "channel", req.channel.Name, "err", err)
-			aerr := apierr.UpstreamFailed("The upstream model server's answer could not be understood.", err)
-			writeErr(w, aerr)
-			req.rec.Status, req.rec.ErrorClass = aerr.Status, usage.ErrUpstream
-			return
-		}
-		body, u, ok, contentType = out, tu, tu.Source != usage.SourceNone, "application/json"
-	case req.format == ir.FormatOpenAI:
-		u, ok = openai.BodyUsage(body)
-	default:
-		u, ok = nativeBodyUsage(req.format, body)
-	}
-	if ok {
-		req.rec.Usage = u
-	} else {
-		req.rec.Usage = g.countBody(req, promptBody, body)
-	}
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	req.rec.Status = http.StatusOK
-	if _, err := w.Write(body); err != nil {
-		req.rec.ErrorClass = usage.ErrClientDisconnect
+	out, u, err := req.tr.Response(buf.Bytes())
+	if err != nil {
+		log.Warn("upstream answer not translated", "channel", req.channel.Name, "err", err)
+		aerr := apierr.UpstreamFailed("The upstream model server's answer could not be understood.", err)
+		req.rec.Status, req.rec.ErrorClass = aerr.Status, usage.ErrUpstream
+		g.writeError(w, req, aerr)
+		g.finish(req, log)
 		return
 	}
-	req.rec.Complete = true
+	if u.Source == usage.SourceNone {
+		u = g.countUsage(req, req.tr.BodyText(nil, buf.Bytes()))
+	}
+	req.rec.Usage = u
+	req.rec.Status, req.rec.Complete = http.StatusOK, true
+	g.audit(req)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	g.setLimitHeader(h, req)
+	committed := g.waitCommit(g.finish(req, log), log)
+	if !committed {
+		// Unbilled answers are never delivered: the client gets a clear
+		// error instead (the record is still queued and will be written).
+		h.Del("Content-Length")
+		g.writeError(w, req, apierr.Unavailable("The gateway could not record this request in time; it was not delivered.", nil))
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(g.opt.Limits.ClientWriteTimeout.D()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
 }
 
-// countBody counts usage when a non-stream response carries none.
-func (g *Gateway) countBody(req *request, promptBody, body []byte) usage.Usage {
+// countUsage counts what an upstream that reported no usage consumed: the
+// prompt as sent and the text it generated.
+func (g *Gateway) countUsage(req *request, text []byte) usage.Usage {
 	var u usage.Usage
-	var src usage.Source
-	u.Input, src = g.opt.Counter.CountPrompt(req.model, promptBody)
-	var text []byte
-	if req.format != ir.FormatOpenAI {
-		text = responseText(req.format, body)
-	} else if s, ok := jsonfield.Find(body, "choices"); ok {
-		_ = jsonfield.EachElement(body[s.Start:s.End], func(v jsonfield.Span) bool {
-			choice := body[s.Start+v.Start : s.Start+v.End]
-			if c, ok := jsonfield.Path(choice, "message", "content"); ok {
-				if str, ok := jsonfield.String(choice[c.Start:c.End]); ok {
-					text = append(text, str...)
-				}
-			} else if c, ok := jsonfield.Find(choice, "text"); ok {
-				if str, ok := jsonfield.String(choice[c.Start:c.End]); ok {
-					text = append(text, str...)
-				}
-			}
-			return true
-		})
-	}
-	var src2 usage.Source
-	u.Output, src2 = g.opt.Counter.CountText(req.model, text)
-	u.Source = max(src, src2)
+	var s1, s2 usage.Source
+	u.Input, s1 = g.promptTokensSource(req)
+	u.Output, s2 = g.opt.Counter.CountText(req.model, text)
+	u.Source = max(s1, s2)
 	return u
 }
 
-// maxCountedText bounds the delivered text kept per stream for counting when
-// the upstream reports no usage.
-const maxCountedText = 1 << 20
+// setLimitHeader tells the client that its output limit was lowered to what
+// its balance pays for.
+func (g *Gateway) setLimitHeader(h http.Header, req *request) {
+	if t := req.ticket; t != nil && t.Lowered {
+		h.Set("X-Baimo-Output-Limit", strconv.FormatInt(t.Output, 10))
+	}
+}
 
-var doneEvent = []byte("data: [DONE]\n\n")
+// waitCommit waits for a record's commit, up to the commit timeout.
+func (g *Gateway) waitCommit(done <-chan struct{}, log requestLog) bool {
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := g.opt.Clock.NewTimer(g.opt.Limits.CommitTimeout.D())
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C():
+		log.Error("usage record not committed within the commit timeout: the answer's final byte is withheld",
+			"timeout", g.opt.Limits.CommitTimeout.D())
+		return false
+	}
+}
 
-// beginStream sends the stream's headers and arms the idle timer, which
-// cancels the upstream when no event arrives within the stream idle timeout
-// (reset it with timer.Reset(idle) on every event; idleFired says it fired).
-func (g *Gateway) beginStream(w http.ResponseWriter, req *request, cancel context.CancelFunc) (fl http.Flusher, timer *time.Timer, idle time.Duration, idleFired *atomic.Bool) {
+// writeError writes e before anything else was written.
+func (g *Gateway) writeError(w http.ResponseWriter, req *request, e *apierr.Error) {
+	status, body := provider.ErrorBody(req.in.Format, e)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// outputGuard cuts a stream that goes past the output its hold covers
+// (limit tokens, 0 for none): a misbehaving upstream must not hand a
+// prepaid tenant an answer it cannot pay for. Bytes bound tokens from
+// above, so the text is counted only once it is longer than the limit in
+// bytes, and again each time it grows by a sixteenth of the limit.
+type outputGuard struct {
+	limit      int64
+	countedLen int
+	tokens     int64
+}
+
+// over reports whether text, the answer's text so far, is past the limit.
+func (o *outputGuard) over(g *Gateway, req *request, text []byte) bool {
+	if o.limit <= 0 || int64(len(text)) <= o.limit {
+		return false
+	}
+	if o.countedLen > 0 && len(text)-o.countedLen < max(256, int(o.limit/16)) {
+		return false
+	}
+	n, src := g.opt.Counter.CountText(req.model, text)
+	o.countedLen, o.tokens = len(text), n
+	if src == usage.SourceEstimated { // an estimate is held to its error margin
+		n -= n / 5
+	}
+	return n > o.limit
+}
+
+// streamLimit is the output a stream may deliver: the hold's output per
+// answer times the answers asked for.
+func streamLimit(req *request) int64 {
+	if req.ticket == nil || req.ticket.Output <= 0 {
+		return 0
+	}
+	return req.ticket.Output * max(req.adm.Choices, 1)
+}
+
+// relayStream relays a stream, translated or passed through, and meters it:
+// the one relay loop. Events are written as they come and flushed when no
+// more of the upstream's bytes are already here; what follows the
+// upstream's end of answer (its closing events) is held until the record is
+// committed.
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, cancel context.CancelFunc, log requestLog) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	g.setLimitHeader(h, req)
 	w.WriteHeader(http.StatusOK)
 	req.rec.Status = http.StatusOK
-	fl, _ = w.(http.Flusher)
-	idle = g.opt.Limits.StreamIdleTimeout.D()
-	idleFired = new(atomic.Bool)
-	timer = time.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
-	return fl, timer, idle, idleFired
-}
-
-func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, promptBody []byte, cancel context.CancelFunc, log requestLog) {
-	fl, timer, idle, idleFired := g.beginStream(w, req, cancel)
+	rc := http.NewResponseController(w)
+	writeTimeout := g.opt.Limits.ClientWriteTimeout.D()
+	idle := g.opt.Limits.StreamIdleTimeout.D()
+	var idleFired atomic.Bool
+	timer := g.opt.Clock.AfterFunc(idle, func() { idleFired.Store(true); cancel() })
 	defer timer.Stop()
 
+	tr, meter := req.tr, req.tr.Meter()
 	rd := g.sseReader(resp.Body)
 	defer g.readers.Put(rd)
-	var text []byte
-	var vendor usage.Usage
-	haveUsage, done, first := false, false, true
-	chunks := int64(0)
-	var readErr error
+	guard := outputGuard{limit: streamLimit(req)}
+	var out, held []byte
+	var readErr, trErr error
+	first, gone, cut := true, false, false
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(writeTimeout))
+		return rc.Flush() == nil
+	}
 	for {
 		ev, err := rd.Next()
 		if err != nil {
@@ -155,74 +213,92 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 			req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
 			first = false
 		}
-		forward := true
-		if sse.IsDone(ev.Data) {
-			done = true
-		} else if len(ev.Data) > 0 {
-			c := openai.InspectChunk(ev.Data)
-			if c.HasUsage {
-				vendor, haveUsage = c.Usage, true
-				if c.UsageOnly && !req.clientUsage {
-					forward = false
-				}
-			}
-			if len(c.Content) > 0 {
-				chunks++
-				if len(text) < maxCountedText {
-					text = openai.AppendUnescaped(text, c.Content)
-				}
-			}
+		out, trErr = tr.Stream(out[:0], ev)
+		if guard.over(g, req, meter.Text()) {
+			cut = true
+			cancel()
+			break
 		}
-		if forward {
-			if _, err := w.Write(ev.Raw); err != nil {
-				req.rec.ErrorClass = usage.ErrClientDisconnect
+		if meter.Done() || trErr != nil {
+			held = append(held, out...)
+		} else if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				gone = true
 				break
 			}
-			// Hold the flush while more of the upstream's bytes are already here.
-			if fl != nil && rd.Buffered() == 0 {
-				fl.Flush()
+			if rd.Buffered() == 0 && !flush() {
+				gone = true
+				break
 			}
 		}
-		if done {
+		if trErr != nil {
 			break
 		}
 	}
-	if fl != nil {
-		fl.Flush()
-	}
+
+	// Decide how the stream ended and what closes it for the client.
+	complete := false
+	var endErr error
 	switch {
-	case req.rec.ErrorClass == usage.ErrClientDisconnect || r.Context().Err() != nil:
+	case gone || r.Context().Err() != nil:
 		req.rec.ErrorClass = usage.ErrClientDisconnect
-	case idleFired.Load():
-		req.rec.ErrorClass = usage.ErrUpstreamTimeout
-	case readErr != nil || (!done && !haveUsage):
-		req.rec.ErrorClass = usage.ErrStreamBroken
-	}
-	if req.rec.ErrorClass == usage.ErrNone {
-		req.rec.Complete = true
-		if !done {
-			// The upstream closed without [DONE] after sending its usage:
-			// end the stream properly for the client.
-			_, _ = w.Write(doneEvent)
+	case cut:
+		req.rec.ErrorClass = usage.ErrOutputLimit
+		held = provider.StreamError(req.in.Format, held, http.StatusBadGateway,
+			"The answer reached the output this request's hold covers ("+strconv.FormatInt(guard.limit, 10)+" tokens); it was cut.")
+	case trErr != nil:
+		req.rec.ErrorClass = usage.ErrUpstream
+	default:
+		held, endErr = tr.StreamEnd(held)
+		switch {
+		case idleFired.Load():
+			req.rec.ErrorClass = usage.ErrUpstreamTimeout
+		case errors.Is(endErr, ir.ErrStreamFailed):
+			req.rec.ErrorClass = usage.ErrUpstream
+		case readErr != nil || endErr != nil:
+			req.rec.ErrorClass = usage.ErrStreamBroken
+		default:
+			complete = true
 		}
-	} else if req.rec.ErrorClass != usage.ErrClientDisconnect {
-		log.Warn("stream ended early", "channel", req.channel.Name, "class", req.rec.ErrorClass, "err", readErr)
-		_, _ = w.Write(sse.AppendData(nil, "", []byte(`{"error":{"message":"The upstream stream ended before it was complete.","type":"api_error","param":null,"code":"stream_broken"}}`)))
 	}
-	if fl != nil {
-		fl.Flush()
+	if !complete && req.rec.ErrorClass != usage.ErrClientDisconnect {
+		log.Warn("stream ended early", "channel", req.channel.Name, "class", req.rec.ErrorClass, "err", readErr, "translate", trErr)
 	}
-	if haveUsage {
-		req.rec.Usage = vendor
+	req.rec.Complete = complete
+	req.rec.Usage = g.streamUsage(req, complete, cut, guard)
+	g.audit(req)
+	committed := g.waitCommit(g.finish(req, log), log)
+	if req.rec.ErrorClass == usage.ErrClientDisconnect || !committed || len(held) == 0 {
 		return
 	}
-	var u usage.Usage
-	var s1, s2 usage.Source
-	u.Input, s1 = g.opt.Counter.CountPrompt(req.model, promptBody)
-	u.Output, s2 = g.opt.Counter.CountText(req.model, text)
-	if u.Output < chunks && s2 == usage.SourceEstimated {
-		u.Output = chunks // each streamed delta carries at least one token
+	_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(writeTimeout))
+	if _, err := w.Write(held); err == nil {
+		_ = rc.Flush()
 	}
-	u.Source = max(s1, s2)
-	req.rec.Usage = u
+}
+
+// streamUsage is what a stream consumed: the vendor's report when the
+// stream completed; else what was delivered, counted, keeping the vendor's
+// figures where they are larger (Anthropic reports the input side at the
+// start of a stream). A stream cut at its output limit is billed at most
+// that limit.
+func (g *Gateway) streamUsage(req *request, complete, cut bool, guard outputGuard) usage.Usage {
+	vendor, haveUsage := req.tr.StreamUsage()
+	if haveUsage && complete {
+		return vendor
+	}
+	u := g.countUsage(req, req.tr.Meter().Text())
+	if haveUsage {
+		if vendor.Input > 0 {
+			u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h = vendor.Input, vendor.CachedInput, vendor.CacheWrite5m, vendor.CacheWrite1h
+		}
+		if vendor.Output > u.Output && !cut {
+			u.Output, u.Reasoning = vendor.Output, vendor.Reasoning
+		}
+	}
+	if cut {
+		u.Output = min(u.Output, guard.limit)
+		u.Reasoning = min(u.Reasoning, u.Output)
+	}
+	return u
 }

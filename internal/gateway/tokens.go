@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"encoding/json"
-	"strings"
-
-	"baimo/internal/jsonfield"
+	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 	"baimo/internal/tokenize"
 	"baimo/internal/usage"
 )
@@ -24,90 +22,29 @@ func source(exact bool) usage.Source {
 	return usage.SourceEstimated
 }
 
-// wireMessage is the part of an OpenAI chat message that a chat template
-// frames.
-type wireMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       string          `json:"name"`
-	ToolCalls  json.RawMessage `json:"tool_calls"`
-	ToolCallID string          `json:"tool_call_id"`
-}
-
-// text returns the text of a content value: a string, or the text parts of
-// an array of parts.
-func text(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] == 'n' {
-		return ""
-	}
-	if raw[0] == '"' {
-		s, _ := jsonfield.String(raw)
-		return s
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(raw, &parts) != nil {
-		return string(raw)
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		b.WriteString(p.Text)
-	}
-	return b.String()
-}
-
-// CountPrompt counts the prompt of an OpenAI-style request body: chat
-// messages with the vendor's framing, a completions prompt, or embedding
-// input. Tool definitions and tool calls are counted as their JSON text
-// (an approximation: vendors render them into their own templates).
-func (Tokenizer) CountPrompt(model string, body []byte) (int64, usage.Source) {
-	if s, ok := jsonfield.Find(body, "messages"); ok {
-		var wm []wireMessage
-		if err := json.Unmarshal(body[s.Start:s.End], &wm); err == nil {
-			msgs := make([]tokenize.Message, 0, len(wm)+1)
-			for _, m := range wm {
-				c := text(m.Content)
-				if len(m.ToolCalls) > 0 && string(m.ToolCalls) != "null" {
-					c += string(m.ToolCalls)
-				}
-				msgs = append(msgs, tokenize.Message{Role: m.Role, Content: c, Name: m.Name})
-			}
-			if t, ok := jsonfield.Find(body, "tools"); ok && !jsonfield.IsNull(body[t.Start:t.End]) {
-				msgs = append(msgs, tokenize.Message{Role: "system", Content: string(body[t.Start:t.End])})
-			}
-			n, exact := tokenize.CountMessages(model, msgs)
-			return int64(n), source(exact)
-		}
-	}
-	c, exact := tokenize.ForModel(model)
+// CountPrompt counts a prompt: chat messages with the vendor's framing (tool
+// definitions and tool calls are counted as their JSON text, an
+// approximation: vendors render them into their own templates), and plain
+// texts with the model's tokenizer; token ids are counted as they are.
+func (Tokenizer) CountPrompt(model string, p ir.Prompt) (int64, usage.Source) {
 	var total int64
-	for _, field := range []string{"prompt", "input"} {
-		s, ok := jsonfield.Find(body, field)
-		if !ok {
-			continue
+	exact := true
+	if len(p.Messages) > 0 {
+		msgs := make([]tokenize.Message, len(p.Messages))
+		for i, m := range p.Messages {
+			msgs[i] = tokenize.Message{Role: m.Role, Content: m.Content, Name: m.Name}
 		}
-		v := body[s.Start:s.End]
-		if v[0] == '"' {
-			str, _ := jsonfield.String(v)
-			total += int64(c.Count(str))
-			continue
-		}
-		var list []string
-		if json.Unmarshal(v, &list) == nil {
-			for _, str := range list {
-				total += int64(c.Count(str))
-			}
-			continue
-		}
-		// Token id arrays are already tokens.
-		var ids []json.RawMessage
-		if json.Unmarshal(v, &ids) == nil {
-			total += int64(len(ids))
+		n, ok := tokenize.CountMessages(model, msgs)
+		total, exact = int64(n), ok
+	}
+	if len(p.Texts) > 0 {
+		c, ok := tokenize.ForModel(model)
+		exact = exact && ok
+		for _, t := range p.Texts {
+			total += int64(c.Count(t))
 		}
 	}
-	return total, source(exact)
+	return total + p.Tokens, source(exact)
 }
 
 // CountText counts generated text that the upstream did not report (a stream
@@ -130,4 +67,10 @@ func Preload(models []string) {
 			}
 		}
 	}()
+}
+
+// CountBody counts the prompt of a request body of format f (for token
+// counting and price quotes outside the request path).
+func (t Tokenizer) CountBody(f ir.Format, model string, body []byte) (int64, usage.Source) {
+	return t.CountPrompt(model, provider.ClientOf(f).Prompt(ir.Target{Endpoint: ir.EndpointChat}, body))
 }

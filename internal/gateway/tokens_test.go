@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"baimo/internal/provider/ir"
 	"baimo/internal/usage"
 )
 
@@ -37,7 +38,7 @@ func TestTokenizerMatchesRecordedUsage(t *testing.T) {
 			msgs = append(msgs, msg{m.Role, m.Content, m.Name})
 		}
 		body, _ := json.Marshal(map[string]any{"model": c.Model, "messages": msgs})
-		n, src := Tokenizer{}.CountPrompt(c.Model, body)
+		n, src := Tokenizer{}.CountBody(ir.FormatOpenAI, c.Model, body)
 		if src != usage.SourceCounted {
 			continue
 		}
@@ -60,10 +61,11 @@ func TestTokenizerShapes(t *testing.T) {
 		{"content parts", "gpt-4o", `{"messages":[{"role":"user","content":[{"type":"text","text":"Who won the World Cup in 2022?"}]}]}`, 17, usage.SourceCounted},
 		{"embedding strings", "text-embedding-3-small", `{"input":["hello world","hello"]}`, 3, usage.SourceCounted},
 		{"embedding token ids", "text-embedding-3-small", `{"input":[1,2,3,4]}`, 4, usage.SourceCounted},
+		{"embedding batches of token ids", "text-embedding-3-small", `{"input":[[1,2,3],[4,5]]}`, 5, usage.SourceCounted},
 		{"estimated model", "glm-4.5", `{"messages":[{"role":"user","content":"你好"}]}`, -1, usage.SourceEstimated},
 	}
 	for _, tt := range tests {
-		n, src := Tokenizer{}.CountPrompt(tt.model, []byte(tt.body))
+		n, src := Tokenizer{}.CountBody(ir.FormatOpenAI, tt.model, []byte(tt.body))
 		if src != tt.src || (tt.want >= 0 && n != tt.want) || n <= 0 {
 			t.Errorf("%s: %d %v, want %d %v", tt.name, n, src, tt.want, tt.src)
 		}

@@ -23,16 +23,22 @@ func (s *Server) gemini(w http.ResponseWriter, r *http.Request) {
 	in := gateway.Inbound{Format: ir.FormatGemini, Endpoint: gateway.GenerateContent, Model: rest[:i]}
 	switch rest[i+1:] {
 	case "generateContent":
-		s.GW.Serve(w, r, in, WriteGeminiError)
+		if e := s.GW.Serve(w, r, in); e != nil {
+			WriteGeminiError(w, e)
+		}
 	case "streamGenerateContent":
 		if alt := r.URL.Query().Get("alt"); alt != "sse" {
 			WriteGeminiError(w, apierr.BadRequest("alt", "streamGenerateContent is served as server-sent events only: add ?alt=sse."))
 			return
 		}
 		in.Stream = true
-		s.GW.Serve(w, r, in, WriteGeminiError)
+		if e := s.GW.Serve(w, r, in); e != nil {
+			WriteGeminiError(w, e)
+		}
 	case "countTokens":
-		s.GW.ServeCountTokens(w, r, in, WriteGeminiError)
+		if e := s.GW.ServeCountTokens(w, r, in); e != nil {
+			WriteGeminiError(w, e)
+		}
 	default:
 		WriteGeminiError(w, apierr.NotFound("Method "+rest[i+1:]+" is not served; use generateContent, streamGenerateContent or countTokens."))
 	}
@@ -40,6 +46,4 @@ func (s *Server) gemini(w http.ResponseWriter, r *http.Request) {
 
 // WriteGeminiError writes e in Google's error shape:
 // {"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}.
-func WriteGeminiError(w http.ResponseWriter, e *apierr.Error) {
-	writeFormatError(w, ir.FormatGemini, e)
-}
+func WriteGeminiError(w http.ResponseWriter, e *apierr.Error) { writeError(w, ir.FormatGemini, e) }

@@ -18,6 +18,8 @@ import (
 	"baimo/internal/clock"
 	"baimo/internal/gateway"
 	"baimo/internal/keys"
+	"baimo/internal/provider"
+	"baimo/internal/provider/ir"
 	"baimo/internal/usage"
 )
 
@@ -60,16 +62,9 @@ type Console interface {
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	writeErr := WriteOpenAIError
-	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		s.GW.ServeOpenAI(w, r, gateway.Chat, writeErr)
-	})
-	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) {
-		s.GW.ServeOpenAI(w, r, gateway.Completions, writeErr)
-	})
-	mux.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
-		s.GW.ServeOpenAI(w, r, gateway.Embeddings, writeErr)
-	})
+	mux.HandleFunc("POST /v1/chat/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Chat}))
+	mux.HandleFunc("POST /v1/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Completions}))
+	mux.HandleFunc("POST /v1/embeddings", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Embeddings}))
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countMessageTokens)
 	mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)
@@ -132,26 +127,31 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// WriteOpenAIError writes e in OpenAI's error shape.
-func WriteOpenAIError(w http.ResponseWriter, e *apierr.Error) {
-	type body struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
+// serve serves the requests of one inbound API, writing an error the
+// gateway returns in that API's format.
+func (s *Server) serve(in gateway.Inbound) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if e := s.GW.Serve(w, r, in); e != nil {
+			writeError(w, in.Format, e)
+		}
 	}
-	b := body{Message: e.Message, Type: e.Type}
-	if e.Param != "" {
-		b.Param = &e.Param
-	}
-	if e.Code != "" {
-		b.Code = &e.Code
-	}
+}
+
+// writeError writes e in format f's error shape (provider.ErrorBody, the one
+// writer of client errors), with Retry-After when e has one.
+func writeError(w http.ResponseWriter, f ir.Format, e *apierr.Error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
-	writeJSON(w, e.Status, map[string]any{"error": b})
+	status, b := provider.ErrorBody(f, e)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }
+
+// WriteOpenAIError writes e in OpenAI's error shape.
+func WriteOpenAIError(w http.ResponseWriter, e *apierr.Error) { writeError(w, ir.FormatOpenAI, e) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
@@ -165,7 +165,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.Authenticate(r)
+	k, aerr := s.GW.Authenticate(r, ir.FormatOpenAI)
 	if aerr != nil {
 		WriteOpenAIError(w, aerr)
 		return
@@ -186,7 +186,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.Authenticate(r)
+	k, aerr := s.GW.Authenticate(r, ir.FormatOpenAI)
 	if aerr != nil {
 		WriteOpenAIError(w, aerr)
 		return

@@ -142,7 +142,7 @@ func parseAnthropicPage(r *http.Request) (anthropicPage, *apierr.Error) {
 
 // listAnthropicModels serves an Anthropic client's GET /v1/models.
 func (s *Server) listAnthropicModels(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.Authenticate(r)
+	k, aerr := s.GW.Authenticate(r, ir.FormatAnthropic)
 	if aerr != nil {
 		WriteAnthropicError(w, aerr)
 		return
@@ -185,7 +185,7 @@ func pageModels(ids []string, p anthropicPage) (page []string, hasMore bool) {
 
 // getAnthropicModel serves an Anthropic client's GET /v1/models/{model_id}.
 func (s *Server) getAnthropicModel(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.Authenticate(r)
+	k, aerr := s.GW.Authenticate(r, ir.FormatAnthropic)
 	if aerr != nil {
 		WriteAnthropicError(w, aerr)
 		return
@@ -265,7 +265,7 @@ func decodeGeminiToken(tok string) (after string, ok bool) {
 
 // listGeminiModels serves GET /v1beta/models.
 func (s *Server) listGeminiModels(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.AuthenticateFormat(r, ir.FormatGemini)
+	k, aerr := s.GW.Authenticate(r, ir.FormatGemini)
 	if aerr != nil {
 		WriteGeminiError(w, aerr)
 		return
@@ -288,7 +288,7 @@ func (s *Server) listGeminiModels(w http.ResponseWriter, r *http.Request) {
 
 // getGeminiModel serves GET /v1beta/models/{model}.
 func (s *Server) getGeminiModel(w http.ResponseWriter, r *http.Request) {
-	k, aerr := s.GW.AuthenticateFormat(r, ir.FormatGemini)
+	k, aerr := s.GW.Authenticate(r, ir.FormatGemini)
 	if aerr != nil {
 		WriteGeminiError(w, aerr)
 		return

@@ -7,6 +7,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/gateway"
+	"baimo/internal/provider/ir"
 	"baimo/internal/tokenize"
 	"baimo/internal/usage"
 )
@@ -23,7 +24,7 @@ type TokenizeRequest struct {
 }
 
 func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
-	if _, aerr := s.GW.Authenticate(r); aerr != nil {
+	if _, aerr := s.GW.Authenticate(r, ir.FormatOpenAI); aerr != nil {
 		WriteOpenAIError(w, aerr)
 		return
 	}
@@ -45,7 +46,7 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{"object": "tokenize", "model": q.Model, "tokenizer": c.Name(), "exact": exact}
 	switch {
 	case len(q.Messages) > 0:
-		n, src := gateway.Tokenizer{}.CountPrompt(q.Model, body)
+		n, src := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, q.Model, body)
 		resp["count"], resp["exact"] = n, src == usage.SourceCounted
 		resp["framing"] = "chat template"
 	case len(q.Input) > 0:

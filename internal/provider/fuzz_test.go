@@ -2,6 +2,7 @@ package provider
 
 import (
 	"baimo/internal/provider/ir"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,7 +18,7 @@ func fuzzStream(f *testing.F, u ir.Format, seeds ...string) {
 		f.Add(readVendorF(f, s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		for _, c := range formats {
+		for _, c := range allFormats {
 			if c == u {
 				continue
 			}
@@ -69,7 +70,10 @@ func FuzzRequest(f *testing.F) {
 			}
 			_, _ = tr.Request(Request{Body: in, Model: "m"})
 			_, _, _ = tr.Response(in)
-			_, _ = tr.Error(500, in)
+			e, _ := UpstreamError(pr[1], 500, in, 0)
+			if _, b := ErrorBody(pr[0], e); !json.Valid(b) {
+				t.Fatalf("error body is not JSON: %s", b)
+			}
 		}
 	})
 }

@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/tra
 
 const testdataDir = "../../testdata"
 
-var formats = []ir.Format{ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini}
+var allFormats = []ir.Format{ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini}
 
 // vendorDirs lists, per upstream format, the fixture directories whose
 // responses and streams that format's decoder reads.
@@ -53,8 +53,8 @@ func newTestTranslator(t *testing.T, client, upstream ir.Format) Translator {
 
 func pairs() [][2]ir.Format {
 	var out [][2]ir.Format
-	for _, c := range formats {
-		for _, u := range formats {
+	for _, c := range allFormats {
+		for _, u := range allFormats {
 			if c != u {
 				out = append(out, [2]ir.Format{c, u})
 			}
@@ -153,7 +153,7 @@ func TestRequestGolden(t *testing.T) {
 					if !json.Valid(up.Body) {
 						t.Fatalf("output is not JSON: %s", up.Body)
 					}
-					fmt.Fprintf(&out, "path: %s\nstream: %v\n%s\n", up.Path, up.Stream, pretty(up.Body))
+					fmt.Fprintf(&out, "path: %s\nstream: %v\n%s\n", up.Path, s.Stream, pretty(up.Body))
 				}
 				checkGolden(t, filepath.Join(pairDir(c, u), "request-"+name+".golden"), out.Bytes())
 			})
@@ -166,6 +166,9 @@ func TestResponseGolden(t *testing.T) {
 		c, u := pr[0], pr[1]
 		for _, dir := range vendorDirs[u] {
 			for _, in := range files(t, filepath.Join(testdataDir, "vendors", dir), ".json") {
+				if strings.HasPrefix(caseName(in), "error") {
+					continue // TestErrorGolden
+				}
 				name := dir + "-" + caseName(in)
 				t.Run(c.String()+"-to-"+u.String()+"/"+name, func(t *testing.T) {
 					body, err := os.ReadFile(in)
@@ -177,21 +180,46 @@ func TestResponseGolden(t *testing.T) {
 						t.Fatal(err)
 					}
 					var out bytes.Buffer
-					if strings.HasPrefix(caseName(in), "error") {
-						status, eb := tr.Error(errorStatus(dir), body)
-						fmt.Fprintf(&out, "status: %d\n%s\n", status, pretty(eb))
-					} else {
-						rb, us, err := tr.Response(body)
-						if err != nil {
-							t.Fatal(err)
-						}
-						fmt.Fprintf(&out, "%s\n%s", pretty(rb), usageLine(us))
-						if cu, ok := clientResponseUsage(c, rb); ok {
-							compareVisibleUsage(t, c, us, cu)
-						}
+					rb, us, err := tr.Response(body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintf(&out, "%s\n%s", pretty(rb), usageLine(us))
+					if cu, ok := clientResponseUsage(c, rb); ok {
+						compareVisibleUsage(t, c, us, cu)
 					}
 					checkGolden(t, filepath.Join(pairDir(c, u), "response-"+name+".golden"), out.Bytes())
 				})
+			}
+		}
+	}
+}
+
+// TestErrorGolden runs every recorded upstream error answer through the
+// live mapping (UpstreamError, then ErrorBody in the client's format), for
+// every pair of formats, the same one included: what a client sees, and
+// what routing learns.
+func TestErrorGolden(t *testing.T) {
+	for _, c := range allFormats {
+		for _, u := range allFormats {
+			for _, dir := range vendorDirs[u] {
+				for _, in := range files(t, filepath.Join(testdataDir, "vendors", dir), ".json") {
+					if !strings.HasPrefix(caseName(in), "error") {
+						continue
+					}
+					name := dir + "-" + caseName(in)
+					t.Run(c.String()+"-to-"+u.String()+"/"+name, func(t *testing.T) {
+						body, err := os.ReadFile(in)
+						if err != nil {
+							t.Fatal(err)
+						}
+						e, uf := UpstreamError(u, errorStatus(dir), body, 3*time.Second)
+						status, eb := ErrorBody(c, e)
+						var out bytes.Buffer
+						fmt.Fprintf(&out, "status: %d\nretry-after: %s\nfault: %s\ncode: %s\n%s\n", status, e.RetryAfter, uf.Fault, uf.Code, pretty(eb))
+						checkGolden(t, filepath.Join(pairDir(c, u), "error-"+name+".golden"), out.Bytes())
+					})
+				}
 			}
 		}
 	}

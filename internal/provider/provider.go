@@ -88,18 +88,20 @@
 package provider
 
 import (
-	"encoding/json"
-	"fmt"
-
-	"baimo/internal/clock"
 	"baimo/internal/provider/ir"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
+	"net/http"
 )
 
 // Request is a client request to translate.
 type Request struct {
 	Body []byte // the client's request body
+	// Admission is what the gateway read from Body (the model, stream,
+	// whether the client asked for usage); nil for a bare translation.
+	Admission *ir.Admission
+	// Endpoint is the endpoint the client called (ir.EndpointChat, ...).
+	Endpoint string
 	// Model is the model name to send upstream.
 	Model string
 	// ClientModel, if set, is the model name written into responses for the
@@ -109,80 +111,44 @@ type Request struct {
 	// field for OpenAI and Anthropic, the method (streamGenerateContent) for
 	// Gemini. It is authoritative; the body's field is not consulted.
 	Stream bool
+	// Limit, when positive, is the output limit per answer to send
+	// upstream: one the client did not set (the gateway lowered it to what
+	// the tenant's balance pays for).
+	Limit int64
 }
 
-// Translator translates one request and its answer between a client format
-// and an upstream format. Call Request first; then either Response (not
-// streaming) or Stream for every upstream event followed by StreamEnd; Error
-// for an upstream error answer.
+// Translator serves one request for a pair of formats (the same or not).
+// Call Request first; then either Response (not streaming) or Stream for
+// every upstream event followed by StreamEnd. Usage comes from the
+// upstream's meter, read with the one parser of its format.
 type Translator interface {
-	// Request translates the client's request body. A feature the upstream
-	// format lacks yields an *UnsupportedError, a malformed body a
-	// *BadRequestError; both are the client's fault (HTTP 400).
+	// Request makes the upstream request. A feature the upstream format
+	// lacks yields an *ir.UnsupportedError, a malformed body an
+	// *ir.BadRequestError; both are the client's fault (HTTP 400).
 	Request(r Request) (ir.Upstream, error)
-	// Response translates a non-streaming upstream response body into the
-	// client's format and returns the upstream's usage (Source is
-	// usage.SourceNone when the upstream reported none). An error wraps
-	// ErrUpstream.
+	// Response turns a whole upstream answer into the client's and returns
+	// the upstream's usage (Source usage.SourceNone when it reported none).
+	// An error wraps ir.ErrUpstream.
 	Response(body []byte) ([]byte, usage.Usage, error)
-	// Stream translates one upstream event, appending zero or more client
-	// events (in wire form) to dst. On error dst may still hold bytes to
-	// write: an error event in the client's format; the stream is then over.
+	// Stream turns one upstream event into zero or more client events,
+	// appended to dst. On error
+	// the bytes returned may still hold an error event in the client's
+	// format; the stream is then over.
 	Stream(dst []byte, ev sse.Event) ([]byte, error)
 	// StreamEnd is called when the upstream stream ends. It appends the
 	// client's closing events. If the upstream ended before finishing, it
-	// appends an error event and returns ErrStreamIncomplete; if the upstream
-	// sent an error event, it returns ErrStreamFailed.
+	// appends an error event and returns ir.ErrStreamIncomplete; if the
+	// upstream sent an error event, it returns ir.ErrStreamFailed.
 	StreamEnd(dst []byte) ([]byte, error)
-	// StreamUsage returns the usage reported so far in the stream, and
-	// whether any was.
+	// StreamUsage returns the usage the upstream reported so far in the
+	// stream, and whether it reported any.
 	StreamUsage() (usage.Usage, bool)
-	// Error translates an upstream error answer into the client's error body
-	// and the status to return.
-	Error(status int, body []byte) (int, []byte)
-}
-
-// NewTranslator returns a Translator from client to upstream. Same-format
-// pairs are refused: they pass through untranslated. clk stamps OpenAI's
-// "created" field (nil means the wall clock).
-func NewTranslator(client, upstream ir.Format, clk clock.Clock) (Translator, error) {
-	if clk == nil {
-		clk = clock.Real{}
-	}
-	if client == upstream {
-		return nil, fmt.Errorf("provider: %s to %s needs no translation", client, upstream)
-	}
-	t := &translator{client: client, upstream: upstream, clock: clk}
-	switch client {
-	case ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini:
-	default:
-		return nil, fmt.Errorf("provider: unknown client format %d", client)
-	}
-	switch upstream {
-	case ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini:
-	default:
-		return nil, fmt.Errorf("provider: unknown upstream format %d", upstream)
-	}
-	return t, nil
-}
-
-// ErrorBody renders an error in format f: the body to send with status. The
-// HTTP layer uses it for errors of its own (auth, limits, an
-// *UnsupportedError) so every API answers in its own error shape.
-func ErrorBody(f ir.Format, status int, kind ir.ErrorKind, message string) []byte {
-	_, b := CodecOf(f).EncodeError(ir.APIError{Status: status, Kind: kind, Message: message})
-	return b
-}
-
-// StreamRequested reports whether an OpenAI or Anthropic request body asks
-// for a stream (its "stream" field). Gemini says so in the method name
-// (streamGenerateContent), so for Gemini it returns false.
-func StreamRequested(f ir.Format, body []byte) bool {
-	if f == ir.FormatGemini {
-		return false
-	}
-	var s struct {
-		Stream bool `json:"stream"`
-	}
-	return json.Unmarshal(body, &s) == nil && s.Stream
+	// Meter is the upstream stream's meter: its text and where it ends.
+	Meter() ir.Meter
+	// BodyText appends the generated text of a whole upstream answer.
+	BodyText(dst, body []byte) []byte
+	// SetHeaders sets the upstream request's authentication with the key
+	// secret, and the client's headers the upstream's format passes on to a
+	// same-format upstream.
+	SetHeaders(dst, client http.Header, secret string)
 }

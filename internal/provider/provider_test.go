@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"baimo/internal/apierr"
 	"baimo/internal/provider/ir"
 	"baimo/internal/sse"
 )
 
 func TestParseFormat(t *testing.T) {
-	for _, f := range formats {
+	for _, f := range allFormats {
 		got, err := ir.ParseFormat(f.String())
 		if err != nil || got != f {
 			t.Errorf("ParseFormat(%q) = %v, %v", f, got, err)
@@ -24,14 +25,16 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-func TestNewTranslatorRefusesSameFormatAndUnknown(t *testing.T) {
-	tests := []struct{ c, u ir.Format }{
-		{ir.FormatOpenAI, ir.FormatOpenAI}, {ir.FormatGemini, ir.FormatGemini},
-		{ir.FormatUnknown, ir.FormatOpenAI}, {ir.FormatOpenAI, ir.Format(9)},
-	}
+func TestNewTranslatorRefusesUnknown(t *testing.T) {
+	tests := []struct{ c, u ir.Format }{{ir.FormatUnknown, ir.FormatOpenAI}, {ir.FormatOpenAI, ir.Format(9)}}
 	for _, tt := range tests {
 		if _, err := NewTranslator(tt.c, tt.u, nil); err == nil {
 			t.Errorf("NewTranslator(%v, %v) succeeded", tt.c, tt.u)
+		}
+	}
+	for _, f := range allFormats {
+		if _, err := NewTranslator(f, f, nil); err != nil {
+			t.Errorf("NewTranslator(%v, %v): %v", f, f, err)
 		}
 	}
 }
@@ -49,7 +52,7 @@ func TestUnsupportedErrorNamesFeatureAndUpstream(t *testing.T) {
 }
 
 func TestBadRequest(t *testing.T) {
-	for _, c := range formats {
+	for _, c := range allFormats {
 		u := ir.FormatOpenAI
 		if c == u {
 			u = ir.FormatGemini
@@ -174,22 +177,22 @@ func TestErrorBody(t *testing.T) {
 		f    ir.Format
 		want string
 	}{
-		{ir.FormatOpenAI, `{"error":{"message":"bad key","type":"authentication_error","param":null,"code":null}}`},
+		{ir.FormatOpenAI, `{"error":{"message":"bad key","type":"authentication_error","param":null,"code":"invalid_api_key"}}`},
 		{ir.FormatAnthropic, `{"type":"error","error":{"type":"authentication_error","message":"bad key"}}`},
 		{ir.FormatGemini, `{"error":{"code":401,"message":"bad key","status":"UNAUTHENTICATED"}}`},
 	}
 	for _, tt := range tests {
-		if got := string(ErrorBody(tt.f, 401, ir.KindAuth, "bad key")); got != tt.want {
+		if st, got := ErrorBody(tt.f, apierr.Unauthorized("bad key")); st != 401 || string(got) != tt.want {
 			t.Errorf("%v: got %s, want %s", tt.f, got, tt.want)
 		}
 	}
 }
 
 func TestErrorFromUnparseableBody(t *testing.T) {
-	tr := newTestTranslator(t, ir.FormatAnthropic, ir.FormatGemini)
-	status, body := tr.Error(502, []byte("<html>bad gateway</html>"))
-	if status != 502 || string(body) != `{"type":"error","error":{"type":"api_error","message":"\u003chtml\u003ebad gateway\u003c/html\u003e"}}` {
-		t.Errorf("got %d %s", status, body)
+	e, uf := UpstreamError(ir.FormatGemini, 502, []byte("<html>bad gateway</html>"), 0)
+	status, body := ErrorBody(ir.FormatAnthropic, e)
+	if status != 502 || uf.Fault != FaultServer || string(body) != `{"type":"error","error":{"type":"api_error","message":"The upstream model server failed (502)."}}` {
+		t.Errorf("got %d %s (%v)", status, body, uf)
 	}
 }
 

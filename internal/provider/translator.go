@@ -3,6 +3,8 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"baimo/internal/clock"
 	"baimo/internal/provider/anthropic"
@@ -13,13 +15,144 @@ import (
 	"baimo/internal/usage"
 )
 
+// formats are the three wire formats' sides, by ir.Format.
+var formats = [...]struct {
+	codec  ir.Codec
+	client ir.Client
+	vendor ir.Vendor
+}{
+	ir.FormatOpenAI:    {openai.Codec, openai.Client, openai.Vendor},
+	ir.FormatAnthropic: {anthropic.Codec, anthropic.Client, anthropic.Vendor},
+	ir.FormatGemini:    {gemini.Codec, gemini.Client, gemini.Vendor},
+}
+
+func known(f ir.Format) bool { return f > ir.FormatUnknown && int(f) < len(formats) }
+
+// CodecOf returns format f's codec (nil for an unknown format).
+func CodecOf(f ir.Format) ir.Codec {
+	if !known(f) {
+		return nil
+	}
+	return formats[f].codec
+}
+
+// ClientOf returns format f as clients call the gateway in it (nil for an
+// unknown format).
+func ClientOf(f ir.Format) ir.Client {
+	if !known(f) {
+		return nil
+	}
+	return formats[f].client
+}
+
+// VendorOf returns format f as the gateway calls upstreams in it (nil for
+// an unknown format).
+func VendorOf(f ir.Format) ir.Vendor {
+	if !known(f) {
+		return nil
+	}
+	return formats[f].vendor
+}
+
+// NewTranslator returns the Translator of one request from a client of one
+// format to an upstream of another, or of the same (which passes bodies and
+// events through, patched only where it must). clk stamps OpenAI's
+// "created" field (nil means the wall clock).
+func NewTranslator(client, upstream ir.Format, clk clock.Clock) (Translator, error) {
+	if !known(client) {
+		return nil, fmt.Errorf("provider: unknown client format %d", client)
+	}
+	if !known(upstream) {
+		return nil, fmt.Errorf("provider: unknown upstream format %d", upstream)
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	v := formats[upstream].vendor
+	if client == upstream {
+		return &passthrough{vendor: v, codec: formats[client].codec, clock: clk}, nil
+	}
+	return &translator{client: client, upstream: upstream, clock: clk, vendor: v}, nil
+}
+
+// passthrough serves a client of the upstream's own format: the body is
+// patched (model, usage in streams, an output limit) and everything the
+// upstream sends is passed on byte for byte, metered on the way.
+type passthrough struct {
+	vendor ir.Vendor
+	codec  ir.Codec
+	clock  clock.Clock
+	meter  ir.Meter
+}
+
+var _ Translator = (*passthrough)(nil)
+
+func (p *passthrough) Request(r Request) (ir.Upstream, error) {
+	p.meter = p.vendor.NewMeter(r.Admission != nil && r.Admission.ClientUsage)
+	a := r.Admission
+	if a == nil {
+		a = &ir.Admission{Stream: r.Stream}
+	}
+	body, err := p.vendor.Prepare(r.Body, a, r.Endpoint, r.Model, r.Limit)
+	if err != nil {
+		return ir.Upstream{}, &ir.BadRequestError{Msg: "the request body could not be patched for the upstream", Err: err}
+	}
+	return ir.Upstream{Body: body, Path: p.vendor.Path(r.Endpoint, r.Model, r.Stream)}, nil
+}
+
+func (p *passthrough) Response(body []byte) ([]byte, usage.Usage, error) {
+	u, _ := p.vendor.BodyUsage(body)
+	return body, u, nil
+}
+
+// Stream passes ev on, appended to dst, unless the meter holds it back (a
+// usage chunk the client did not ask for).
+func (p *passthrough) Stream(dst []byte, ev sse.Event) ([]byte, error) {
+	if !p.Meter().Event(ev) {
+		return dst, nil
+	}
+	return append(dst, ev.Raw...), nil
+}
+
+func (p *passthrough) StreamEnd(dst []byte) ([]byte, error) {
+	m := p.Meter()
+	if m.Failed() {
+		return dst, ir.ErrStreamFailed
+	}
+	out, complete := m.End(dst)
+	if complete {
+		return out, nil
+	}
+	return appendStreamError(p.codec, dst, ir.StreamBroken), ir.ErrStreamIncomplete
+}
+
+func (p *passthrough) StreamUsage() (usage.Usage, bool) { return p.Meter().Usage() }
+
+func (p *passthrough) Meter() ir.Meter {
+	if p.meter == nil {
+		p.meter = p.vendor.NewMeter(false)
+	}
+	return p.meter
+}
+
+func (p *passthrough) BodyText(dst, body []byte) []byte { return p.vendor.BodyText(dst, body) }
+
+func (p *passthrough) SetHeaders(dst, client http.Header, secret string) {
+	p.vendor.SetAuth(dst, secret)
+	if hp, ok := p.vendor.(ir.HeaderPasser); ok {
+		hp.PassHeaders(dst, client)
+	}
+}
+
 // translator composes a decoder of the upstream format with an encoder of the
-// client format.
+// client format; the upstream's meter reads the usage that is billed.
 type translator struct {
 	client, upstream ir.Format
 	clock            clock.Clock
+	vendor           ir.Vendor
 	clientModel      string
 	req              ir.Request // the decoded client request (for stream options)
+	meter            ir.Meter
 
 	dec ir.Decoder
 	p   ir.Pipe
@@ -27,29 +160,21 @@ type translator struct {
 
 var _ Translator = (*translator)(nil)
 
-// codecs are the formats' codecs, by Format.
-var codecs = [...]ir.Codec{ir.FormatOpenAI: openai.Codec, ir.FormatAnthropic: anthropic.Codec, ir.FormatGemini: gemini.Codec}
-
-// CodecOf returns format f's codec, or nil for an unknown format.
-func CodecOf(f ir.Format) ir.Codec {
-	if int(f) < len(codecs) {
-		return codecs[f]
-	}
-	return nil
-}
-
 func (t *translator) Request(r Request) (ir.Upstream, error) {
 	req, err := CodecOf(t.client).DecodeRequest(r.Body)
 	if err != nil {
 		return ir.Upstream{}, t.named(err)
 	}
 	req.Stream = r.Stream
+	if r.Limit > 0 {
+		limit := r.Limit
+		req.MaxTokens = &limit
+	}
 	t.req, t.clientModel = req, r.ClientModel
 	up, err := CodecOf(t.upstream).EncodeRequest(req, r.Model)
 	if err != nil {
 		return ir.Upstream{}, t.named(err)
 	}
-	up.Stream = r.Stream
 	return up, nil
 }
 
@@ -74,6 +199,9 @@ func (t *translator) Response(body []byte) ([]byte, usage.Usage, error) {
 	if err != nil {
 		return nil, usage.Usage{}, fmt.Errorf("encode %s response: %w", t.client, err)
 	}
+	if !resp.HasUsage {
+		return out, usage.Usage{}, nil
+	}
 	return out, resp.Usage, nil
 }
 
@@ -88,6 +216,7 @@ func (t *translator) init() {
 
 func (t *translator) Stream(dst []byte, ev sse.Event) ([]byte, error) {
 	t.init()
+	t.Meter().Event(ev)
 	if t.p.Over() {
 		return dst, nil
 	}
@@ -118,15 +247,38 @@ func (t *translator) StreamEnd(dst []byte) ([]byte, error) {
 	case t.p.Finished:
 		t.p.End()
 	default:
-		t.p.Fail(ir.APIError{Status: 502, Kind: ir.KindServer, Message: "upstream stream ended early"})
+		t.p.Fail(ir.StreamBroken)
 		err = ir.ErrStreamIncomplete
 	}
 	dst, t.p.Em.Out = t.p.Em.Out, nil
 	return dst, err
 }
 
-func (t *translator) StreamUsage() (usage.Usage, bool) { return t.p.U, t.p.HasUsage }
+// StreamUsage is the usage the upstream's meter read: the same parser as a
+// passthrough of that format uses, so a vendor's answer bills the same
+// whatever the client's format.
+func (t *translator) StreamUsage() (usage.Usage, bool) { return t.Meter().Usage() }
 
-func (t *translator) Error(status int, body []byte) (int, []byte) {
-	return CodecOf(t.client).EncodeError(CodecOf(t.upstream).DecodeError(status, body))
+func (t *translator) Meter() ir.Meter {
+	if t.meter == nil {
+		t.meter = t.vendor.NewMeter(false)
+	}
+	return t.meter
+}
+
+func (t *translator) BodyText(dst, body []byte) []byte { return t.vendor.BodyText(dst, body) }
+
+func (t *translator) SetHeaders(dst, _ http.Header, secret string) { t.vendor.SetAuth(dst, secret) }
+
+// StreamError appends, to dst, the error event that ends a stream of format
+// f in its own shape (the gateway's, when it cuts a stream short).
+func StreamError(f ir.Format, dst []byte, status int, message string) []byte {
+	return appendStreamError(CodecOf(f), dst, ir.APIError{Status: status, Kind: ir.KindForStatus(status), Message: message})
+}
+
+func appendStreamError(c ir.Codec, dst []byte, e ir.APIError) []byte {
+	var em ir.Emitter
+	em.Out = dst
+	c.NewEncoder(&em, &ir.Request{}, time.Time{}).Fail(e)
+	return em.Out
 }

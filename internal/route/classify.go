@@ -16,12 +16,27 @@ type Outcome struct {
 	ClientGotBytes   bool          // any byte of the answer already reached the client
 	Canceled         bool          // the client went away; says nothing of the upstream
 	Broken           bool          // the upstream failed after its response began (stream cut, bad body)
+	// Fault is whose fault an error answer was, as the upstream's format
+	// read it; FaultUnknown leaves the decision to Status and ErrorCode.
+	Fault Fault
 
 	// Filled on success, for latency averages and token meters.
 	TTFT     time.Duration // time to first token
 	PerToken time.Duration // mean time per output token after the first
 	Tokens   int64         // tokens the vendor counted (prompt + output); 0 if none
 }
+
+// Fault says whose fault an upstream's error answer is.
+type Fault uint8
+
+// Faults.
+const (
+	FaultUnknown Fault = iota // not read: decide by status and code
+	FaultServer               // the upstream failed
+	FaultRequest              // the request was refused: the client's error
+	FaultKey                  // the key or its account is unusable
+	FaultRate                 // the key is rate limited (for this model)
+)
 
 // Effect is what an outcome does to the health of the channel and key.
 type Effect uint8
@@ -90,6 +105,16 @@ func classify(o Outcome) Decision {
 		return Decision{Retry: true, Effect: EffectFailure, Reason: "first_byte_timeout"}
 	case o.Broken:
 		return Decision{Retry: true, Effect: EffectFailure, Reason: "broken"}
+	}
+	switch o.Fault {
+	case FaultRequest:
+		return Decision{Effect: EffectNone, Reason: "client_error"}
+	case FaultKey:
+		return Decision{Retry: true, Effect: EffectPark, Reason: "key:" + strings.ToLower(o.ErrorCode)}
+	case FaultRate:
+		return Decision{Retry: true, Effect: EffectCooldown, RetryAfter: o.RetryAfter, Reason: "rate_limited"}
+	case FaultServer:
+		return Decision{Retry: true, Effect: EffectFailure, RetryAfter: o.RetryAfter, Reason: "http_" + strconv.Itoa(o.Status)}
 	}
 	if isKeyFault(o.ErrorCode) {
 		return Decision{Retry: true, Effect: EffectPark, Reason: "key:" + strings.ToLower(o.ErrorCode)}

@@ -92,6 +92,7 @@ const (
 	ErrClientDisconnect ErrorClass = "client_disconnect" // the client went away mid-request
 	ErrRateLimited      ErrorClass = "rate_limited"      // a limit refused the request
 	ErrInsufficient     ErrorClass = "insufficient_quota"
+	ErrOutputLimit      ErrorClass = "output_limit" // cut at the output its hold covers
 	ErrInternal         ErrorClass = "internal"
 )
 

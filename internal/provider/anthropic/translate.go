@@ -293,7 +293,7 @@ func encodeRequest(r ir.Request, model string) (ir.Upstream, error) {
 	if err != nil {
 		return ir.Upstream{}, fmt.Errorf("encode Messages request: %w", err)
 	}
-	return ir.Upstream{Body: body, Path: "messages"}, nil
+	return ir.Upstream{Body: body, Path: vendor{}.Path(ir.EndpointMessages, model, r.Stream)}, nil
 }
 
 func marshalRaw(v any) json.RawMessage {

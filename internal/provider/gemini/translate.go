@@ -332,11 +332,7 @@ func encodeRequest(r ir.Request, model string) (ir.Upstream, error) {
 	if err != nil {
 		return ir.Upstream{}, fmt.Errorf("encode generateContent request: %w", err)
 	}
-	path := "models/" + model + ":generateContent"
-	if r.Stream {
-		path = "models/" + model + ":streamGenerateContent?alt=sse"
-	}
-	return ir.Upstream{Body: body, Path: path}, nil
+	return ir.Upstream{Body: body, Path: vendor{}.Path(ir.EndpointGenerate, model, r.Stream)}, nil
 }
 
 func stop(s string, toolCalls bool) ir.StopReason {

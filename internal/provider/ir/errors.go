@@ -35,3 +35,8 @@ func ErrorFrom(status int, body []byte, msg string, kind ErrorKind, haveKind boo
 // Body returns the body of an encoded error, dropping its status: for error
 // events inside a stream, whose HTTP status was sent long before.
 func Body(_ int, body []byte) []byte { return body }
+
+// StreamBroken is the error that ends a client's stream when the upstream's
+// ended before its answer was complete.
+var StreamBroken = APIError{Status: 502, Kind: KindServer, Type: "api_error", Code: "stream_broken",
+	Message: "The upstream stream ended before it was complete."}

@@ -28,17 +28,14 @@ func ParseFormat(s string) (Format, error) {
 	return FormatUnknown, fmt.Errorf("provider: unknown format %q", s)
 }
 
-// Upstream is a translated request, ready to send.
+// Upstream is a request ready to send upstream.
 type Upstream struct {
 	Body []byte
-	// Path is relative to the channel's versioned base URL, without a
-	// leading slash: "chat/completions" (base such as
-	// https://api.openai.com/v1), "messages" (https://api.anthropic.com/v1),
-	// "models/{model}:generateContent" or
-	// "models/{model}:streamGenerateContent?alt=sse"
-	// (https://generativelanguage.googleapis.com/v1beta).
-	Path   string
-	Stream bool
+	// Path is below the channel's versioned base URL ("/chat/completions"
+	// below https://api.openai.com/v1, "/messages" below
+	// https://api.anthropic.com/v1, "/models/{model}:generateContent" below
+	// https://generativelanguage.googleapis.com/v1beta): Vendor.Path.
+	Path string
 }
 
 // ErrStreamIncomplete says an upstream stream ended without finishing.

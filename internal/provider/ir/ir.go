@@ -129,6 +129,10 @@ type APIError struct {
 	Status  int
 	Kind    ErrorKind
 	Message string
+	// Type, Code and Param are OpenAI's error fields, when the gateway
+	// words the error itself (insufficient_quota, model_not_found); the
+	// OpenAI encoder otherwise derives the type from Kind.
+	Type, Code, Param string
 }
 
 // effortBudgets maps OpenAI reasoning efforts to thinking budgets.

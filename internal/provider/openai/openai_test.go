@@ -38,41 +38,42 @@ func TestParseUsage(t *testing.T) {
 	}
 }
 
-func TestInspectChunk(t *testing.T) {
+func TestChunkUsageAndText(t *testing.T) {
 	tests := []struct {
 		name      string
 		in        string
 		hasUsage  bool
 		usageOnly bool
-		content   string
+		text      string
 	}{
-		{"content", `{"id":"c","choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}`, false, false, `Hel\"lo`},
+		{"content", `{"id":"c","choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}`, false, false, `Hel"lo`},
 		{"usage only", `{"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}`, true, true, ""},
 		{"usage with choices (qwen last chunk)", `{"choices":[{"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2}}`, true, false, ""},
+		{"usage in the last choice (kimi)", `{"choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":5,"completion_tokens":2}}]}`, true, false, ""},
 		{"null usage", `{"choices":[{"delta":{"content":"x"}}],"usage":null}`, false, false, "x"},
+		{"reasoning and tool arguments", `{"choices":[{"delta":{"reasoning_content":"think ","tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]}`, false, false, `think {"a":`},
 		{"completions text", `{"choices":[{"text":"abc","index":0}]}`, false, false, "abc"},
+		{"unicode escape", `{"choices":[{"delta":{"content":"\u4f60"}}]}`, false, false, "你"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := InspectChunk([]byte(tt.in))
-			if c.HasUsage != tt.hasUsage || c.UsageOnly != tt.usageOnly || string(c.Content) != tt.content {
-				t.Errorf("InspectChunk = %+v (content %q)", c, c.Content)
+			_, ok, only := ChunkUsage([]byte(tt.in))
+			text := AppendDeltaText(nil, []byte(tt.in))
+			if ok != tt.hasUsage || only != tt.usageOnly || string(text) != tt.text {
+				t.Errorf("usage %v only %v text %q", ok, only, text)
 			}
 		})
 	}
-	if got := string(AppendUnescaped(nil, []byte(`a\"b\u4f60`))); got != `a"b你` {
-		t.Errorf("AppendUnescaped = %q", got)
-	}
 }
 
-func FuzzInspectChunk(f *testing.F) {
+func FuzzChunk(f *testing.F) {
 	f.Add([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}`))
 	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}`))
 	f.Add([]byte(`{"choices":[{"text":"abc"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := InspectChunk(b)
-		_ = AppendUnescaped(nil, c.Content)
-		if c.UsageOnly && !c.HasUsage {
+		_, ok, only := ChunkUsage(b)
+		_ = AppendDeltaText(nil, b)
+		if only && !ok {
 			t.Fatal("usage-only chunk without usage")
 		}
 	})

@@ -291,7 +291,7 @@ func encodeRequest(r ir.Request, model string) (ir.Upstream, error) {
 	if err != nil {
 		return ir.Upstream{}, fmt.Errorf("encode chat completions request: %w", err)
 	}
-	return ir.Upstream{Body: body, Path: "chat/completions"}, nil
+	return ir.Upstream{Body: body, Path: vendor{}.Path(ir.EndpointChat, model, r.Stream)}, nil
 }
 
 func encodeMessage(m ir.Message) ([]Message, error) {
@@ -394,9 +394,7 @@ func decodeResponse(body []byte) (ir.Response, error) {
 		return ir.Response{}, err
 	}
 	r := ir.Response{Id: in.ID, Model: in.Model}
-	if in.Usage != nil {
-		r.Usage, r.HasUsage = in.Usage.Normalise(), true
-	}
+	r.Usage, r.HasUsage = in.Usage.Normalised()
 	if len(in.Choices) == 0 {
 		return r, nil
 	}
@@ -483,8 +481,8 @@ func (d *decoder) Event(ev sse.Event, p *ir.Pipe) error {
 		return nil
 	}
 	p.Start(c.ID, c.Model, nil)
-	if c.Usage != nil {
-		p.Usage(c.Usage.Normalise())
+	if u, ok := c.Usage.Normalised(); ok {
+		p.Usage(u)
 	}
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
@@ -517,8 +515,8 @@ func (d *decoder) Event(ev sse.Event, p *ir.Pipe) error {
 			}
 			p.ToolArgs(i, tc.Function.Arguments)
 		}
-		if ch.Usage != nil {
-			p.Usage(ch.Usage.Normalise())
+		if u, ok := ch.Usage.Normalised(); ok {
+			p.Usage(u)
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			p.Finish(stopReason(*ch.FinishReason), "")
@@ -621,6 +619,16 @@ func encodeError(e ir.APIError) (int, []byte) {
 	if e.Status == 529 {
 		e.Status = 503
 	}
-	b, _ := json.Marshal(Error{Error: ErrorDetail{Message: e.Message, Type: ErrorType(e.Kind)}})
+	d := ErrorDetail{Message: e.Message, Type: e.Type}
+	if d.Type == "" {
+		d.Type = ErrorType(e.Kind)
+	}
+	if e.Code != "" {
+		d.Code = e.Code
+	}
+	if e.Param != "" {
+		d.Param = &e.Param
+	}
+	b, _ := json.Marshal(Error{Error: d})
 	return e.Status, b
 }

@@ -171,6 +171,10 @@ type Usage struct {
 	PromptCacheMissTokens *int64 `json:"prompt_cache_miss_tokens,omitempty"`
 	// Kimi (Moonshot).
 	CachedTokens *int64 `json:"cached_tokens,omitempty"`
+
+	// normalised and ok are what ParseUsage read, when decoded.
+	normalised usage.Usage
+	ok         bool
 }
 
 // PromptTokensDetails breaks down prompt tokens.
@@ -183,25 +187,20 @@ type CompletionTokensDetails struct {
 	ReasoningTokens int64 `json:"reasoning_tokens"`
 }
 
-// Normalise returns u as a usage.Usage (see the package doc).
-func (u Usage) Normalise() usage.Usage {
-	n := usage.Usage{
-		Input:  max(u.PromptTokens, 0),
-		Output: max(u.CompletionTokens, 0),
-		Source: usage.SourceVendor,
+// UnmarshalJSON reads a usage object with ParseUsage, the one reading of
+// OpenAI-shaped usage; Normalised returns the result.
+func (u *Usage) UnmarshalJSON(b []byte) error {
+	u.normalised, u.ok = ParseUsage(b)
+	return nil
+}
+
+// Normalised returns the usage as read by ParseUsage; ok is false when the
+// object held no usable counts (see ParseUsage).
+func (u *Usage) Normalised() (usage.Usage, bool) {
+	if u == nil {
+		return usage.Usage{}, false
 	}
-	switch {
-	case u.PromptTokensDetails != nil && u.PromptTokensDetails.CachedTokens > 0:
-		n.CachedInput = u.PromptTokensDetails.CachedTokens
-	case u.PromptCacheHitTokens != nil:
-		n.CachedInput = max(*u.PromptCacheHitTokens, 0)
-	case u.CachedTokens != nil:
-		n.CachedInput = max(*u.CachedTokens, 0)
-	}
-	if d := u.CompletionTokensDetails; d != nil {
-		n.Reasoning = max(d.ReasoningTokens, 0)
-	}
-	return n
+	return u.normalised, u.ok
 }
 
 // FromNormalised returns the OpenAI usage object for n. Cache writes, which

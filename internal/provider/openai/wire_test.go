@@ -43,7 +43,7 @@ func TestResponseUsage(t *testing.T) {
 				t.Fatal("no usage")
 			}
 			tt.want.Source = usage.SourceVendor
-			if got := r.Usage.Normalise(); got != tt.want {
+			if got, _ := r.Usage.Normalised(); got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -85,13 +85,11 @@ func TestStreamUsage(t *testing.T) {
 				if err := json.Unmarshal(ev.Data, &c); err != nil {
 					t.Fatal(err)
 				}
-				if c.Usage != nil {
-					u := c.Usage.Normalise()
+				if u, ok := c.Usage.Normalised(); ok {
 					got = &u
 				}
 				for _, ch := range c.Choices {
-					if ch.Usage != nil {
-						u := ch.Usage.Normalise()
+					if u, ok := ch.Usage.Normalised(); ok {
 						got = &u
 					}
 				}
