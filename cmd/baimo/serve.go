@@ -227,7 +227,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		api.RoutingEvents = replicator
 	}
 	if !cfg.Console.Disabled {
-		con, err := newConsole(cfg, db, rater, adminHash, channels, log)
+		con, err := newConsole(ctx, cfg, db, rater, adminHash, channels, log)
 		if err != nil {
 			return err
 		}
@@ -293,10 +293,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // newConsole builds the web console: the configured channels described
 // without their secrets, the store's reports, the catalog.
-func newConsole(cfg *config.Config, db store, rater *billing.Rater, adminHash string, channels []*gateway.Channel,
-	log *slog.Logger) (*console.Console, error) {
+func newConsole(ctx context.Context, cfg *config.Config, db store, rater *billing.Rater, adminHash string,
+	channels []*gateway.Channel, log *slog.Logger) (*console.Console, error) {
 	zone, err := time.LoadLocation(cfg.Console.TimeZone) // checked by config
 	if err != nil {
+		return nil, err
+	}
+	// The rollups keep the reporting zone's days, so that day reports read
+	// day sums (from the next midnight on).
+	if err := db.SetReportZone(ctx, zone, time.Now()); err != nil {
 		return nil, err
 	}
 	var infos []console.ChannelInfo
@@ -351,6 +356,7 @@ type store interface {
 	ledger.Store
 	route.EventStore
 	usage.Reporter
+	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
 	Ping(ctx context.Context) error
 	Close() error
 }

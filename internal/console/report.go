@@ -291,11 +291,9 @@ func bucketStarts(q usage.ReportQuery) []time.Time {
 	t := q.From.In(q.Zone)
 	switch q.Bucket {
 	case usage.BucketHour:
-		// Local hours: in a zone half an hour off UTC they start at :30 UTC.
-		_, off := t.Zone()
-		shift := time.Duration(off) * time.Second
-		t = t.Add(shift).Truncate(time.Hour).Add(-shift)
-		for ; t.Before(q.To) && len(out) < 24*40; t = t.Add(time.Hour) {
+		// UTC hours, as the rollups keep them: the local hours of every zone
+		// a whole number of hours from UTC.
+		for t := q.From.Truncate(time.Hour); t.Before(q.To) && len(out) < 24*40; t = t.Add(time.Hour) {
 			out = append(out, t.UTC())
 		}
 	case usage.BucketDay:

@@ -343,7 +343,7 @@ func TestAuditDetectsTampering(t *testing.T) {
 			}
 			tamper := func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, tc.sql); return err }
 			if tc.sql == "" {
-				tamper = func(tx *sql.Tx) error { return sqlite.WriteRecordsTx(ctx, tx, []usage.Record{record("y", 7)}) }
+				tamper = func(tx *sql.Tx) error { return db.WriteRecordsTx(ctx, tx, []usage.Record{record("y", 7)}) }
 			}
 			if err := db.Tx(ctx, tamper); err != nil {
 				t.Fatal(err)

@@ -32,7 +32,11 @@ func (db *DB) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error) error 
 	var err error
 	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
 		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			return fn(&ledgerTx{sqlcore.NewLedger(querier{tx}), tx})
+			lt := &ledgerTx{db.Ledger(querier{tx}), tx}
+			if err := fn(lt); err != nil {
+				return err
+			}
+			return lt.FlushRollups(ctx)
 		})
 		if !retryable(err) || ctx.Err() != nil {
 			return err
@@ -207,5 +211,9 @@ func (t *ledgerTx) PostHold(ctx context.Context, rec usage.Record, settleID, pen
 	if err != nil {
 		return ledger.Hold{}, false, err
 	}
-	return scanPost(t.tx.QueryRow(ctx, sqlPostHold, args...), rec.RequestID, settleID)
+	h, posted, err := scanPost(t.tx.QueryRow(ctx, sqlPostHold, args...), rec.RequestID, settleID)
+	if posted {
+		t.Inserted(rec) // the record is stored exactly when its hold is posted
+	}
+	return h, posted, err
 }

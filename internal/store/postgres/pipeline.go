@@ -107,6 +107,11 @@ func (t *ledgerTx) Pipeline(ctx context.Context, steps []ledger.Step) error {
 	if err != nil {
 		return fmt.Errorf("pipeline of %d: %w", len(steps), err)
 	}
+	for _, st := range posts {
+		if st.Posted {
+			t.Inserted(st.Record) // stored exactly when its hold was posted
+		}
+	}
 	return nil
 }
 
@@ -269,6 +274,9 @@ func (t *ledgerTx) pipelineEach(ctx context.Context, steps []ledger.Step) error 
 			s.Place.Outcome, err = scanPlace(br.QueryRow(), s.Place.Hold, s.Place.Pending)
 		case s.Post != nil:
 			s.Post.Hold, s.Post.Posted, err = scanPost(br.QueryRow(), s.Post.Record.RequestID, s.Post.SettleID)
+			if s.Post.Posted {
+				t.Inserted(s.Post.Record)
+			}
 		}
 		if err != nil {
 			br.Close()

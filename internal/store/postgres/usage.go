@@ -21,25 +21,38 @@ var (
 // is left as it was.
 func (db *DB) WriteRecords(ctx context.Context, recs []usage.Record) error {
 	if len(recs) > 0 {
-		return db.Tx(ctx, func(tx pgx.Tx) error { return WriteRecordsTx(ctx, tx, recs) })
+		return db.Tx(ctx, func(tx pgx.Tx) error { return db.WriteRecordsTx(ctx, tx, recs) })
 	}
 	return nil
 }
 
-// WriteRecordsTx stores recs inside tx (in one round trip), so that callers
-// can commit them with other writes atomically.
-func WriteRecordsTx(ctx context.Context, tx pgx.Tx, recs []usage.Record) error {
+// WriteRecordsTx stores recs inside tx (in one round trip) and adds those
+// it stored to the rollups, so that callers can commit them with other
+// writes atomically.
+func (db *DB) WriteRecordsTx(ctx context.Context, tx pgx.Tx, recs []usage.Record) error {
 	if len(recs) == 1 {
-		return sqlcore.InsertRecords(ctx, querier{tx}, recs)
+		return db.InsertRecords(ctx, querier{tx}, recs)
 	}
 	var b pgx.Batch
 	for i := range recs {
 		b.Queue(sqlcore.InsertRecord, sqlcore.RecordArgs(&recs[i])...)
 	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	br := tx.SendBatch(ctx, &b)
+	l := db.Ledger(querier{tx})
+	for i := range recs {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("write usage record %s: %w", recs[i].RequestID, err)
+		}
+		if tag.RowsAffected() > 0 {
+			l.Inserted(recs[i])
+		}
+	}
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("write %d usage records: %w", len(recs), err)
 	}
-	return nil
+	return l.FlushRollups(ctx)
 }
 
 // AddRoutingEvent appends a routing event.

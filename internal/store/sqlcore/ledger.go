@@ -11,7 +11,13 @@ import (
 
 // Ledger is the ledger's rows and reports (ledger.Tx, ledger.Snapshot) over
 // a Querier: a read snapshot or a write transaction that the store opened.
-type Ledger struct{ q Querier }
+type Ledger struct {
+	q Querier
+	// store and inserted: the records this transaction stored, for the
+	// rollups (nil store: a read-only view).
+	store    *Store
+	inserted []usage.Record
+}
 
 var _ ledger.Tx = (*Ledger)(nil)
 
@@ -253,7 +259,29 @@ func (l *Ledger) InsertRecord(ctx context.Context, rec usage.Record) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("write usage record %s: %w", rec.RequestID, err)
 	}
+	if n > 0 {
+		l.Inserted(rec)
+	}
 	return n > 0, nil
+}
+
+// Inserted notes a record this transaction stored by another statement
+// (PostgreSQL's one-statement settlements), for the rollups.
+func (l *Ledger) Inserted(rec usage.Record) {
+	if l.store != nil {
+		l.inserted = append(l.inserted, rec)
+	}
+}
+
+// FlushRollups adds the records this transaction stored to the rollups;
+// the store calls it last, just before the commit.
+func (l *Ledger) FlushRollups(ctx context.Context) error {
+	if l.store == nil || len(l.inserted) == 0 {
+		return nil
+	}
+	err := l.store.rollupRecords(ctx, l.q, l.inserted)
+	l.inserted = l.inserted[:0]
+	return err
 }
 
 // PutIdempotency implements ledger.Tx.

@@ -73,7 +73,12 @@ func queryAll[T any](ctx context.Context, q Querier, scan func(Row) (T, error), 
 type Store struct {
 	read  Querier // reads
 	write Querier // one-statement writes, each its own transaction
+	zones rollupZones
 }
 
 // New returns a Store that reads with read and writes with write.
 func New(read, write Querier) *Store { return &Store{read: read, write: write} }
+
+// Ledger returns the ledger's primitives on q, a write transaction whose
+// records go to the rollups when it calls FlushRollups.
+func (s *Store) Ledger(q Querier) *Ledger { return &Ledger{q: q, store: s} }

@@ -11,18 +11,20 @@ import (
 )
 
 // InsertRecords stores recs with q (inside the caller's transaction), one
-// statement each; a request id already stored keeps its first record.
-func InsertRecords(ctx context.Context, q Querier, recs []usage.Record) error {
+// statement each, and adds those it stored to the rollups; a request id
+// already stored keeps its first record.
+func (s *Store) InsertRecords(ctx context.Context, q Querier, recs []usage.Record) error {
+	l := s.Ledger(q)
 	for i := range recs {
-		if _, err := q.Exec(ctx, InsertRecord, RecordArgs(&recs[i])...); err != nil {
-			return fmt.Errorf("write usage record %s: %w", recs[i].RequestID, err)
+		if _, err := l.InsertRecord(ctx, recs[i]); err != nil {
+			return err
 		}
 		// A record takes tens of microseconds in pure-Go SQLite; let
 		// requests waiting on the same core run between records instead
 		// of after the whole batch.
 		runtime.Gosched()
 	}
-	return nil
+	return l.FlushRollups(ctx)
 }
 
 // ListRecords returns a page of the records f selects, newest first.

@@ -20,58 +20,31 @@ var groupColumns = map[usage.Dim]string{
 	usage.DimTenant: "tenant_id", usage.DimKey: "key_id",
 }
 
-// reportStep returns the width, in nanoseconds, of the buckets the store
-// groups by: an hour, or a quarter of an hour when the zone's offset is not a
-// whole number of hours (days are then summed from them exactly); 0 without
-// buckets.
-func reportStep(q usage.ReportQuery) int64 {
-	if q.Bucket == usage.BucketNone {
-		return 0
-	}
-	zone := q.Zone
-	if zone == nil {
-		zone = time.UTC
-	}
-	for _, t := range []time.Time{q.From, q.To} {
-		if _, off := t.In(zone).Zone(); off%3600 != 0 {
-			return int64(15 * time.Minute)
-		}
-	}
-	return int64(time.Hour)
-}
-
-// reportSQL returns the query for q over usage_records and its arguments.
-// Rows are (bucket start in Unix ns, group, currency, then scanReport's sums),
-// folded by a reportAccumulator.
-func reportSQL(q usage.ReportQuery) (string, []any) {
+// reportSQL returns the query of q's sums over one rollup table for
+// [lo, hi) of its time column, and its arguments: rows of (bucket start in
+// Unix ns, group, currency, then scanReport's sums), for a reportAccumulator.
+// zone is "" for the hour table, else the day table's zone.
+func reportSQL(q usage.ReportQuery, zone string, lo, hi int64) (string, []any) {
 	var b strings.Builder
-	step := reportStep(q)
-	if step == 0 {
+	table, at := "usage_rollup_hour", "bucket_ns"
+	if zone != "" {
+		table, at = "usage_rollup_day", "day_ns"
+	}
+	if q.Bucket == usage.BucketNone {
 		b.WriteString("SELECT 0, ")
 	} else {
-		fmt.Fprintf(&b, "SELECT (start_ns / %d) * %d, ", step, step)
+		b.WriteString("SELECT " + at + ", ")
 	}
-	b.WriteString(groupColumns[q.GroupBy])
-	b.WriteString(", currency, count(*), ")
-	sums := []string{"CASE WHEN status >= 400 THEN 1 ELSE 0 END", "input_tokens", "cached_input_tokens",
-		"cache_write_5m + cache_write_1h", "output_tokens", "reasoning_tokens", "cost_nanos", "duration_ns",
-		"CASE WHEN ttft_ns > 0 THEN ttft_ns ELSE 0 END"}
-	lo := int64(1)
-	for _, ms := range usage.TTFTBoundsMs {
-		hi := ms * int64(time.Millisecond)
-		sums = append(sums, fmt.Sprintf("CASE WHEN ttft_ns >= %d AND ttft_ns < %d THEN 1 ELSE 0 END", lo, hi))
-		lo = hi
+	b.WriteString(groupColumns[q.GroupBy] + ", currency")
+	for _, c := range rollupSums {
+		b.WriteString(", CAST(sum(" + c + ") AS BIGINT)")
 	}
-	sums = append(sums, fmt.Sprintf("CASE WHEN ttft_ns >= %d THEN 1 ELSE 0 END", lo))
-	for i, s := range sums {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("CAST(coalesce(sum(" + s + "), 0) AS BIGINT)")
+	args := []any{lo, hi}
+	fmt.Fprintf(&b, " FROM %s WHERE %s >= $1 AND %s < $2", table, at, at)
+	if zone != "" {
+		args = append(args, zone)
+		fmt.Fprintf(&b, " AND zone = $%d", len(args))
 	}
-	b.WriteString(" FROM usage_records WHERE start_ns >= ")
-	args := []any{q.From.UnixNano(), q.To.UnixNano()}
-	b.WriteString("$1 AND start_ns < $2")
 	add := func(col, v string) {
 		if v == "" {
 			return
@@ -140,7 +113,8 @@ func (a *reportAccumulator) add(start int64, r usage.ReportRow) {
 }
 
 // bucketStart returns the start, in Unix nanoseconds, of the bucket of q
-// that holds the time ns: local hours and days of q's zone; 0 without buckets.
+// that holds the time ns: UTC hours (the local hours of every zone a whole
+// number of hours from UTC), local days of q's zone; 0 without buckets.
 func bucketStart(q usage.ReportQuery, ns int64) int64 {
 	zone := q.Zone
 	if zone == nil {
@@ -149,9 +123,7 @@ func bucketStart(q usage.ReportQuery, ns int64) int64 {
 	t := time.Unix(0, ns).In(zone)
 	switch q.Bucket {
 	case usage.BucketHour:
-		_, off := t.Zone()
-		local := ns + int64(off)*int64(time.Second)
-		return local - local%int64(time.Hour) - int64(off)*int64(time.Second)
+		return floorTo(ns, int64(time.Hour))
 	case usage.BucketDay:
 		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone).UnixNano()
 	}
@@ -170,27 +142,90 @@ func (a *reportAccumulator) report() []usage.ReportRow {
 	return out
 }
 
-// Report answers a usage report (usage.Reporter).
+// Report answers a usage report (usage.Reporter) from the rollups: whole
+// UTC hours (From rounded down, To up), and for day buckets, or none, the
+// day sums of q's zone where it is registered and its midnights fall on
+// whole UTC hours, the hours only at the range's ends.
 func (s *Store) Report(ctx context.Context, q usage.ReportQuery) ([]usage.ReportRow, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	text, args := reportSQL(q)
+	if q.Zone == nil {
+		q.Zone = time.UTC
+	}
+	hour := int64(time.Hour)
+	lo, hi := floorTo(q.From.UnixNano(), hour), -floorTo(-q.To.UnixNano(), hour)
+	type span struct {
+		zone   string
+		lo, hi int64
+	}
+	spans := []span{{"", lo, hi}}
+	if q.Bucket != usage.BucketHour {
+		var since int64
+		err := s.read.QueryRow(ctx, `SELECT since_ns FROM usage_rollup_zones WHERE zone = $1`, q.Zone.String()).Scan(&since)
+		if err != nil && !noRows(err) {
+			return nil, fmt.Errorf("usage report: %w", err)
+		}
+		if err == nil {
+			d0, d1 := nextMidnight(max(lo, since), q.Zone), prevMidnight(hi, q.Zone)
+			if d0 < d1 && d0%hour == 0 && d1%hour == 0 {
+				spans = []span{{"", lo, d0}, {q.Zone.String(), d0, d1}, {"", d1, hi}}
+			}
+		}
+	}
+	acc := newReportAccumulator(q)
+	for _, sp := range spans {
+		if sp.lo >= sp.hi {
+			continue
+		}
+		text, args := reportSQL(q, sp.zone, sp.lo, sp.hi)
+		if err := s.readReport(ctx, acc, text, args); err != nil {
+			return nil, err
+		}
+	}
+	return acc.report(), nil
+}
+
+func (s *Store) readReport(ctx context.Context, acc *reportAccumulator, text string, args []any) error {
 	rows, err := s.read.Query(ctx, text, args...)
 	if err != nil {
-		return nil, fmt.Errorf("usage report: %w", err)
+		return fmt.Errorf("usage report: %w", err)
 	}
 	defer rows.Close()
-	acc := newReportAccumulator(q)
 	for rows.Next() {
 		start, r, err := scanReport(rows)
 		if err != nil {
-			return nil, fmt.Errorf("usage report: %w", err)
+			return fmt.Errorf("usage report: %w", err)
 		}
 		acc.add(start, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("usage report: %w", err)
+		return fmt.Errorf("usage report: %w", err)
 	}
-	return acc.report(), nil
+	return nil
+}
+
+// floorTo rounds ns down to a multiple of step.
+func floorTo(ns, step int64) int64 {
+	r := ns % step
+	if r < 0 {
+		r += step
+	}
+	return ns - r
+}
+
+// nextMidnight returns the first local midnight of zone at or after ns.
+func nextMidnight(ns int64, zone *time.Location) int64 {
+	t := time.Unix(0, ns).In(zone)
+	m := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone)
+	if m.UnixNano() < ns {
+		m = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, zone)
+	}
+	return m.UnixNano()
+}
+
+// prevMidnight returns the last local midnight of zone at or before ns.
+func prevMidnight(ns int64, zone *time.Location) int64 {
+	t := time.Unix(0, ns).In(zone)
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone).UnixNano()
 }

@@ -14,7 +14,13 @@ var _ ledger.Store = (*DB)(nil)
 // LedgerUpdate runs fn in one write transaction (BEGIN IMMEDIATE: SQLite has
 // one writer, so the conditional updates in it can never race).
 func (db *DB) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error) error {
-	return db.tx(ctx, func(q sqlcore.Querier) error { return fn(sqlcore.NewLedger(q)) })
+	return db.tx(ctx, func(q sqlcore.Querier) error {
+		l := db.Ledger(q)
+		if err := fn(l); err != nil {
+			return err
+		}
+		return l.FlushRollups(ctx)
+	})
 }
 
 // LedgerView runs fn in one read transaction on the read pool (a WAL

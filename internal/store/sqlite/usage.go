@@ -21,13 +21,13 @@ func (db *DB) WriteRecords(ctx context.Context, recs []usage.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return db.tx(ctx, func(q sqlcore.Querier) error { return sqlcore.InsertRecords(ctx, q, recs) })
+	return db.tx(ctx, func(q sqlcore.Querier) error { return db.InsertRecords(ctx, q, recs) })
 }
 
-// WriteRecordsTx stores recs inside tx, so that callers can commit them with
-// other writes atomically.
-func WriteRecordsTx(ctx context.Context, tx *sql.Tx, recs []usage.Record) error {
-	return sqlcore.InsertRecords(ctx, querier{tx}, recs)
+// WriteRecordsTx stores recs (and their rollups) inside tx, so that callers
+// can commit them with other writes atomically.
+func (db *DB) WriteRecordsTx(ctx context.Context, tx *sql.Tx, recs []usage.Record) error {
+	return db.InsertRecords(ctx, querier{tx}, recs)
 }
 
 // AddRoutingEvent appends a routing event. SQLite has one writer and the

@@ -70,6 +70,7 @@ func newLedger(t *testing.T, s Store) (*ledger.Ledger, *clock.Fake) {
 		l.Close()
 		if !t.Failed() {
 			AuditClean(t, s, clk.Now())
+			RollupsAgree(t, s)
 		}
 	})
 	return l, clk

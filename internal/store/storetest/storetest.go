@@ -21,6 +21,8 @@ type Store interface {
 	usage.Store
 	usage.Auditor
 	usage.Reporter
+	// SetReportZone registers a reporting zone whose days the rollups keep.
+	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
 	ledger.Store
 	price.Store
 	price.ListStore
