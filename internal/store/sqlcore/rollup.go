@@ -94,8 +94,8 @@ func (s *Store) SetReportZone(ctx context.Context, zone *time.Location, now time
 }
 
 type rollupKey struct {
-	zone                                   string // "" for the hour table
-	start                                  int64
+	zone                                  string // "" for the hour table
+	start                                 int64
 	tenant, key, model, channel, currency string
 }
 
