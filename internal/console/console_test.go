@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -330,4 +331,49 @@ func regexpFind(s, pattern string) string {
 		return ""
 	}
 	return m[1]
+}
+
+// TestRequestLogPages walks the request log's pages: every record once, in
+// order, the operator's and the tenant's.
+func TestRequestLogPages(t *testing.T) {
+	e := newEnv(t)
+	var recs []usage.Record
+	for i := 0; i < 130; i++ {
+		recs = append(recs, usage.Record{RequestID: fmt.Sprintf("req_page_%03d", i), KeyID: "key_acme1", TenantID: "acme",
+			Model: "deepseek-chat", Status: 200, Start: testNow.Add(-time.Duration(i%40) * time.Minute)})
+	}
+	if err := e.db.WriteRecords(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`href="([^"]*cursor=[^"]*)">`)
+	row := regexp.MustCompile(`requests/(req_page_\d{3})"`)
+	for _, who := range []struct{ key, path string }{{adminKey, "/ui/requests?model=deepseek-chat&key_id=key_acme1"},
+		{acmeSecret, "/ui/portal/requests"}} {
+		c := e.client(t, "en")
+		c.signIn(who.key)
+		seen := map[string]int{}
+		path, pages := who.path, 0
+		for path != "" && pages < 10 {
+			st, body := c.get(path)
+			if st != http.StatusOK {
+				t.Fatalf("%s = %d", path, st)
+			}
+			for _, m := range row.FindAllStringSubmatch(body, -1) {
+				seen[m[1]]++
+			}
+			path = ""
+			if m := link.FindStringSubmatch(body); m != nil {
+				path = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+			pages++
+		}
+		if len(seen) != 130 || pages != 3 {
+			t.Errorf("%s: %d pages showed %d distinct records, want 3 pages of all 130", who.path, pages, len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s: %s shown %d times", who.path, id, n)
+			}
+		}
+	}
 }

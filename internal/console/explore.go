@@ -181,7 +181,7 @@ func (c *Console) proxyDownload(w http.ResponseWriter, r *http.Request, path str
 type logForm struct {
 	TenantID, KeyID, Model, Channel, Status string
 	From, To                                string
-	Before                                  string // cursor: the page after the request with this start
+	Cursor                                  string // the API's next_cursor of the page before
 }
 
 type logData struct {
@@ -196,7 +196,7 @@ const logPage = 50
 // readLog reads the request log's filters into the admin API's parameters.
 func readLog(q url.Values, zone *time.Location) (logForm, url.Values) {
 	f := logForm{TenantID: q.Get("tenant_id"), KeyID: q.Get("key_id"), Model: q.Get("model"), Channel: q.Get("channel"),
-		Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Before: q.Get("before")}
+		Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
 	api := url.Values{"limit": {strconv.Itoa(logPage)}}
 	set := func(k, v string) {
 		if v != "" {
@@ -218,22 +218,20 @@ func readLog(q url.Values, zone *time.Location) (logForm, url.Values) {
 			api.Set(t.k, t.v) // the API says what is wrong
 		}
 	}
-	if f.Before != "" {
-		api.Set("to", f.Before)
-	}
+	set("cursor", f.Cursor)
 	return f, api
 }
 
-// nextLink is the link to the page after recs, or "".
-func nextLink(base string, q url.Values, recs []recordJSON) string {
-	if len(recs) < logPage {
+// nextLink is the link to the page at the API's next cursor, or "".
+func nextLink(base string, q url.Values, next *string) string {
+	if next == nil || *next == "" {
 		return ""
 	}
 	n := url.Values{}
 	for k, v := range q {
 		n[k] = v
 	}
-	n.Set("before", recs[len(recs)-1].Start.UTC().Format(time.RFC3339Nano))
+	n.Set("cursor", *next)
 	return base + "?" + n.Encode()
 }
 
@@ -249,7 +247,7 @@ func (c *Console) requestLog(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	d.Records = list.Data
-	d.Next = nextLink("/ui/requests", r.URL.Query(), list.Data)
+	d.Next = nextLink("/ui/requests", r.URL.Query(), list.NextCursor)
 	c.write(w, r, http.StatusOK, p)
 }
 

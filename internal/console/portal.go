@@ -58,9 +58,9 @@ func (c *Console) portalAPIRoutes(mux *http.ServeMux, writeErr func(http.Respons
 		return nil
 	}))
 	mux.HandleFunc("GET /portal/api/requests", api(func(w http.ResponseWriter, r *http.Request, s *session) *apiError {
-		recs, e := c.portalRecords(r, s, r.URL.Query())
+		recs, next, e := c.portalRecords(r, s, r.URL.Query())
 		if e == nil {
-			writeJSON(w, map[string]any{"object": "list", "data": recs})
+			writeJSON(w, map[string]any{"object": "list", "data": recs, "has_more": next != nil, "next_cursor": next})
 		}
 		return e
 	}))
@@ -168,10 +168,10 @@ func (c *Console) portalBalance(r *http.Request, s *session) (balanceJSON, *apiE
 }
 
 // portalRecords lists the tenant's requests, newest first (filters key_id,
-// model, status, from, to, before).
-func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]recordCore, *apiError) {
+// model, status, from, to; cursor, limit), with the next page's cursor.
+func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]recordCore, *string, *apiError) {
 	q := url.Values{}
-	for _, k := range []string{"key_id", "model", "status", "from", "to", "before", "limit"} {
+	for _, k := range []string{"key_id", "model", "status", "from", "to", "cursor", "limit"} {
 		if v := in.Get(k); v != "" {
 			q.Set(k, v)
 		}
@@ -180,7 +180,7 @@ func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]r
 	if l := in.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Param: "limit", Message: "limit must be from 1 to 1000."}
+			return nil, nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Param: "limit", Message: "limit must be from 1 to 1000."}
 		}
 		api.Set("limit", l)
 	}
@@ -188,16 +188,16 @@ func (c *Console) portalRecords(r *http.Request, s *session, in url.Values) ([]r
 	api.Set("tenant_id", s.Tenant)
 	var list recordList
 	if e := c.call(r, "GET", apiPath("/admin/usage", api), nil, &list); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	out := make([]recordCore, 0, len(list.Data))
 	for _, rec := range list.Data {
 		if tenantOf(rec.TenantID) != s.Tenant { // never, unless the API's filter broke: then show nothing of it
-			return nil, &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "The request log answered records of another tenant."}
+			return nil, nil, &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "The request log answered records of another tenant."}
 		}
 		out = append(out, rec.recordCore)
 	}
-	return out, nil
+	return out, list.NextCursor, nil
 }
 
 func tenantOf(id string) string {
@@ -390,7 +390,7 @@ func (c *Console) portalLog(w http.ResponseWriter, r *http.Request, s *session) 
 	f, _ := readLog(r.URL.Query(), p.Zone)
 	d := &logData{Form: f, Portal: true}
 	p.Data = d
-	recs, e := c.portalRecords(r, s, r.URL.Query())
+	recs, next, e := c.portalRecords(r, s, r.URL.Query())
 	if e != nil {
 		p.Error = e.Message
 		c.write(w, r, e.Status, p)
@@ -399,7 +399,7 @@ func (c *Console) portalLog(w http.ResponseWriter, r *http.Request, s *session) 
 	for _, pr := range recs {
 		d.Records = append(d.Records, recordJSON{recordCore: pr})
 	}
-	d.Next = nextLink("/ui/portal/requests", r.URL.Query(), d.Records)
+	d.Next = nextLink("/ui/portal/requests", r.URL.Query(), next)
 	c.write(w, r, http.StatusOK, p)
 }
 

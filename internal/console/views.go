@@ -85,7 +85,8 @@ func (r recordCore) Duration() time.Duration {
 }
 
 type recordList struct {
-	Data   []recordJSON `json:"data"`
+	Data       []recordJSON `json:"data"`
+	NextCursor *string      `json:"next_cursor"`
 	Totals struct {
 		Requests int64             `json:"requests"`
 		Cost     map[string]string `json:"cost"`

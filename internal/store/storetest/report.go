@@ -168,10 +168,11 @@ func expectReport(q usage.ReportQuery, recs []usage.Record) []usage.ReportRow {
 func RollupsAgree(t testing.TB, s Store) {
 	t.Helper()
 	ctx := context.Background()
-	recs, err := s.ListRecords(ctx, usage.Filter{Limit: 10000})
+	page, err := s.ListRecords(ctx, usage.Filter{Limit: usage.MaxListLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := page.Records
 	if len(recs) == 0 {
 		return
 	}
