@@ -87,7 +87,7 @@ func (r recordCore) Duration() time.Duration {
 type recordList struct {
 	Data       []recordJSON `json:"data"`
 	NextCursor *string      `json:"next_cursor"`
-	Totals struct {
+	Totals     struct {
 		Requests int64             `json:"requests"`
 		Cost     map[string]string `json:"cost"`
 	} `json:"totals"`
