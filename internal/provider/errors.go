@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -223,7 +224,24 @@ var scrubbers = []*regexp.Regexp{
 	regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`),                                                                     // e-mail addresses
 	regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b`),                                                                                 // IPv4 addresses
 	regexp.MustCompile(`(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|cn|dev|cloud|app|internal|local|co)(?::\d+)?\b`), // host names
+	regexp.MustCompile(`(?i)\blocalhost(?::\d+)?\b|\[[0-9a-f:]*:[0-9a-f:]*\](?::\d+)?`),                                                        // loopback, IPv6
+	regexp.MustCompile(`(?i)\b[a-z0-9]+(?:-[a-z0-9]+)+:\d{2,5}\b`),                                                                             // host-name:port (gpu-box-3:8000)
 	regexp.MustCompile(`\b[A-Za-z0-9_\-]{32,}\b`),                                                                                              // long opaque tokens
+}
+
+// accountID finds an identifier named as an account's, a project's or an
+// organisation's ("project 847362519034", "projects/847362519034",
+// "organization: 5f3c2b1a"): a word with a digit after such a name. The name
+// stays, the identifier goes.
+var accountID = regexp.MustCompile(`(?i)\b((?:project|organi[sz]ation|org|account|user|tenant|customer|workspace|consumer)s?(?:[ _-]?id)?[\s:=#/"'(]+)[A-Za-z0-9_\-]*[0-9][A-Za-z0-9_\-]*`)
+
+// redact replaces every s in msg; a secret shorter than 4 bytes is not
+// worth the damage to the message.
+func redact(msg, s string) string {
+	if len(s) < 4 {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s, Redacted)
 }
 
 // maxScrubbed bounds an upstream message passed on to a client.
@@ -235,13 +253,17 @@ const maxScrubbed = 1000
 // URL) wherever it appears. It also bounds the message's length.
 func Scrub(msg string, secrets ...string) string {
 	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, Redacted)
+		msg = redact(msg, s)
+		// An address is also redacted where only its host appears (an
+		// upstream that echoes the Host header it got).
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			msg = redact(redact(msg, u.Host), u.Hostname())
 		}
 	}
 	for _, re := range scrubbers {
 		msg = re.ReplaceAllString(msg, Redacted)
 	}
+	msg = accountID.ReplaceAllString(msg, "${1}"+Redacted)
 	if len(msg) > maxScrubbed {
 		msg = strings.ToValidUTF8(msg[:maxScrubbed], "") + "…"
 	}

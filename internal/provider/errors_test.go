@@ -66,6 +66,22 @@ func TestScrubRemovesWhatMustNotLeak(t *testing.T) {
 	if !strings.HasPrefix(got, "bad request to") {
 		t.Errorf("scrubbed too much: %s", got)
 	}
+	// Where only the host of a secret address appears, or an address with
+	// no scheme, or an account's number after its name.
+	got = Scrub("called gpu-box-3:8000 and localhost:9000 and [::1]:8080 at upstream.internal:81 for project 847362519034 "+
+		"(projects/847362519034, organization: 5f3c2b1a, account_id=77a1)", "http://upstream.internal:81/v1")
+	for _, leak := range []string{"gpu-box-3", "localhost", "::1", "upstream.internal", "847362519034", "5f3c2b1a", "77a1"} {
+		if strings.Contains(got, leak) {
+			t.Errorf("scrubbed message still holds %q: %s", leak, got)
+		}
+	}
+	// What is not an address or an identifier stays readable.
+	for _, keep := range []string{"max_tokens: 4096 is too large", "User location is not supported", "status:500", "user 12 messages"} {
+		if got := Scrub(keep); !strings.HasPrefix(got, strings.Fields(keep)[0]) || strings.Count(got, Redacted) > 1 ||
+			(keep != "user 12 messages" && got != keep) {
+			t.Errorf("Scrub(%q) = %q", keep, got)
+		}
+	}
 	long := Scrub(strings.Repeat("x ", 2000))
 	if len(long) > maxScrubbed+len("…") {
 		t.Errorf("message not bounded: %d bytes", len(long))

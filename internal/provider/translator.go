@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"baimo/internal/clock"
+	"baimo/internal/jsonfield"
 	"baimo/internal/provider/anthropic"
 	"baimo/internal/provider/gemini"
 	"baimo/internal/provider/ir"
@@ -83,6 +85,7 @@ type passthrough struct {
 	codec  ir.Codec
 	clock  clock.Clock
 	meter  ir.Meter
+	secret string // the upstream key (SetHeaders), scrubbed from error events
 }
 
 var _ Translator = (*passthrough)(nil)
@@ -106,12 +109,35 @@ func (p *passthrough) Response(body []byte) ([]byte, usage.Usage, error) {
 }
 
 // Stream passes ev on, appended to dst, unless the meter holds it back (a
-// usage chunk the client did not ask for).
+// usage chunk the client did not ask for). The one event that is not passed
+// byte for byte is the upstream's error event: its message is scrubbed
+// (Scrub) and the error written again in the format's own shape, since an
+// upstream may echo its address, key or account there.
 func (p *passthrough) Stream(dst []byte, ev sse.Event) ([]byte, error) {
-	if !p.Meter().Event(ev) {
+	m := p.Meter()
+	failed := m.Failed()
+	if !m.Event(ev) {
 		return dst, nil
 	}
+	if !failed && m.Failed() {
+		return appendStreamError(p.codec, dst, scrubbedStreamError(p.codec, ev.Data, p.secret)), nil
+	}
 	return append(dst, ev.Raw...), nil
+}
+
+// scrubbedStreamError reads an error event's data as format c's error (its
+// status from a numeric error.code, as Google writes it, else 500), scrubbed
+// of secret and of what Scrub finds.
+func scrubbedStreamError(c ir.Codec, data []byte, secret string) ir.APIError {
+	status := http.StatusInternalServerError
+	if s, ok := jsonfield.Path(data, "error", "code"); ok {
+		if n, err := strconv.Atoi(string(data[s.Start:s.End])); err == nil && n >= 400 && n <= 599 {
+			status = n
+		}
+	}
+	e := c.DecodeError(status, data)
+	e.Message = Scrub(e.Message, secret)
+	return e
 }
 
 func (p *passthrough) StreamEnd(dst []byte) ([]byte, error) {
@@ -138,6 +164,7 @@ func (p *passthrough) Meter() ir.Meter {
 func (p *passthrough) BodyText(dst, body []byte) []byte { return p.vendor.BodyText(dst, body) }
 
 func (p *passthrough) SetHeaders(dst, client http.Header, secret string) {
+	p.secret = secret
 	p.vendor.SetAuth(dst, secret)
 	if hp, ok := p.vendor.(ir.HeaderPasser); ok {
 		hp.PassHeaders(dst, client)
@@ -153,6 +180,7 @@ type translator struct {
 	clientModel      string
 	req              ir.Request // the decoded client request (for stream options)
 	meter            ir.Meter
+	secret           string // the upstream key (SetHeaders), scrubbed from errors
 
 	dec ir.Decoder
 	p   ir.Pipe
@@ -210,7 +238,7 @@ func (t *translator) init() {
 		return
 	}
 	t.dec = CodecOf(t.upstream).NewDecoder()
-	t.p.Enc = CodecOf(t.client).NewEncoder(&t.p.Em, &t.req, t.clock.Now())
+	t.p.Enc = scrubbing{CodecOf(t.client).NewEncoder(&t.p.Em, &t.req, t.clock.Now()), t.secret}
 	t.p.ClientModel = t.clientModel
 }
 
@@ -230,7 +258,7 @@ func (t *translator) Stream(dst []byte, ev sse.Event) ([]byte, error) {
 			t.p.Fail(ir.APIError{Status: 502, Kind: ir.KindServer, Message: "malformed upstream stream"})
 		}
 		dst, t.p.Em.Out = t.p.Em.Out, nil
-		return dst, fmt.Errorf("%w: %s stream: %v", ir.ErrUpstream, t.upstream, err)
+		return dst, fmt.Errorf("%w: %s stream: %s", ir.ErrUpstream, t.upstream, Scrub(err.Error(), t.secret))
 	}
 	dst, t.p.Em.Out = t.p.Em.Out, nil
 	return dst, nil
@@ -242,7 +270,7 @@ func (t *translator) StreamEnd(dst []byte) ([]byte, error) {
 	var err error
 	switch {
 	case t.p.Failed:
-		err = fmt.Errorf("%w: %s", ir.ErrStreamFailed, t.p.FailMsg)
+		err = fmt.Errorf("%w: %s", ir.ErrStreamFailed, Scrub(t.p.FailMsg, t.secret))
 	case t.p.Ended:
 	case t.p.Finished:
 		t.p.End()
@@ -268,7 +296,22 @@ func (t *translator) Meter() ir.Meter {
 
 func (t *translator) BodyText(dst, body []byte) []byte { return t.vendor.BodyText(dst, body) }
 
-func (t *translator) SetHeaders(dst, _ http.Header, secret string) { t.vendor.SetAuth(dst, secret) }
+func (t *translator) SetHeaders(dst, _ http.Header, secret string) {
+	t.secret = secret
+	t.vendor.SetAuth(dst, secret)
+}
+
+// scrubbing is a client's stream encoder that scrubs the upstream's error
+// messages (Scrub) before the client sees them.
+type scrubbing struct {
+	ir.Encoder
+	secret string
+}
+
+func (s scrubbing) Fail(e ir.APIError) {
+	e.Message = Scrub(e.Message, s.secret)
+	s.Encoder.Fail(e)
+}
 
 // StreamError appends, to dst, the error event that ends a stream of format
 // f in its own shape (the gateway's, when it cuts a stream short).
