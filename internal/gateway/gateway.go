@@ -417,7 +417,10 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *api
 	if aerr == nil {
 		// The store's answers before the upstream call (the free tier's
 		// totals, the hold) are waited for at most limits.store_timeout: a
-		// database that is away is a quick 503.
+		// database that is away is a quick 503. The prompt is counted
+		// first, outside that bound (a model's first count loads its
+		// vocabulary).
+		g.promptTokens(req)
 		sctx, cancel := g.storeContext(r.Context())
 		aerr = g.admitBilling(sctx, req)
 		cancel()
