@@ -147,6 +147,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	}
 	ureq.Header = ch.header.Clone()
 	req.tr.SetHeaders(ureq.Header, r.Header, req.secret)
+	ureq.Header.Set("X-Request-Id", req.id) // the vendor's log can name the gateway's record
 	ureq.ContentLength = int64(len(up.Body))
 	if req.stream {
 		ureq.Header.Set("Accept", "text/event-stream")

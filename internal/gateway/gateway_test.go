@@ -721,3 +721,40 @@ func TestHoldBeforeUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestAmbiguousBodiesRefused: a body that spells a member the gateway acts
+// on so that parsers read it differently (escapes, case variants,
+// duplicates) is refused with a 400 naming the member, before any upstream
+// call, and recorded as the client's error. (The key may use only
+// gpt-test; a dearer model hidden in a second spelling must not be served
+// while the record says gpt-test.)
+func TestAmbiguousBodiesRefused(t *testing.T) {
+	calls := 0
+	h := newMulti(t, []http.Handler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		status(200, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":20000}}`)(w, r)
+	})}, nil, "dear")
+	for _, tt := range []struct{ body, param string }{
+		{`{"model":"gpt-test","mod\u0065l":"dear","messages":[{"role":"user","content":"x"}]}`, "model"},
+		{`{"model":"gpt-test","Model":"dear","messages":[{"role":"user","content":"x"}]}`, "model"},
+		{`{"model":"gpt-test","model":"dear","messages":[{"role":"user","content":"x"}]}`, "model"},
+		{`{"model":"gpt-test","stream":false,"str\u0065am":true,"messages":[{"role":"user","content":"x"}]}`, "stream"},
+		{`{"model":"gpt-test","max_tokens":5,"max_tokens":90000,"messages":[{"role":"user","content":"x"}]}`, "max_tokens"},
+		{`{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true,"INCLUDE_USAGE":false},"messages":[{"role":"user","content":"x"}]}`, "stream_options.include_usage"},
+	} {
+		resp, body := h.post(t, "/v1/chat/completions", tt.body)
+		if resp.StatusCode != 400 || !strings.Contains(body, `"param":"`+tt.param+`"`) {
+			t.Errorf("%s: %d %s, want 400 naming %s", tt.body, resp.StatusCode, body, tt.param)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("the upstream was called %d times", calls)
+	}
+	_ = h.gw.Drain(context.Background())
+	_ = h.bill.Close(context.Background())
+	for _, rec := range h.recs.recs {
+		if rec.ErrorClass != usage.ErrClient || rec.Status != 400 || rec.Channel != "" {
+			t.Errorf("record %+v", rec)
+		}
+	}
+}

@@ -2,13 +2,16 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -391,5 +394,147 @@ func TestFreeTier(t *testing.T) {
 	_ = e.bill.Close(context.Background())
 	if b, err := e.books.Balance(context.Background(), "c-end"); err != nil || b.Posted != 0 || b.Pending != 0 {
 		t.Errorf("a free account moved money: %+v %v", b, err)
+	}
+}
+
+// askChat posts a chat request with a key and returns the response and body.
+func askChat(t *testing.T, url, secret, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// prepaidKey creates a prepaid tenant topped up with amount and a key of it.
+func (e *billingEnv) prepaidKey(t *testing.T, id, amount string) string {
+	t.Helper()
+	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"`+id+`","name":"`+id+`","kind":"prepaid","currency":"CNY"}`); st != 201 {
+		t.Fatalf("create tenant: %d %v", st, m)
+	}
+	if st, m := e.doH(t, "POST", "/admin/tenants/"+id+"/topup", `{"amount":"`+amount+`"}`); st != 200 {
+		t.Fatalf("top up: %d %v", st, m)
+	}
+	_, k := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"`+id+`"}`)
+	return k["key"].(string)
+}
+
+// settled waits for the records to be written and returns the tenant's
+// balance, checking the audit.
+func (e *billingEnv) settled(t *testing.T, tenant string) ledger.Balance {
+	t.Helper()
+	_ = e.gw.Drain(context.Background())
+	_ = e.bill.Close(context.Background())
+	b, err := e.books.Balance(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ledger.Audit(context.Background(), e.db, time.Now(), time.Minute)
+	if err != nil || !rep.OK {
+		t.Errorf("audit: %v %+v", err, rep.Failed())
+	}
+	return b
+}
+
+// TestPrepaidOutputLowered: a prepaid tenant that sets no output limit and
+// cannot pay for the model's maximum gets its output lowered to what its
+// balance pays for: sent upstream, reported in X-Baimo-Output-Limit, and
+// the tenant never goes into debt.
+func TestPrepaidOutputLowered(t *testing.T) {
+	e := newBillingEnv(t)
+	// sim-chat: ¥2 in / ¥8 out per 1M, at most 16,384 output tokens (about
+	// ¥0.13 held when the client sets no limit): ¥0.003 pays for about 370.
+	secret := e.prepaidKey(t, "lean", "0.003")
+	resp, body := askChat(t, e.url, secret, `{"model":"sim-chat","messages":[{"role":"user","content":"hello"}],"sim":{"output_tokens":900}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	limit, err := strconv.ParseInt(resp.Header.Get("X-Baimo-Output-Limit"), 10, 64)
+	if err != nil || limit < 64 || limit >= 16384 {
+		t.Fatalf("X-Baimo-Output-Limit = %q, want a lowered limit", resp.Header.Get("X-Baimo-Output-Limit"))
+	}
+	var r struct {
+		Usage struct {
+			CompletionTokens int64 `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	_ = json.Unmarshal([]byte(body), &r)
+	if r.Usage.CompletionTokens != limit {
+		t.Errorf("the upstream produced %d tokens: the limit %d was not sent to it", r.Usage.CompletionTokens, limit)
+	}
+	if b := e.settled(t, "lean"); b.Debt != 0 || b.Posted < 0 || b.Pending != 0 {
+		t.Errorf("balance %+v: want no debt", b)
+	}
+}
+
+// TestPrepaidNeverInDebt: concurrent requests of a small prepaid tenant,
+// with and without output limits, large ones included: some are served,
+// some refused, none runs the tenant into debt (the old hold capped output
+// at 4,096 tokens whatever max_tokens said).
+func TestPrepaidNeverInDebt(t *testing.T) {
+	for _, held := range []struct {
+		name      string
+		exclusive bool
+	}{{"holds in memory", true}, {"holds in the store", false}} {
+		t.Run(held.name, func(t *testing.T) {
+			e := newBillingEnvHolds(t, held.exclusive)
+			secret := e.prepaidKey(t, "thin", "0.20")
+			bodies := []string{
+				`{"model":"sim-chat","max_tokens":16000,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":16000}}`,
+				`{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":20000}}`,
+				`{"model":"sim-chat","max_tokens":5000,"n":3,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":5000}}`,
+			}
+			var wg sync.WaitGroup
+			var served atomic.Int32
+			for i := 0; i < 12; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, body := askChat(t, e.url, secret, bodies[i%len(bodies)])
+					switch {
+					case resp.StatusCode == 200:
+						served.Add(1)
+					case resp.StatusCode == 429 && strings.Contains(body, "insufficient_quota"):
+					default:
+						t.Errorf("unexpected %d %s", resp.StatusCode, body)
+					}
+				}()
+			}
+			wg.Wait()
+			b := e.settled(t, "thin")
+			if served.Load() == 0 || b.Debt != 0 || b.Posted < 0 {
+				t.Errorf("served %d, balance %+v: want some served and no debt", served.Load(), b)
+			}
+		})
+	}
+}
+
+// TestStreamCutAtItsHold: an upstream that streams past the max_tokens it
+// was sent is cut at the output the hold covers; the client is told, the
+// record says so, and the charge stays within the hold.
+func TestStreamCutAtItsHold(t *testing.T) {
+	e := newBillingEnv(t)
+	secret := e.prepaidKey(t, "cut", "1")
+	resp, body := askChat(t, e.url, secret, `{"model":"sim-chat","max_tokens":40,"stream":true,`+
+		`"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":3000,"ignore_max_tokens":true}}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, "output this request's hold covers") || strings.Contains(body, "[DONE]") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	b := e.settled(t, "cut")
+	page, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "cut", Limit: 10})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("records %v %v", page.Records, err)
+	}
+	rec := page.Records[0]
+	if rec.ErrorClass != usage.ErrOutputLimit || rec.Usage.Output > 40 || rec.Complete {
+		t.Errorf("record %+v", rec)
+	}
+	if spent := 1_000_000_000 - b.Posted; spent != rec.CostNanos || b.Debt != 0 {
+		t.Errorf("spent %d, record cost %d, balance %+v", spent, rec.CostNanos, b)
 	}
 }

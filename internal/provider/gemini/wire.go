@@ -36,10 +36,14 @@ func (client) Secret(r *http.Request) string {
 }
 
 // Google's JSON parser takes a field by its camelCase name or its proto
-// (snake_case) name: both spellings are read, and both at once refused.
+// (snake_case) name, Go's encoding/json by the camelCase name in any case:
+// only the camelCase spelling is read, and the proto spelling of a member
+// the gateway acts on is refused (the Gen AI SDKs send camelCase).
+// The names are read with their proto twins after them, so that a twin,
+// however it is spelled, is found and refused.
 var (
 	admitNames = []string{"contents", "generationConfig", "generation_config"}
-	genNames   = []string{"maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count"}
+	genNames   = []string{"maxOutputTokens", "candidateCount", "max_output_tokens", "candidate_count"}
 )
 
 // Admit reads a generateContent request: the model and whether to stream
@@ -62,54 +66,54 @@ func (client) Admit(t ir.Target, body []byte) (ir.Admission, error) {
 	if err := jsonfield.Members(body, admitNames, sp[:]); err != nil {
 		return a, ambiguous("", err)
 	}
+	if sp[2].Start >= 0 {
+		return a, snake("", "generationConfig")
+	}
 	if t.Endpoint != ir.EndpointGenerate { // countTokens
 		return a, nil
 	}
 	if sp[0].Start < 0 || body[sp[0].Start] != '[' {
 		return a, &ir.FieldError{Param: "contents", Message: "contents is required: an array of Content."}
 	}
-	gen, param := sp[1], "generationConfig"
-	if sp[2].Start >= 0 {
-		if gen.Start >= 0 {
-			return a, &ir.FieldError{Param: "generationConfig",
-				Message: "generationConfig and generation_config are the same field; send it once."}
-		}
-		gen, param = sp[2], "generation_config"
-	}
+	gen := sp[1]
 	if gen.Start < 0 || jsonfield.IsNull(body[gen.Start:gen.End]) {
 		return a, nil
 	}
 	g := body[gen.Start:gen.End]
 	if g[0] != '{' {
-		return a, &ir.FieldError{Param: param, Message: param + " must be an object."}
+		return a, &ir.FieldError{Param: "generationConfig", Message: "generationConfig must be an object."}
 	}
 	var gs [4]jsonfield.Span
 	if err := jsonfield.Members(g, genNames, gs[:]); err != nil {
-		return a, ambiguous(param, err)
+		return a, ambiguous("generationConfig", err)
 	}
-	for i := 0; i < 4; i += 2 { // each field and its snake_case twin
-		s, name := gs[i], genNames[i]
-		if gs[i+1].Start >= 0 {
-			if s.Start >= 0 {
-				return a, &ir.FieldError{Param: param + "." + name,
-					Message: name + " and " + genNames[i+1] + " are the same field; send it once."}
-			}
-			s, name = gs[i+1], genNames[i+1]
+	for i := 2; i < 4; i++ {
+		if gs[i].Start >= 0 {
+			return a, snake("generationConfig.", genNames[i-2])
 		}
+	}
+	for i, s := range gs[:2] {
 		if s.Start < 0 {
 			continue
 		}
-		n, err := ir.CountField(g[s.Start:s.End], param+"."+name)
+		param := "generationConfig." + genNames[i]
+		n, err := ir.CountField(g[s.Start:s.End], param)
 		if err != nil {
 			return a, err
 		}
 		if i == 0 {
-			a.MaxOutput, a.MaxOutputField = n, param+"."+name
+			a.MaxOutput, a.MaxOutputField = n, param
 		} else {
-			a.Choices, a.ChoicesField = n, param+"."+name
+			a.Choices, a.ChoicesField = n, param
 		}
 	}
 	return a, nil
+}
+
+// snake is the error for the proto spelling of a member the gateway acts on.
+func snake(prefix, camel string) error {
+	return &ir.FieldError{Param: prefix + camel,
+		Message: "Write " + prefix + camel + " in camelCase, as the Gen AI SDKs send it; its proto spelling is not read by every parser."}
 }
 
 func ambiguous(parent string, err error) error {

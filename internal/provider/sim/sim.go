@@ -55,6 +55,9 @@ type Control struct {
 	UsageInLastChunk bool   `json:"usage_in_last_chunk"`
 	CachedTokens     int    `json:"cached_tokens"`
 	ReasoningTokens  int    `json:"reasoning_tokens"`
+	// IgnoreMaxTokens makes the simulator misbehave as an upstream that
+	// produces more than the request's max_tokens.
+	IgnoreMaxTokens bool `json:"ignore_max_tokens"`
 }
 
 type message struct {
@@ -241,7 +244,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	if c.OutputTokens > 0 {
 		out = c.OutputTokens
 	}
-	if mt := max(req.MaxTokens, req.MaxCompletion); mt > 0 && mt < out {
+	if mt := max(req.MaxTokens, req.MaxCompletion); mt > 0 && mt < out && !c.IgnoreMaxTokens {
 		out = mt
 	}
 	prompt := promptTokens(req)
