@@ -221,7 +221,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			CountPrompt: func(model string, body []byte) int64 {
 				n, _ := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, model, body)
 				return n
-			}},
+			},
+			Lead: price.LeadFor(!exclusive)},
 	}
 	if replicator != nil {
 		api.RoutingEvents = replicator

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
+	"baimo/internal/billing"
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 )
@@ -261,10 +262,20 @@ func (s *Server) statement(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	rep, err := ledger.Audit(r.Context(), s.Billing.Store, s.Clock.Now(), s.Billing.AuditGrace)
+	now := s.Clock.Now()
+	rep, err := ledger.Audit(r.Context(), s.Billing.Store, now, s.Billing.AuditGrace)
 	if err != nil {
 		WriteOpenAIError(w, apierr.Internal(err))
 		return
+	}
+	if s.Prices != nil && s.Prices.Rater != nil && s.Store != nil {
+		c, err := s.Prices.Rater.AuditRecords(r.Context(), s.Store, now.Add(-billing.AuditWindow), now, billing.AuditMaxRecords)
+		if err != nil {
+			WriteOpenAIError(w, apierr.Internal(err))
+			return
+		}
+		rep.Checks = append(rep.Checks, c)
+		rep.OK = rep.OK && c.OK
 	}
 	status := http.StatusOK
 	if !rep.OK {

@@ -26,6 +26,7 @@ type env struct {
 	url   string
 	clock *clock.Fake
 	db    *sqlite.DB
+	api   *httpapi.Server // to change before the first request
 }
 
 func newEnv(t *testing.T) *env {
@@ -54,7 +55,7 @@ func newEnv(t *testing.T) *env {
 			CountPrompt: func(string, []byte) int64 { return 42 }}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, clock: clk, db: db}
+	return &env{url: srv.URL, clock: clk, db: db, api: api}
 }
 
 func (e *env) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {
@@ -86,6 +87,12 @@ func errCode(m map[string]any) string {
 	e, _ := m["error"].(map[string]any)
 	c, _ := e["code"].(string)
 	return c
+}
+
+func errParam(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	p, _ := e["param"].(string)
+	return p
 }
 
 func TestAdminKeys(t *testing.T) {

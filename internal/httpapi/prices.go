@@ -28,6 +28,10 @@ type Prices struct {
 	Rater *billing.Rater
 	// CountPrompt counts the prompt tokens of a chat request body.
 	CountPrompt func(model string, body []byte) int64
+	// Lead is how far ahead a new version must start so that every node
+	// has it first: price.PropagationBound when several nodes share the
+	// database, 0 for a single node. "now" means now plus Lead.
+	Lead time.Duration
 }
 
 func (s *Server) pricesRoutes(mux *http.ServeMux) {

@@ -18,8 +18,10 @@ import (
 // maxIdempotencyKey bounds the Idempotency-Key of price calls.
 const maxIdempotencyKey = 200
 
-// "now" as effective_from starts a version when the gateway applies it: the
-// only time an operator can name without a clock race (the past is refused).
+// "now" as effective_from starts a version as soon as every gateway node
+// applies it (now plus Prices.Lead): the only time an operator can name
+// without a clock race (the past, and a start sooner than the lead, are
+// refused).
 const effectiveNow = "now"
 
 // setPrice adds one price version (POST /admin/prices, a price.VersionSpec).
@@ -64,7 +66,7 @@ func (s *Server) retirePrice(w http.ResponseWriter, r *http.Request) {
 		if e := decodeStrict(body, &req); e != nil {
 			return nil, e
 		}
-		from, e := effectiveTime(req.EffectiveFrom, now)
+		from, e := effectiveTime(req.EffectiveFrom, now, s.Prices.Lead)
 		if e != nil {
 			return nil, e
 		}
@@ -120,7 +122,7 @@ func (s *Server) priceCall(w http.ResponseWriter, r *http.Request, op string,
 		return
 	}
 	for i := range specs {
-		t, e := effectiveTime(specs[i].EffectiveFrom, now)
+		t, e := effectiveTime(specs[i].EffectiveFrom, now, s.Prices.Lead)
 		if e != nil {
 			WriteOpenAIError(w, e)
 			return
@@ -200,18 +202,20 @@ func priceCallResult(id, op string, specs []price.VersionSpec, replayed bool) ma
 	return out
 }
 
-// effectiveTime reads effective_from: "now" (or empty) is the gateway's
-// now; a time must not be in the past, so no request already rated changes.
-func effectiveTime(s string, now time.Time) (time.Time, *apierr.Error) {
+// effectiveTime reads effective_from: "now" (or empty) is the gateway's now
+// plus lead; a time must not be in the past, so no request already rated
+// changes, nor sooner than lead (price.CheckLead), so every node has the
+// version before it starts.
+func effectiveTime(s string, now time.Time, lead time.Duration) (time.Time, *apierr.Error) {
 	if s == "" || s == effectiveNow {
-		return now, nil
+		return now.Add(lead), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, apierr.BadRequest("effective_from", "effective_from must be \"now\" or an RFC 3339 time with a zone.")
 	}
-	if t.Before(now) {
-		return time.Time{}, apierr.BadRequest("effective_from", "A price version cannot start in the past: requests already rated keep their price. Use \"now\" or a later time.")
+	if err := price.CheckLead(t, now, lead); err != nil {
+		return time.Time{}, apierr.BadRequest("effective_from", "%v", err)
 	}
 	return t, nil
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"baimo/internal/price"
 )
 
 // doKey is do as the admin, with an Idempotency-Key when key is not empty.
@@ -103,5 +106,45 @@ func TestPriceImportAndRetire(t *testing.T) {
 	}
 	if st, m := e.doKey(t, "POST", "/admin/prices/retire", "", `{"model":"no-such"}`); st != 404 {
 		t.Errorf("retire unknown = %d %v", st, m)
+	}
+}
+
+// TestPriceLeadOnSharedStore: with several nodes on one database a version
+// must start at least the propagation bound ahead, so that every node has
+// it before it starts; "now" means now plus that bound. A single node
+// (Lead 0) takes "now" as it is (TestPriceSetNowIdempotent).
+func TestPriceLeadOnSharedStore(t *testing.T) {
+	e := newEnv(t)
+	e.api.Prices.Lead = price.PropagationBound
+	set := func(model, from string) string {
+		return `{"model":"` + model + `","vendor":"local","effective_from":"` + from + `","currency":"CNY","unit":"per_1m","source":"s",` +
+			`"prices":{"input":"0.5","output":"1"}}`
+	}
+	now := e.clock.Now()
+	soon := now.Add(price.PropagationBound - time.Millisecond).Format(time.RFC3339Nano)
+	if st, m := e.doKey(t, "POST", "/admin/prices", "", set("lead-1", soon)); st != 400 || errParam(m) != "effective_from" ||
+		!strings.Contains(mustJSON(m), "at least 5s from now") {
+		t.Errorf("a version starting within the bound = %d %v, want 400 naming the bound", st, m)
+	}
+	if st, m := e.doKey(t, "POST", "/admin/prices", "", set("lead-1", now.Add(-time.Second).Format(time.RFC3339))); st != 400 ||
+		!strings.Contains(mustJSON(m), "past") {
+		t.Errorf("a version in the past = %d %v", st, m)
+	}
+	at := now.Add(price.PropagationBound).Format(time.RFC3339Nano)
+	if st, m := e.doKey(t, "POST", "/admin/prices", "", set("lead-1", at)); st != 201 {
+		t.Errorf("a version starting at the bound = %d %v", st, m)
+	}
+	st, m := e.doKey(t, "POST", "/admin/prices", "", set("lead-2", "now"))
+	if st != 201 {
+		t.Fatalf("now = %d %v", st, m)
+	}
+	if got, _ := time.Parse(time.RFC3339Nano, m["effective_from"].(string)); !got.Equal(now.Add(price.PropagationBound)) {
+		t.Errorf("now on a shared store starts at %v, want now + %s = %v", got, price.PropagationBound, now.Add(price.PropagationBound))
+	}
+	e.clock.Advance(time.Second)
+	st, m = e.doKey(t, "POST", "/admin/prices/retire", "", `{"model":"lead-2","effective_from":"now"}`)
+	from, _ := m["effective_from"].(string)
+	if got, _ := time.Parse(time.RFC3339Nano, from); st != 201 || !got.Equal(e.clock.Now().Add(price.PropagationBound)) {
+		t.Errorf("retire now = %d %v, want it to start at now + the bound", st, m)
 	}
 }

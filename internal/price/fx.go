@@ -220,6 +220,9 @@ func NewPriceList(name string, markupBP int64) (*PriceList, error) {
 	return &PriceList{Name: name, Markup: m, overrides: map[string]*Version{}}, nil
 }
 
+// priceListPrefix starts the id of a price list's negotiated version.
+const priceListPrefix = "pricelist/"
+
 // Override sets a negotiated price for one model: spec is a full version (its
 // own currency, unit, prices, tiers) that replaces the catalog's versions for
 // this tenant from spec.EffectiveFrom on. spec.Model names the model. A later
@@ -238,7 +241,7 @@ func (p *PriceList) Override(spec VersionSpec) error {
 	if err != nil {
 		return fmt.Errorf("price list %s: override of %s: %w", p.Name, spec.Model, err)
 	}
-	v.ID = "pricelist/" + p.Name + "/" + v.ID
+	v.ID = priceListPrefix + p.Name + "/" + v.ID
 	if old, ok := p.overrides[spec.Model]; ok && !v.EffectiveFrom.After(old.EffectiveFrom) {
 		return fmt.Errorf("price list %s: override of %s must start after %s: %w", p.Name, spec.Model,
 			old.EffectiveFrom.Format(time.RFC3339), ErrHistory)
