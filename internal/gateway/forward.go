@@ -59,11 +59,17 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 		}
 	}
 	if last == nil {
-		// Every channel is resting (a breaker is open, an upstream asked to
-		// wait) or at its vendor limit: say when to come back.
-		last = apierr.Unavailable("No upstream channel for model "+req.model+" is available right now; retry later.", nil)
-		last.RetryAfter = time.Second
 		req.rec.ErrorClass = usage.ErrUpstream
+		if wait, resting := plan.RetryAfter(); resting {
+			// Every target rests after the vendor rate limited it: say so,
+			// as the vendor did, with when the first comes back.
+			last = apierr.RateLimited("The upstream model servers are rate limiting requests for model "+req.model+"; retry after the time in the retry-after header.", wait)
+		} else {
+			// Every channel is at its vendor limit or its keys are parked:
+			// say when to come back.
+			last = apierr.Unavailable("No upstream channel for model "+req.model+" is available right now; retry later.", nil)
+			last.RetryAfter = time.Second
+		}
 	}
 	req.rec.Status = last.Status
 	g.finish(req, log)

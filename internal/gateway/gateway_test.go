@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -756,5 +758,44 @@ func TestAmbiguousBodiesRefused(t *testing.T) {
 		if rec.ErrorClass != usage.ErrClient || rec.Status != 400 || rec.Channel != "" {
 			t.Errorf("record %+v", rec)
 		}
+	}
+}
+
+// TestVendorRateLimitAnswered429: after a vendor's 429 every target of the
+// model rests; the next request gets a 429 with the time left, not a 503
+// that hides the vendor's answer, and no upstream call.
+func TestVendorRateLimitAnswered429(t *testing.T) {
+	calls := 0
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		status(429, `{"error":{"message":"Rate limit reached for upstream-model","type":"requests","code":"rate_limit_exceeded"}}`, "Retry-After", "30")(w, r)
+	}), nil)
+	for i, wantCalls := range []int{1, 1} {
+		resp, body := h.post(t, "/v1/chat/completions", chatReq)
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != 429 || ra < 29 || ra > 30 || calls != wantCalls {
+			t.Fatalf("request %d: %d retry-after %q, %d upstream calls: %s", i, resp.StatusCode, resp.Header.Get("Retry-After"), calls, body)
+		}
+	}
+}
+
+// TestLastChannelNeverShut: a model's only channel keeps getting requests
+// while its breaker is open; each succeeds or fails on its own.
+func TestLastChannelNeverShut(t *testing.T) {
+	var calls atomic.Int32
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 6 {
+			status(500, `{"error":{"message":"boom"}}`)(w, r)
+			return
+		}
+		status(200, `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`)(w, r)
+	}), nil)
+	for i := 0; i < 6; i++ {
+		if resp, _ := h.post(t, "/v1/chat/completions", chatReq); resp.StatusCode != 502 {
+			t.Fatalf("failure %d: status %d, want 502 from the upstream's 500", i, resp.StatusCode)
+		}
+	}
+	if resp, body := h.post(t, "/v1/chat/completions", chatReq); resp.StatusCode != 200 {
+		t.Fatalf("after the breaker opened: %d %s, want the upstream's answer", resp.StatusCode, body)
 	}
 }

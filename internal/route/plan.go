@@ -51,6 +51,10 @@ type Plan struct {
 	attempts int
 	deadline int64
 	start    int64 // the clock at Plan, reused by the first Next
+	// panic lets breakers through: every candidate that only a breaker
+	// kept out is tried rather than none (Envoy's panic threshold), so a
+	// breaker never takes out the last usable target of a model.
+	panic bool
 	// strict makes the scan check vendor limits for every candidate. Off,
 	// limits are checked only for the chosen channel (the common case
 	// costs one pass with two loads per channel); Next turns it on after a
@@ -67,6 +71,7 @@ type Attempt struct {
 
 	mem      *member
 	key      *keyRef
+	keyIdx   int // index of key in the channel's keys
 	idx      int
 	tokens   int64
 	chProbe  bool
@@ -122,22 +127,91 @@ func (p *Plan) Next() (Attempt, error) {
 	if now >= p.deadline {
 		return Attempt{}, ErrExhausted
 	}
-	skip := p.tried
-	p.strict = false
-	for range len(p.m.members) {
-		i, ok := p.choose(now, &skip)
-		if !ok {
+	for {
+		skip := p.tried
+		p.strict = false
+		for range len(p.m.members) {
+			i, ok := p.choose(now, &skip)
+			if !ok {
+				break
+			}
+			if a, ok := p.acquire(i, now); ok {
+				p.attempts++
+				a.Number = p.attempts
+				return a, nil
+			}
+			skip.set(i) // at a limit, or no key usable: look further
+			p.strict = true
+		}
+		if p.panic || !p.breakersOnly(now) {
 			return Attempt{}, ErrNoChannel
 		}
-		if a, ok := p.acquire(i, now); ok {
-			p.attempts++
-			a.Number = p.attempts
-			return a, nil
-		}
-		skip.set(i) // at a limit, or no key usable: look further
-		p.strict = true
+		p.panic = true // only breakers keep every target out: let them through
 	}
-	return Attempt{}, ErrNoChannel
+}
+
+// breakersOnly reports whether some untried member is kept out by a breaker
+// (its channel's, or every usable key's) and by nothing else.
+func (p *Plan) breakersOnly(now int64) bool {
+	for i := range p.m.members {
+		mem := &p.m.members[i]
+		if p.tried.has(i) || mem.st.cooldown.Load() > now {
+			continue
+		}
+		chOpen := !mem.st.br.usable(now, &p.tab.chBreaker)
+		keyOpen := false
+		for j := range mem.ch.keys {
+			ks := mem.ch.keys[j].st
+			if ks.parked.Load() > now || mem.cool[j].Load() > now {
+				continue
+			}
+			if !ks.br.usable(now, &p.tab.keyBreaker) {
+				keyOpen = true
+			} else if !chOpen {
+				keyOpen = false
+				break // a usable key and channel: not kept out by breakers
+			}
+		}
+		if chOpen || keyOpen {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryAfter says, after Next found no usable candidate, whether every
+// target of the model is resting after a 429 (its channel cooling down, or
+// each of its keys rate limited for this model) and when the first comes
+// back: the caller answers 429 with that retry-after, as the vendor did.
+func (p *Plan) RetryAfter() (time.Duration, bool) {
+	now := p.r.now()
+	first := int64(math.MaxInt64)
+	for i := range p.m.members {
+		mem := &p.m.members[i]
+		if cd := mem.st.cooldown.Load(); cd > now {
+			first = min(first, cd)
+			continue
+		}
+		rest := int64(math.MaxInt64)
+		for j := range mem.ch.keys {
+			if mem.ch.keys[j].st.parked.Load() > now {
+				continue
+			}
+			c := mem.cool[j].Load()
+			if c <= now {
+				return 0, false // a key free of cooldowns: kept out by something else
+			}
+			rest = min(rest, c)
+		}
+		if rest == math.MaxInt64 {
+			continue // every key parked
+		}
+		first = min(first, rest)
+	}
+	if first == math.MaxInt64 {
+		return 0, false
+	}
+	return time.Duration(first - now), true
 }
 
 // choose returns the index of the member the policy prefers among the first
@@ -215,6 +289,9 @@ func (p *Plan) ok(i int, now int64, skip *bitset) bool {
 	}
 	if st.br.state.Load() == int32(Closed) && !p.strict {
 		return true
+	}
+	if p.panic {
+		return !p.strict || p.fits(i, now)
 	}
 	return p.okSlow(i, now)
 }
@@ -616,7 +693,7 @@ func (p *Plan) acquire(i int, now int64) (Attempt, bool) {
 	tab := p.tab
 	tokens := p.req.Tokens
 	chProbe, ok := ch.st.br.acquire(now, &tab.chBreaker)
-	if !ok {
+	if !ok && !p.panic {
 		return Attempt{}, false
 	}
 	if !ch.st.m.take(&ch.params, now, tokens) {
@@ -626,14 +703,15 @@ func (p *Plan) acquire(i int, now int64) (Attempt, bool) {
 	n := uint64(len(ch.keys))
 	start := ch.st.rr.Add(1)
 	for j := range n {
-		k := &ch.keys[(start+j)%n]
+		ki := int((start + j) % n)
+		k := &ch.keys[ki]
 		ks := k.st
-		if ks.parked.Load() > now || ks.cooldown.Load() > now ||
-			!ks.br.usable(now, &tab.keyBreaker) || !ks.m.fits(&k.params, now, tokens) {
+		if ks.parked.Load() > now || mem.cool[ki].Load() > now ||
+			(!p.panic && !ks.br.usable(now, &tab.keyBreaker)) || !ks.m.fits(&k.params, now, tokens) {
 			continue
 		}
 		kProbe, ok := ks.br.acquire(now, &tab.keyBreaker)
-		if !ok {
+		if !ok && !p.panic {
 			continue
 		}
 		if !ks.m.take(&k.params, now, tokens) {
@@ -642,7 +720,7 @@ func (p *Plan) acquire(i int, now int64) (Attempt, bool) {
 		}
 		return Attempt{
 			Channel: ch.cfg, Key: k.cfg,
-			mem: mem, key: k, idx: i, tokens: tokens,
+			mem: mem, key: k, keyIdx: ki, idx: i, tokens: tokens,
 			chProbe: chProbe, keyProbe: kProbe,
 		}, true
 	}
@@ -694,7 +772,7 @@ func (p *Plan) Done(a *Attempt, o Outcome) Decision {
 		if rest <= 0 {
 			rest = int64(DefaultCooldown)
 		}
-		k.st.cooldown.Store(now + min(rest, tab.maxCooldown))
+		a.mem.cool[a.keyIdx].Store(now + min(rest, tab.maxCooldown))
 	default:
 		if o.Status != 0 && !o.Canceled { // a client-fault answer still shows the upstream is up
 			ch.st.br.success(a.chProbe, &tab.chBreaker)

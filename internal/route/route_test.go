@@ -820,3 +820,101 @@ func TestKeyBreakerIsolatesBadKey(t *testing.T) {
 		t.Fatalf("bad key not probed and closed: %v", keys)
 	}
 }
+
+// TestRateLimitCoolsKeyForItsModel: a vendor 429 for one model rests the key
+// for that model only; when every target of the model rests, RetryAfter
+// says when the first comes back (the gateway answers 429, not 503).
+func TestRateLimitCoolsKeyForItsModel(t *testing.T) {
+	c := ch("a", 0, 1)
+	c.Models = []string{"m", "other"}
+	r, clk := newRouter(t, Config{Channels: []Channel{c}})
+	p := plan(t, r, Request{Model: "m"})
+	a := next(t, &p)
+	p.Done(&a, Outcome{Status: 429, Fault: FaultRate, RetryAfter: 7 * time.Second})
+
+	other := plan(t, r, Request{Model: "other"})
+	if b := next(t, &other); b.Channel.ID != "a" {
+		t.Fatalf("the key rests for every model: %v", b)
+	} else {
+		other.Done(&b, ok200)
+	}
+	again := plan(t, r, Request{Model: "m"})
+	if _, err := again.Next(); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("the key serves m during its retry-after: %v", err)
+	}
+	if d, ok := again.RetryAfter(); !ok || d != 7*time.Second {
+		t.Fatalf("RetryAfter = %v, %v; want 7s, true", d, ok)
+	}
+	if k := r.Snapshot().Channels[0].Keys[0]; k.CooldownModels["m"].IsZero() || !k.CooldownModels["other"].IsZero() {
+		t.Fatalf("snapshot: %+v", k)
+	}
+	clk.Advance(7 * time.Second)
+	if got := one(t, r, ok200); got != "a" {
+		t.Fatalf("after the retry-after: %s", got)
+	}
+}
+
+// TestRetryAfterOnlyForRest: targets kept out by something other than a
+// rate limit (a parked key) do not make the answer a 429.
+func TestRetryAfterOnlyForRest(t *testing.T) {
+	r, _ := newRouter(t, Config{Channels: []Channel{ch("a", 0, 1)}})
+	p := plan(t, r, Request{})
+	a := next(t, &p)
+	p.Done(&a, Outcome{Status: 401, Fault: FaultKey})
+	again := plan(t, r, Request{})
+	if _, err := again.Next(); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("a parked key served: %v", err)
+	}
+	if d, ok := again.RetryAfter(); ok {
+		t.Fatalf("RetryAfter = %v for a parked key", d)
+	}
+}
+
+// TestBreakerPanicKeepsLastTarget: a model's only channel whose breaker is
+// open still gets requests, which succeed or fail on their own; with a
+// healthy second channel the open one is avoided as before.
+func TestBreakerPanicKeepsLastTarget(t *testing.T) {
+	brk := Breaker{Failures: 2, Window: time.Minute, OpenFor: time.Hour, Probes: 1}
+	r, _ := newRouter(t, Config{Channels: []Channel{ch("solo", 0, 1)}, ChannelBreaker: brk, KeyBreaker: brk})
+	one(t, r, err5)
+	one(t, r, err5) // the breakers open
+	if s := r.Snapshot().Channels[0].Breaker.State; s != "open" {
+		t.Fatalf("breaker %s, want open", s)
+	}
+	for i := 0; i < 3; i++ {
+		p := plan(t, r, Request{})
+		a, err := p.Next()
+		if err != nil || a.Channel.ID != "solo" {
+			t.Fatalf("the only channel is out: %v", err)
+		}
+		p.Done(&a, err5)
+	}
+
+	r, _ = newRouter(t, Config{Channels: []Channel{ch("a", 0, 1), ch("b", 1, 1)}, ChannelBreaker: brk, KeyBreaker: Breaker{Failures: 100}})
+	one(t, r, err5)
+	one(t, r, err5) // a opens
+	for i := 0; i < 5; i++ {
+		if got := one(t, r, ok200); got != "b" {
+			t.Fatalf("with b healthy, picked %s", got)
+		}
+	}
+}
+
+// TestRequestFaultParksNothing: an error about the request (a model the
+// account may not use, content policy) neither parks the key nor counts
+// against the breaker, and is not retried elsewhere.
+func TestRequestFaultParksNothing(t *testing.T) {
+	r, _ := newRouter(t, Config{Channels: []Channel{ch("a", 0, 1), ch("b", 1, 1)},
+		ChannelBreaker: Breaker{Failures: 1, Window: time.Minute, OpenFor: time.Hour, Probes: 1}})
+	for i := 0; i < 3; i++ {
+		p := plan(t, r, Request{})
+		a := next(t, &p)
+		if d := p.Done(&a, Outcome{Status: 403, Fault: FaultRequest}); d.Retry || d.Effect != EffectNone {
+			t.Fatalf("decision %+v", d)
+		}
+	}
+	s := r.Snapshot().Channels[0]
+	if s.Breaker.State != "closed" || s.Keys[0].Parked {
+		t.Fatalf("state after request faults: %+v", s)
+	}
+}

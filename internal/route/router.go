@@ -65,10 +65,13 @@ type model struct {
 }
 
 type member struct {
-	ch        *channel
-	st        *channelState // ch.st, one hop nearer
-	params    *limitParams  // &ch.params
-	lat       *latency
+	ch     *channel
+	st     *channelState // ch.st, one hop nearer
+	params *limitParams  // &ch.params
+	lat    *latency
+	// cool[j] is when ch.keys[j] may serve this model again after the
+	// vendor rate limited it for this model (Unix ns).
+	cool      []*atomic.Int64
 	weight    int64
 	invWeight float64
 	fweight   float64
@@ -101,10 +104,13 @@ type channelState struct {
 
 // keyState is the mutable state of one upstream key.
 type keyState struct {
-	br       breaker
-	m        meter
-	cooldown atomic.Int64
-	parked   atomic.Int64 // Unix ns until which the key is parked; 0 if not
+	br     breaker
+	m      meter
+	parked atomic.Int64 // Unix ns until which the key is parked; 0 if not
+	// cool holds, per model, when the key may serve it again after a 429
+	// for that model: vendors rate limit a key per model. Guarded by
+	// Router.mu; the atomics are read on the selection path.
+	cool map[string]*atomic.Int64
 
 	mu         sync.Mutex
 	parkReason string
@@ -350,7 +356,19 @@ func (r *Router) addChannel(tab *table, c *Channel, live map[string]bool) error 
 			m = &model{}
 			tab.models[name] = m
 		}
-		m.members = append(m.members, member{ch: ch, st: st, params: &ch.params, lat: lat, weight: int64(c.Weight), invWeight: 1 / float64(c.Weight), fweight: float64(c.Weight)})
+		cool := make([]*atomic.Int64, len(ch.keys))
+		for j := range ch.keys {
+			ks := ch.keys[j].st
+			if ks.cool == nil {
+				ks.cool = map[string]*atomic.Int64{}
+			}
+			if ks.cool[name] == nil {
+				ks.cool[name] = new(atomic.Int64)
+			}
+			cool[j] = ks.cool[name]
+		}
+		m.members = append(m.members, member{ch: ch, st: st, params: &ch.params, lat: lat, cool: cool,
+			weight: int64(c.Weight), invWeight: 1 / float64(c.Weight), fweight: float64(c.Weight)})
 	}
 	for name := range st.lat {
 		if !liveModels[name] {

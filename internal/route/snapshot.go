@@ -38,11 +38,14 @@ type KeyState struct {
 	ID            string
 	Breaker       BreakerInfo
 	InFlight      int64
-	CooldownUntil time.Time
-	Parked        bool
-	ParkedSince   time.Time
-	ParkedUntil   time.Time
-	ParkReason    string
+	CooldownUntil time.Time // the latest of CooldownModels
+	// CooldownModels says until when the key rests, per model, after the
+	// vendor rate limited it for that model.
+	CooldownModels map[string]time.Time
+	Parked         bool
+	ParkedSince    time.Time
+	ParkedUntil    time.Time
+	ParkReason     string
 }
 
 // ModelState lists a model's channels in the order they are considered.
@@ -86,11 +89,23 @@ func (r *Router) Snapshot() Snapshot {
 		for i := range ch.keys {
 			k := &ch.keys[i]
 			ks := KeyState{
-				ID:            k.cfg.ID,
-				Breaker:       breakerInfo(&k.st.br),
-				InFlight:      k.st.m.inFlight.Load(),
-				CooldownUntil: timeIfAfter(k.st.cooldown.Load(), now),
+				ID:       k.cfg.ID,
+				Breaker:  breakerInfo(&k.st.br),
+				InFlight: k.st.m.inFlight.Load(),
 			}
+			r.mu.Lock() // the per-model cooldown map changes on Update
+			for model, until := range k.st.cool {
+				if t := timeIfAfter(until.Load(), now); !t.IsZero() {
+					if ks.CooldownModels == nil {
+						ks.CooldownModels = map[string]time.Time{}
+					}
+					ks.CooldownModels[model] = t
+					if t.After(ks.CooldownUntil) {
+						ks.CooldownUntil = t
+					}
+				}
+			}
+			r.mu.Unlock()
 			if until := k.st.parked.Load(); until > now {
 				k.st.mu.Lock()
 				ks.Parked, ks.ParkReason = true, k.st.parkReason
