@@ -155,6 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("reconciled holds left by a previous run", "settled", res.Settled, "voided", res.Voided)
 	}
 	bopt := billing.Options{Rater: rater, Records: db, HoldTTL: holdTTL, Clock: clock.Real{}, Log: log,
+		Holds:    billing.HoldRules{MaxChoices: cfg.Limits.MaxChoices},
 		Recorder: billing.RecorderOptions{BatchSize: cfg.Usage.BatchSize, QueueSize: cfg.Usage.QueueSize, Delay: cfg.Usage.BatchDelay.D()}}
 	if cfg.Billing.LedgerOn() {
 		zone, _ := time.LoadLocation(cfg.Billing.FreeTier.TimeZone) // checked by config
