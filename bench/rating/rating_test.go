@@ -23,7 +23,7 @@ func BenchmarkRate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tenant, err := price.NewPriceList("reseller", 1500)
+	tenant, err := price.NewList("reseller", 1500)
 	if err != nil {
 		b.Fatal(err)
 	}

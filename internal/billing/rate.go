@@ -23,15 +23,15 @@ type Rater struct {
 	// Free lists public model names the operator serves free of charge.
 	Free map[string]bool
 
-	lists atomic.Pointer[map[string]*price.PriceList] // tenant id → price list
+	lists atomic.Pointer[map[string]*price.List] // tenant id → price list
 }
 
 // SetPriceLists swaps in the tenants' price lists (a markup or negotiated
 // prices for operators who resell). Lists are never edited in place.
-func (r *Rater) SetPriceLists(m map[string]*price.PriceList) { r.lists.Store(&m) }
+func (r *Rater) SetPriceLists(m map[string]*price.List) { r.lists.Store(&m) }
 
 // PriceList returns a tenant's price list, or nil for catalog prices.
-func (r *Rater) PriceList(tenantID string) *price.PriceList {
+func (r *Rater) PriceList(tenantID string) *price.List {
 	if tenantID == "" {
 		tenantID = "default"
 	}
@@ -130,10 +130,10 @@ func (r *Rater) LoadPriceLists(ctx context.Context, st price.ListStore) error {
 	if err != nil {
 		return err
 	}
-	m := make(map[string]*price.PriceList, len(raw))
+	m := make(map[string]*price.List, len(raw))
 	var errs []error
 	for tenant, b := range raw {
-		var spec price.PriceListSpec
+		var spec price.ListSpec
 		if err := json.Unmarshal(b, &spec); err != nil {
 			errs = append(errs, fmt.Errorf("price list of %s: %w", tenant, err))
 			continue

@@ -167,7 +167,7 @@ func (s *Server) listPriceVersions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setPriceList(w http.ResponseWriter, r *http.Request) {
-	var spec price.PriceListSpec
+	var spec price.ListSpec
 	if e := decodeAdmin(w, r, &spec); e != nil {
 		WriteOpenAIError(w, e)
 		return

@@ -192,11 +192,11 @@ func (x *ExchangeRates) find(from, to money.Currency, t time.Time) (*ExchangeRat
 	return best, best != nil
 }
 
-// PriceList is a tenant's price list for operators who resell: a markup on
+// List is a tenant's price list for operators who resell: a markup on
 // every catalog price and negotiated per-model overrides. Build a list fully
 // before rating with it; to change a list in service, build a new one and
 // swap it in (Rate reads it without locks).
-type PriceList struct {
+type List struct {
 	Name string
 	// Markup multiplies every catalog price (1.15 for +15%); One or the
 	// zero value means none. Overrides are not marked up.
@@ -204,9 +204,9 @@ type PriceList struct {
 	overrides map[string]*Version
 }
 
-// NewPriceList returns a price list with a markup in basis points
+// NewList returns a price list with a markup in basis points
 // (1500 = +15%, -1000 = 10% off; at least -10000).
-func NewPriceList(name string, markupBP int64) (*PriceList, error) {
+func NewList(name string, markupBP int64) (*List, error) {
 	if err := checkName("name", name); err != nil {
 		return nil, fmt.Errorf("price list: %w", err)
 	}
@@ -217,7 +217,7 @@ func NewPriceList(name string, markupBP int64) (*PriceList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("price list %s: %w", name, err)
 	}
-	return &PriceList{Name: name, Markup: m, overrides: map[string]*Version{}}, nil
+	return &List{Name: name, Markup: m, overrides: map[string]*Version{}}, nil
 }
 
 // priceListPrefix starts the id of a price list's negotiated version.
@@ -228,7 +228,7 @@ const priceListPrefix = "pricelist/"
 // this tenant from spec.EffectiveFrom on. spec.Model names the model. A later
 // Override of the same model replaces the earlier one from then on only if it
 // starts later.
-func (p *PriceList) Override(spec VersionSpec) error {
+func (p *List) Override(spec VersionSpec) error {
 	if err := checkName("model", spec.Model); err != nil {
 		return fmt.Errorf("price list %s: override: %w", p.Name, err)
 	}
@@ -255,7 +255,7 @@ func (p *PriceList) Override(spec VersionSpec) error {
 
 // override returns the negotiated version for name (or its catalog model)
 // in force at t, or nil.
-func (p *PriceList) override(name string, m *Model, t time.Time) *Version {
+func (p *List) override(name string, m *Model, t time.Time) *Version {
 	if len(p.overrides) == 0 {
 		return nil
 	}

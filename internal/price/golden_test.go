@@ -113,7 +113,7 @@ func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
 		rc.Rates = rc.Rates.Over(c.ReferenceRates())
 	}
 	if tc.MarkupBP != 0 || tc.Override != nil {
-		if rc.PriceList, err = price.NewPriceList("tenant-a", tc.MarkupBP); err != nil {
+		if rc.PriceList, err = price.NewList("tenant-a", tc.MarkupBP); err != nil {
 			t.Fatal(err)
 		}
 		if tc.Override != nil {

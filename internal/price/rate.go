@@ -65,7 +65,7 @@ type RateContext struct {
 	At          time.Time      // request start: the version in force then applies
 	Batch       bool           // submitted through a batch API
 	ServiceTier string         // "", "default", "standard" or "auto" mean the standard tier
-	PriceList   *PriceList     // the tenant's price list, or nil
+	PriceList   *List          // the tenant's price list, or nil
 	Currency    money.Currency // the account's currency
 	Rates       *ExchangeRates // dated exchange rates, or nil
 }

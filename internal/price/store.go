@@ -22,17 +22,17 @@ type Store interface {
 	ListPriceVersions(ctx context.Context) ([]StoredVersion, error)
 }
 
-// PriceListSpec is the data form of a tenant's price list: a markup in basis
+// ListSpec is the data form of a tenant's price list: a markup in basis
 // points on every catalog price (1500 = +15%) and negotiated per-model
 // versions that replace the catalog's for that tenant.
-type PriceListSpec struct {
+type ListSpec struct {
 	MarkupBP  int64         `json:"markup_bp"`
 	Overrides []VersionSpec `json:"overrides,omitempty"`
 }
 
-// Build makes the PriceList a spec describes.
-func (s PriceListSpec) Build(name string) (*PriceList, error) {
-	pl, err := NewPriceList(name, s.MarkupBP)
+// Build makes the List a spec describes.
+func (s ListSpec) Build(name string) (*List, error) {
+	pl, err := NewList(name, s.MarkupBP)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (s PriceListSpec) Build(name string) (*PriceList, error) {
 	return pl, nil
 }
 
-// ListStore keeps tenants' price lists, as the JSON of a PriceListSpec.
+// ListStore keeps tenants' price lists, as the JSON of a ListSpec.
 type ListStore interface {
 	SetPriceList(ctx context.Context, tenantID string, spec []byte) error
 	PriceLists(ctx context.Context) (map[string][]byte, error)
