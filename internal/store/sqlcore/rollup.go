@@ -152,9 +152,11 @@ func (s *Store) rollupRecords(ctx context.Context, q Querier, recs []usage.Recor
 	return upsertRollups(ctx, q, true, keys[split:], sums)
 }
 
-// rollupChunk bounds the rows of one upsert (SQLite allows 32,766
-// parameters; a row has 33).
-const rollupChunk = 200
+// rollupChunk bounds the rows of one upsert. The SQLite driver finds each
+// $N parameter by name, in time linear in the statement's parameters, so a
+// statement of n rows costs n² to bind: 8 rows (264 parameters) keep that
+// small while PostgreSQL still gets several rows per round trip.
+const rollupChunk = 8
 
 func upsertRollups(ctx context.Context, q Querier, day bool, keys []rollupKey, sums map[rollupKey]*usage.Sums) error {
 	table, lead := "usage_rollup_hour", []string{"bucket_ns"}
