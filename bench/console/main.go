@@ -141,6 +141,12 @@ func run(n int, path string, rounds, days int) error {
 	if err := measure("report API, 30 days by model, by day", fixed("/admin/reports/usage?range=30d&group_by=model&bucket=day")); err != nil {
 		return err
 	}
+	if err := measure("report API, 30 days by tenant, by day", fixed("/admin/reports/usage?range=30d&group_by=tenant&bucket=day&top=10")); err != nil {
+		return err
+	}
+	if err := measure("report API, 30 days by key", fixed("/admin/reports/usage?range=30d&group_by=key")); err != nil {
+		return err
+	}
 	if err := measure("request log, first page", fixed("/ui/requests")); err != nil {
 		return err
 	}

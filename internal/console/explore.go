@@ -197,7 +197,8 @@ const logPage = 50
 func readLog(q url.Values, zone *time.Location) (logForm, url.Values) {
 	f := logForm{TenantID: q.Get("tenant_id"), KeyID: q.Get("key_id"), Model: q.Get("model"), Channel: q.Get("channel"),
 		Status: q.Get("status"), From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
-	api := url.Values{"limit": {strconv.Itoa(logPage)}}
+	// The log needs no totals (they would scan every record the filters select).
+	api := url.Values{"limit": {strconv.Itoa(logPage)}, "totals": {"false"}}
 	set := func(k, v string) {
 		if v != "" {
 			api.Set(k, v)
@@ -260,7 +261,7 @@ func (c *Console) requestDetail(w http.ResponseWriter, r *http.Request, s *sessi
 	p := c.newPage(w, r, "request", "request_detail", nil)
 	var list recordList
 	id := r.PathValue("id")
-	if e := c.call(r, "GET", apiPath("/admin/usage", url.Values{"request_id": {id}, "limit": {"1"}}), nil, &list); e != nil {
+	if e := c.call(r, "GET", apiPath("/admin/usage", url.Values{"request_id": {id}, "limit": {"1"}, "totals": {"false"}}), nil, &list); e != nil {
 		c.failPage(w, r, p, e)
 		return
 	}

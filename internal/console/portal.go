@@ -209,7 +209,7 @@ func tenantOf(id string) string {
 
 func (c *Console) portalRecord(r *http.Request, s *session, id string) (recordCore, *apiError) {
 	var list recordList
-	q := url.Values{"request_id": {id}, "tenant_id": {s.Tenant}, "limit": {"1"}}
+	q := url.Values{"request_id": {id}, "tenant_id": {s.Tenant}, "limit": {"1"}, "totals": {"false"}}
 	if e := c.call(r, "GET", apiPath("/admin/usage", q), nil, &list); e != nil {
 		return recordCore{}, e
 	}

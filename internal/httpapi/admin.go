@@ -289,7 +289,8 @@ func usageFilter(q url.Values) (usage.Filter, *apierr.Error) {
 
 // listUsage answers GET /admin/usage: a page of usage records, newest
 // first, with the cursor of the next page, and on the first page the totals
-// of every record the filters select.
+// of every record the filters select (unless totals=false: they scan every
+// such record; GET /admin/reports/usage sums from rollups).
 func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 	f, e := usageFilter(r.URL.Query())
 	if e != nil {
@@ -309,7 +310,7 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 	if !page.Next.IsZero() {
 		answer["next_cursor"] = page.Next.String()
 	}
-	if f.After.IsZero() {
+	if f.After.IsZero() && r.URL.Query().Get("totals") != "false" {
 		tot, err := s.Store.TotalRecords(r.Context(), f)
 		if err != nil {
 			WriteOpenAIError(w, apierr.Internal(err))

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"baimo/internal/ledger"
 	"baimo/internal/usage"
 )
 
@@ -93,6 +94,27 @@ func (s *Store) SetReportZone(ctx context.Context, zone *time.Location, now time
 	return nil
 }
 
+// dimShards is how many rows a day of one dimension's value is spread over.
+const dimShards = 8
+
+// shardOf returns a tenant's shard (FNV-1a of its id).
+func shardOf(tenant string) int64 {
+	h := uint32(2166136261)
+	for i := 0; i < len(tenant); i++ {
+		h = (h ^ uint32(tenant[i])) * 16777619
+	}
+	return int64(h % dimShards)
+}
+
+// dimKey is a row of usage_rollup_dim: zone "" is an hour's.
+type dimKey struct {
+	zone, dim string
+	start     int64
+	value     string
+	shard     int64
+	currency  string
+}
+
 type rollupKey struct {
 	zone                                  string // "" for the hour table
 	start                                 int64
@@ -118,6 +140,13 @@ func (s *Store) rollupRecords(ctx context.Context, q Querier, recs []usage.Recor
 		}
 		sums[k].AddRecord(r)
 	}
+	dims := map[dimKey]*usage.Sums{}
+	addDim := func(k dimKey, r *usage.Record) {
+		if dims[k] == nil {
+			dims[k] = &usage.Sums{}
+		}
+		dims[k].AddRecord(r)
+	}
 	for i := range recs {
 		r := &recs[i]
 		ns := r.Start.UnixNano()
@@ -127,10 +156,20 @@ func (s *Store) rollupRecords(ctx context.Context, q Querier, recs []usage.Recor
 			k.start = 0
 		}
 		add(k, r)
+		tenant := ledger.TenantFor(r.TenantID)
+		shard := shardOf(tenant)
+		addDims := func(zone string, start int64) {
+			for _, d := range [...]struct{ dim, value string }{{dimTotal, ""}, {"model", r.Model}, {"channel", r.Channel},
+				{"tenant", tenant}} {
+				addDim(dimKey{zone: zone, dim: d.dim, start: start, value: d.value, shard: shard, currency: r.Currency}, r)
+			}
+		}
+		addDims("", k.start)
 		for _, z := range zones {
 			t := r.Start.In(z)
 			k.zone, k.start = z.String(), time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, z).UnixNano()
 			add(k, r)
+			addDims(k.zone, k.start)
 		}
 	}
 	keys := make([]rollupKey, 0, len(sums))
@@ -149,7 +188,29 @@ func (s *Store) rollupRecords(ctx context.Context, q Querier, recs []usage.Recor
 	if err := upsertRollups(ctx, q, false, keys[:split], sums); err != nil {
 		return err
 	}
-	return upsertRollups(ctx, q, true, keys[split:], sums)
+	if err := upsertRollups(ctx, q, true, keys[split:], sums); err != nil {
+		return err
+	}
+	return upsertDims(ctx, q, dims)
+}
+
+// dimTotal is the dimension of a day's totals.
+const dimTotal = "total"
+
+func upsertDims(ctx context.Context, q Querier, dims map[dimKey]*usage.Sums) error {
+	keys := make([]dimKey, 0, len(dims))
+	for k := range dims {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b dimKey) int {
+		return cmp.Or(strings.Compare(a.zone, b.zone), strings.Compare(a.dim, b.dim), cmp.Compare(a.start, b.start),
+			strings.Compare(a.value, b.value), cmp.Compare(a.shard, b.shard), strings.Compare(a.currency, b.currency))
+	})
+	lead := []string{"zone", "dim", "start_ns", "value", "shard", "currency"}
+	return upsertChunks(ctx, q, "usage_rollup_dim", lead, len(keys), func(i int) ([]any, *usage.Sums) {
+		k := keys[i]
+		return []any{k.zone, k.dim, k.start, k.value, k.shard, k.currency}, dims[k]
+	})
 }
 
 // rollupChunk bounds the rows of one upsert. The SQLite driver finds each
@@ -163,20 +224,33 @@ func upsertRollups(ctx context.Context, q Querier, day bool, keys []rollupKey, s
 	if day {
 		table, lead = "usage_rollup_day", []string{"zone", "day_ns"}
 	}
-	cols := append(append(slices.Clone(lead), rollupDims...), rollupSums...)
+	lead = append(lead, rollupDims...)
+	return upsertChunks(ctx, q, table, lead, len(keys), func(i int) ([]any, *usage.Sums) {
+		k := keys[i]
+		var args []any
+		if day {
+			args = append(args, k.zone)
+		}
+		return append(args, k.start, k.tenant, k.key, k.model, k.channel, k.currency), sums[k]
+	})
+}
+
+// upsertChunks adds n rows to a rollup table: row(i) gives the i-th row's
+// key columns (lead, in order) and its sums.
+func upsertChunks(ctx context.Context, q Querier, table string, lead []string, n int, row func(i int) ([]any, *usage.Sums)) error {
+	cols := append(slices.Clone(lead), rollupSums...)
 	var set []string
 	for _, c := range rollupSums {
 		set = append(set, c+" = "+table+"."+c+" + excluded."+c)
 	}
-	conflict := " ON CONFLICT (" + strings.Join(append(slices.Clone(lead), rollupDims...), ", ") + ") DO UPDATE SET " +
-		strings.Join(set, ", ")
-	for len(keys) > 0 {
-		n := min(len(keys), rollupChunk)
+	conflict := " ON CONFLICT (" + strings.Join(lead, ", ") + ") DO UPDATE SET " + strings.Join(set, ", ")
+	for done := 0; done < n; {
+		m := min(n-done, rollupChunk)
 		var b strings.Builder
 		b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
-		args := make([]any, 0, n*len(cols))
-		for i, k := range keys[:n] {
-			if i > 0 {
+		args := make([]any, 0, m*len(cols))
+		for i := done; i < done+m; i++ {
+			if i > done {
 				b.WriteString(", ")
 			}
 			b.WriteString("(")
@@ -187,12 +261,9 @@ func upsertRollups(ctx context.Context, q Querier, day bool, keys []rollupKey, s
 				b.WriteString("$" + strconv.Itoa(len(args)+j+1))
 			}
 			b.WriteString(")")
-			if day {
-				args = append(args, k.zone)
-			}
-			s := sums[k]
-			args = append(args, k.start, k.tenant, k.key, k.model, k.channel, k.currency, s.Requests, s.Errors, s.Input,
-				s.CachedInput, s.CacheWrite, s.Output, s.Reasoning, s.CostNanos, s.DurationNs, s.TTFTSumNanos)
+			key, s := row(i)
+			args = append(append(args, key...), s.Requests, s.Errors, s.Input, s.CachedInput, s.CacheWrite, s.Output,
+				s.Reasoning, s.CostNanos, s.DurationNs, s.TTFTSumNanos)
 			for _, h := range s.TTFT {
 				args = append(args, h)
 			}
@@ -201,7 +272,7 @@ func upsertRollups(ctx context.Context, q Querier, day bool, keys []rollupKey, s
 		if _, err := q.Exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("usage rollups: %w", err)
 		}
-		keys = keys[n:]
+		done += m
 	}
 	return nil
 }

@@ -158,8 +158,10 @@ func (s *Store) Report(ctx context.Context, q usage.ReportQuery) ([]usage.Report
 	type span struct {
 		zone   string
 		lo, hi int64
+		dim    bool
 	}
-	spans := []span{{"", lo, hi}}
+	_, _, _, byDim := dimQuery(q)
+	spans := []span{{"", lo, hi, byDim}}
 	if q.Bucket != usage.BucketHour {
 		var since int64
 		err := s.read.QueryRow(ctx, `SELECT since_ns FROM usage_rollup_zones WHERE zone = $1`, q.Zone.String()).Scan(&since)
@@ -169,7 +171,7 @@ func (s *Store) Report(ctx context.Context, q usage.ReportQuery) ([]usage.Report
 		if err == nil {
 			d0, d1 := nextMidnight(max(lo, since), q.Zone), prevMidnight(hi, q.Zone)
 			if d0 < d1 && d0%hour == 0 && d1%hour == 0 {
-				spans = []span{{"", lo, d0}, {q.Zone.String(), d0, d1}, {"", d1, hi}}
+				spans = []span{{"", lo, d0, byDim}, {q.Zone.String(), d0, d1, byDim}, {"", d1, hi, byDim}}
 			}
 		}
 	}
@@ -179,6 +181,9 @@ func (s *Store) Report(ctx context.Context, q usage.ReportQuery) ([]usage.Report
 			continue
 		}
 		text, args := reportSQL(q, sp.zone, sp.lo, sp.hi)
+		if sp.dim {
+			text, args = dimSQL(q, sp.zone, sp.lo, sp.hi)
+		}
 		if err := s.readReport(ctx, acc, text, args); err != nil {
 			return nil, err
 		}
@@ -203,6 +208,63 @@ func (s *Store) readReport(ctx context.Context, acc *reportAccumulator, text str
 		return fmt.Errorf("usage report: %w", err)
 	}
 	return nil
+}
+
+// dimQuery says whether q can read usage_rollup_dim, and how: grouped by
+// at most one of model, channel or tenant, with no filter but one on the
+// dimension it groups by (or, ungrouped, one filter on any of them).
+func dimQuery(q usage.ReportQuery) (dim, value string, grouped, ok bool) {
+	var filters []struct{ dim, value string }
+	for _, f := range []struct{ dim, value string }{{"tenant", q.TenantID}, {"model", q.Model}, {"channel", q.Channel}} {
+		if f.value != "" {
+			filters = append(filters, f)
+		}
+	}
+	if q.KeyID != "" || q.GroupBy == usage.DimKey || len(filters) > 1 {
+		return "", "", false, false
+	}
+	group := string(q.GroupBy)
+	switch {
+	case len(filters) == 0 && group == "":
+		return dimTotal, "", false, true
+	case len(filters) == 0:
+		return group, "", true, true
+	case group == "" || group == filters[0].dim:
+		v := filters[0].value
+		if filters[0].dim == "tenant" {
+			v = ledger.TenantFor(v)
+		}
+		return filters[0].dim, v, group != "", true
+	}
+	return "", "", false, false
+}
+
+// dimSQL is reportSQL over usage_rollup_dim (dimQuery(q) must be ok):
+// zone "" reads the hours.
+func dimSQL(q usage.ReportQuery, zone string, lo, hi int64) (string, []any) {
+	dim, value, grouped, _ := dimQuery(q)
+	var b strings.Builder
+	if q.Bucket == usage.BucketNone {
+		b.WriteString("SELECT 0, ")
+	} else {
+		b.WriteString("SELECT start_ns, ")
+	}
+	if grouped {
+		b.WriteString("value, currency")
+	} else {
+		b.WriteString("'', currency")
+	}
+	for _, c := range rollupSums {
+		b.WriteString(", CAST(sum(" + c + ") AS BIGINT)")
+	}
+	args := []any{lo, hi, zone, dim}
+	b.WriteString(" FROM usage_rollup_dim WHERE zone = $3 AND dim = $4 AND start_ns >= $1 AND start_ns < $2")
+	if value != "" {
+		args = append(args, value)
+		b.WriteString(" AND value = $5")
+	}
+	b.WriteString(" GROUP BY 1, 2, 3")
+	return b.String(), args
 }
 
 // floorTo rounds ns down to a multiple of step.

@@ -70,6 +70,16 @@ func testReport(t *testing.T, s Store) {
 		{From: from, To: to, Bucket: usage.BucketDay, GroupBy: usage.DimKey, TenantID: ledger.DefaultTenantID},
 		{From: from, To: to, GroupBy: usage.DimModel, TenantID: "t1", Channel: "ds"},
 		{From: from, To: to, Bucket: usage.BucketHour, Zone: kolkata, KeyID: "key_b", Model: "qwen-max"},
+		// Shanghai's days, from the sums by one dimension where they serve.
+		{From: from, To: to, Zone: shanghai},
+		{From: from, To: to, Zone: shanghai, Bucket: usage.BucketDay},
+		{From: from, To: to, Zone: shanghai, GroupBy: usage.DimModel},
+		{From: from, To: to, Zone: shanghai, GroupBy: usage.DimChannel, Bucket: usage.BucketDay},
+		{From: from, To: to, Zone: shanghai, TenantID: ledger.DefaultTenantID, Bucket: usage.BucketDay},
+		{From: from, To: to, Zone: shanghai, TenantID: "t2", GroupBy: usage.DimTenant},
+		{From: from, To: to, Zone: shanghai, Channel: "ds", GroupBy: usage.DimChannel},
+		{From: from, To: to, Zone: shanghai, Model: "qwen-max", GroupBy: usage.DimKey, Bucket: usage.BucketDay},
+		{From: from, To: to, Zone: shanghai, Model: "qwen-max", Channel: "qw"},
 	}
 	for _, q := range queries {
 		got, err := rep.Report(ctx, q)
