@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
@@ -52,10 +53,19 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	shareDelay := fs.Duration("share-delay", 5*time.Millisecond, "how long a shared record takes to reach the other nodes")
 	queue := fs.Bool("queue", false, "put the gateway-side queue (classes, bounded waits, batch gate) in front of the pool")
 	batchPath := fs.String("batch", "", "trace whose requests form a batch backlog submitted at time zero (implies --queue)")
-	batchCount := fs.Int("batch-count", 0, "batch requests to take from --batch (0: all)")
+	batchCount := fs.Int("batch-count", 0, "batch requests to take from --batch, cycling through it if it holds fewer (0: all)")
 	batchDeadline := fs.Duration("batch-deadline", 24*time.Hour, "deadline of the batch requests")
 	batchKV := fs.Float64("batch-max-kv", 0, "batch gate: KV usage a replica must be under (0: the default)")
 	batchDecoding := fs.Int64("batch-max-decoding", 0, "batch gate: requests a replica may be generating (0: no limit)")
+	batchPrefill := fs.Int64("batch-max-prefill", 0, "batch gate: uncached prompt tokens a replica may have in flight (0: the default)")
+	batchOnline := fs.Int64("batch-max-online", 0, "batch gate: online requests a replica may have in flight (0: no limit)")
+	batchInFlight := fs.Int64("batch-max-in-flight", 0, "batch gate: batch requests a replica may have in flight (0: no limit)")
+	batchTTFT := fs.Duration("batch-max-ttft", 0, "batch gate: recent average online TTFT of a replica (0: the default)")
+	batchTPOT := fs.Duration("batch-max-tpot", 0, "batch gate: recent average online time per output token of a replica (0: no limit)")
+	batchStudy := fs.Bool("batch-study", false, "with --batch: measure the batch's fill of idle capacity, the online SLO per minute, online goodput alone and shared, and batch deadlines (first policy only)")
+	batchAt := fs.Float64("batch-at", 0.7, "batch study: operating point as a fraction of the online goodput alone")
+	batchOpLength := fs.Duration("batch-operating-length", 0, "batch study: replay this much of the trace (from --from) at the operating point (0: the seed's slice)")
+	batchOpRepeat := fs.Int("batch-operating-repeat", 1, "batch study: play that slice this many times in a row (for more one-minute windows)")
 	sloTTFT := fs.Duration("slo-ttft", simulate.DefaultSLO.TTFT, "SLO: time to first token")
 	sloTPOT := fs.Duration("slo-tpot", simulate.DefaultSLO.TPOT, "SLO: time per output token")
 	sloAttain := fs.Float64("slo-attain", simulate.DefaultSLO.Attain, "SLO: fraction of requests that must meet it")
@@ -110,7 +120,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	if *queue || *batchPath != "" {
-		sw.Base.Queue = &schedule.QueueConfig{BatchMaxKV: *batchKV, BatchMaxDecoding: *batchDecoding}
+		sw.Base.Queue = &schedule.QueueConfig{BatchMaxKV: *batchKV, BatchMaxDecoding: *batchDecoding, BatchMaxPrefill: *batchPrefill,
+			BatchMaxOnline: *batchOnline, BatchMaxTTFT: *batchTTFT, BatchMaxTPOT: *batchTPOT, BatchMaxInFlight: *batchInFlight}
 	}
 	if *batchPath != "" {
 		bt, err := simulate.LoadTrace(*batchPath)
@@ -118,8 +129,14 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		reqs := bt.Requests
-		if *batchCount > 0 && *batchCount < len(reqs) {
-			reqs = reqs[:*batchCount]
+		if n := *batchCount; n > 0 {
+			if n > simulate.MaxTraceRequests {
+				return fmt.Errorf("%w: --batch-count over %d", errUsage, simulate.MaxTraceRequests)
+			}
+			reqs = make([]simulate.Request, n)
+			for i := range reqs {
+				reqs[i] = bt.Requests[i%len(bt.Requests)]
+			}
 		}
 		sw.Base.Batch = &simulate.BatchLoad{Requests: reqs, Deadline: *batchDeadline}
 	}
@@ -136,6 +153,18 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		progress = nil
 	}
 	start := time.Now()
+	if *batchStudy {
+		if sw.Base.Batch == nil {
+			return fmt.Errorf("%w: --batch-study needs --batch", errUsage)
+		}
+		var operating []*simulate.Trace
+		if *batchOpLength > 0 {
+			for k := range *seeds {
+				operating = append(operating, full.Slice(*from+time.Duration(k)*(*stride), *batchOpLength).Repeat(*batchOpRepeat))
+			}
+		}
+		return runBatchStudy(&sw, *batchAt, operating, *out, progress, stdout, start)
+	}
 	rep, err := sw.Run(progress)
 	if err != nil {
 		return err
@@ -188,4 +217,59 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "wrote %s/{runs.csv,goodput.csv,attainment.svg,ttft.svg,goodput.svg}\n", *out)
 	return nil
+}
+
+// runBatchStudy runs simulate.BatchStudy for the sweep's first policy and
+// prints (and with out, writes batch.csv) its figures.
+func runBatchStudy(sw *simulate.Sweep, at float64, operating []*simulate.Trace, out string, progress, stdout io.Writer, start time.Time) error {
+	st := simulate.BatchStudy{Base: sw.Base, Traces: sw.Traces, Seeds: sw.Seeds, Policy: sw.Policies[0], Rates: sw.Rates,
+		Refine: sw.Refine, At: at, Operating: operating, SLO: sw.SLO, Costs: sw.Costs, Workers: sw.Workers}
+	figs, err := st.Run(progress)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "batch study (%s, %d batch requests, deadline %s) in %s (simulator figures)\n", st.Policy,
+		len(sw.Base.Batch.Requests), sw.Base.Batch.Deadline, time.Since(start).Round(time.Millisecond))
+	head := []string{"seed", "goodput_alone_req_s", "goodput_shared_req_s", "goodput_drop", "rate", "req_per_s", "busy_alone", "busy_shared",
+		"batch_req_s_gated", "batch_req_s_ungated", "fill", "slo_ungated", "windows_met_ungated", "windows_met_alone", "windows_met_shared", "slo_alone", "slo_shared", "ttft_p90_alone_s", "ttft_p90_shared_s",
+		"tpot_p90_alone_ms", "tpot_p90_shared_ms", "batch", "batch_met_deadline", "batch_last_finish_s", "batch_tokens_window", "online_tokens_window"}
+	var rows [][]string
+	for _, f := range figs {
+		drop := 0.0
+		if f.GoodputAlone > 0 {
+			drop = 1 - f.GoodputShared/f.GoodputAlone
+		}
+		rows = append(rows, []string{strconv.FormatUint(f.Seed, 10), fmt.Sprintf("%.3f", f.GoodputAlone), fmt.Sprintf("%.3f", f.GoodputShared),
+			fmt.Sprintf("%.4f", drop), fmt.Sprintf("%.4f", f.Rate), fmt.Sprintf("%.3f", f.ReqPerS),
+			fmt.Sprintf("%.4f", f.Alone.Utilisation), fmt.Sprintf("%.4f", f.Shared.Utilisation),
+			fmt.Sprintf("%.3f", f.BatchRate), fmt.Sprintf("%.3f", f.UngatedRate), fmt.Sprintf("%.4f", f.Fill),
+			fmt.Sprintf("%.4f", f.Ungated.Attainment), fmt.Sprintf("%.4f", f.Ungated.WindowsMet),
+			fmt.Sprintf("%.4f", f.Alone.WindowsMet), fmt.Sprintf("%.4f", f.Shared.WindowsMet),
+			fmt.Sprintf("%.4f", f.Alone.Attainment), fmt.Sprintf("%.4f", f.Shared.Attainment),
+			fmt.Sprintf("%.3f", f.Alone.TTFT[1].Seconds()), fmt.Sprintf("%.3f", f.Shared.TTFT[1].Seconds()),
+			fmt.Sprintf("%.2f", float64(f.Alone.TPOT[1].Microseconds())/1000), fmt.Sprintf("%.2f", float64(f.Shared.TPOT[1].Microseconds())/1000),
+			strconv.Itoa(f.Shared.Batch), strconv.Itoa(f.Shared.BatchMetDeadline), fmt.Sprintf("%.1f", f.Shared.BatchLastFinish.Seconds()),
+			strconv.FormatInt(f.Shared.BatchTokensWindow, 10), strconv.FormatInt(f.Shared.OnlineTokensWindow, 10)})
+		fmt.Fprintf(stdout, "seed %d: online goodput alone %.2f/s, shared %.2f/s (%+.1f%%); at %.2f req/s batch ran %.2f/s gated, %.2f/s ungated (fill %.1f%%); minutes meeting the SLO: alone %.1f%%, gated %.1f%%, ungated %.1f%%; batch %d/%d by the deadline (last at %s)\n",
+			f.Seed, f.GoodputAlone, f.GoodputShared, -100*drop, f.ReqPerS, f.BatchRate, f.UngatedRate, 100*f.Fill,
+			100*f.Alone.WindowsMet, 100*f.Shared.WindowsMet, 100*f.Ungated.WindowsMet, f.Shared.BatchMetDeadline, f.Shared.Batch, f.Shared.BatchLastFinish.Round(time.Second))
+	}
+	if out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	fh, err := os.Create(filepath.Join(out, "batch.csv"))
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(fh)
+	_ = cw.Write(head)
+	_ = cw.WriteAll(rows)
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s/batch.csv\n", out)
+	return cw.Error()
 }

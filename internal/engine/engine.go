@@ -274,6 +274,10 @@ func (e *Engine) Step() StepResult {
 	res := StepResult{Events: e.events[:0]}
 	e.sched = e.sched[:0]
 	budget := e.cfg.MaxBatchedTokens
+	displaced := 0
+	if e.cfg.Priority {
+		displaced = e.displace(budget)
+	}
 	preempted := 0
 
 	for i := 0; i < len(e.running) && budget > 0; i++ {
@@ -319,8 +323,32 @@ func (e *Engine) Step() StepResult {
 		}
 	}
 
-	res.Preempted = preempted
+	res.Preempted = preempted + displaced
 	return e.apply(res)
+}
+
+// displace makes room for waiting requests of higher priority than some
+// running one, as vLLM's priority policy forces (V0's
+// _schedule_priority_preemption): while the best waiting request lacks a
+// batch slot or the blocks of its first chunk, the lowest-priority running
+// request (the newest among equals) is preempted, if its priority is lower.
+func (e *Engine) displace(budget int) int {
+	n := 0
+	for e.waiting.len() > 0 && len(e.running) > 0 {
+		w := e.waiting.peek()
+		v := e.victim()
+		if e.running[v].Req.Priority <= w.Req.Priority {
+			break
+		}
+		needSlot := len(e.running) >= e.cfg.MaxNumSeqs
+		needBlocks := e.blocksFor(min(w.target(), budget)) > e.pool.free
+		if !needSlot && !needBlocks {
+			break
+		}
+		e.preempt(v)
+		n++
+	}
+	return n
 }
 
 // admit gives a waiting sequence its cached prefix and the blocks for its

@@ -247,12 +247,26 @@ func TestPriorityPreemptsTheLowestPriority(t *testing.T) {
 	if high.Preemptions() != 0 || low.Preemptions() == 0 {
 		t.Fatalf("preemptions: high %d, low %d; want 0 and some", high.Preemptions(), low.Preemptions())
 	}
-	// Waiting requests are admitted by priority.
+	// A waiting request of higher priority displaces a running one of
+	// lower priority that holds the only batch slot.
 	c.MaxNumSeqs = 1
+	e = mustNew(t, c)
+	batch := mustAdd(t, e, &Request{ID: 1, PromptTokens: 10, OutputTokens: 50, Priority: 2})
+	e.Step()
+	online := mustAdd(t, e, &Request{ID: 2, PromptTokens: 10, OutputTokens: 5, Priority: 0})
+	r := e.Step()
+	if batch.Preemptions() != 1 || online.Generated() != 1 || r.Preempted != 1 {
+		t.Fatalf("after the online request arrived: batch preempted %d times, online generated %d", batch.Preemptions(), online.Generated())
+	}
+	run(t, e)
+	if batch.Generated() != 50 || online.Generated() != 5 {
+		t.Fatalf("generated %d and %d", batch.Generated(), online.Generated())
+	}
+	// Waiting requests are admitted by priority.
 	e = mustNew(t, c)
 	mustAdd(t, e, &Request{ID: 1, PromptTokens: 10, OutputTokens: 1, Priority: 1})
 	mustAdd(t, e, &Request{ID: 2, PromptTokens: 10, OutputTokens: 1, Priority: 0})
-	r := e.Step()
+	r = e.Step()
 	if r.Events[0].Seq.Req.ID != 2 {
 		t.Fatalf("admitted request %d first, want the priority-0 request 2", r.Events[0].Seq.Req.ID)
 	}

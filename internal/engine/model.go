@@ -50,9 +50,12 @@ type Config struct {
 	// later prompts that share the prefix (vLLM --enable-prefix-caching).
 	PrefixCaching bool
 	// Priority orders waiting requests by Request.Priority (lower first),
-	// then by arrival, and preempts the lowest-priority running request
-	// when blocks run out (vLLM --scheduling-policy priority). Off, both are
-	// first come, first served and the newest running request is preempted.
+	// then by arrival; preempts the lowest-priority running request when
+	// blocks run out; and preempts running requests of lower priority than
+	// a waiting one that lacks a batch slot or blocks, as vLLM's priority
+	// policy does (--scheduling-policy priority; V0's
+	// _schedule_priority_preemption). Off, all is first come, first served
+	// and the newest running request is preempted.
 	Priority bool
 }
 

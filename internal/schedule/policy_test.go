@@ -65,7 +65,7 @@ func TestPrefixIsStickyUntilSaturated(t *testing.T) {
 	first := prompt(7, 2048)
 	d := (Prefix{}).Pick(p, first, t0)
 	tk := p.Dispatch(first, d, t0)
-	tk.FirstToken()
+	tk.FirstToken(t0)
 	tk.End()
 	// The follow-up shares 2048 tokens and adds 100: sticky, 128 blocks matched.
 	follow := &Request{Model: "m", PromptTokens: 2148, Blocks: AppendTokenBlocks(nil, ModelSeed("m"), append(tokens(7, 2048), tokens(8, 100)...))}
@@ -185,11 +185,11 @@ func TestTicketDecrementsOnEveryEnding(t *testing.T) {
 	}
 	tk.End()
 	tk.End()
-	tk.FirstToken() // too late: ignored
+	tk.FirstToken(t0) // too late: ignored
 	zero("cancelled before the first token")
 	// Ends mid-stream.
 	tk = p.Dispatch(req, Decision{Replica: 0}, t0)
-	tk.FirstToken()
+	tk.FirstToken(t0)
 	if l := p.Load(0, t0); l.Prefill != 0 || l.Decoding != 1 {
 		t.Fatalf("after the first token: %+v", l)
 	}
@@ -200,7 +200,7 @@ func TestTicketDecrementsOnEveryEnding(t *testing.T) {
 		tk := p.Dispatch(req, Decision{Replica: 0}, t0)
 		done := make(chan struct{})
 		for range 4 {
-			go func() { tk.FirstToken(); tk.End(); done <- struct{}{} }()
+			go func() { tk.FirstToken(t0); tk.End(); done <- struct{}{} }()
 		}
 		for range 4 {
 			<-done

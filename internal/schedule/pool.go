@@ -29,12 +29,51 @@ type Replica struct {
 	inflight atomic.Int64 // requests sent, not ended
 	prefill  atomic.Int64 // their prompt tokens not in cache, before the first token
 	decoding atomic.Int64 // requests past their first token, not ended
+	online   atomic.Int64 // requests in flight that are not batch
 	metrics  atomic.Pointer[scrape]
 
 	routed   atomic.Int64 // requests sent
 	prompt   atomic.Int64 // prompt tokens sent
 	matched  atomic.Int64 // prompt tokens the index expected in cache
 	failOpen atomic.Int64 // requests sent while every replica was saturated
+
+	// The time to first token of online requests, as the gateway saw it:
+	// an average weighting the newest 1/8, and when it last changed.
+	ttft   atomic.Int64 // ns
+	ttftAt atomic.Int64 // Unix ns
+	// Likewise the time between output tokens of online streams, updated
+	// with every token (weighting the newest 1/64): the replica's step
+	// time as the streams show it.
+	tpot   atomic.Int64
+	tpotAt atomic.Int64
+}
+
+// ttftWindow is how long an online TTFT average counts without a new first
+// token: a replica no online request reached recently is not busy with them.
+const ttftWindow = 5 * time.Second
+
+// observe folds d into the average v last updated at *at, the new value
+// weighing 1/2^shift.
+func observe(v, at *atomic.Int64, d time.Duration, now int64, shift uint) {
+	for {
+		old := v.Load()
+		next := int64(d)
+		if old != 0 && now-at.Load() <= int64(ttftWindow) {
+			next = old + (int64(d)-old)>>shift
+		}
+		if v.CompareAndSwap(old, next) {
+			at.Store(now)
+			return
+		}
+	}
+}
+
+// recent returns the average v unless it is older than the window.
+func recent(v, at *atomic.Int64, now int64) time.Duration {
+	if now-at.Load() > int64(ttftWindow) {
+		return 0
+	}
+	return time.Duration(v.Load())
 }
 
 // scrape is a stored Metrics with its time in Unix nanoseconds, so the hot
@@ -63,6 +102,13 @@ type Load struct {
 	Waiting  int   // the scrape's engine queue
 	KVUsage  float64
 	Stale    bool // no scrape, a failed one, or one older than StaleAfter
+	// Online is the gateway's interactive and standard requests in flight.
+	Online int64
+	// OnlineTTFT and OnlineTPOT are the recent averages of the time to
+	// first token and the time between output tokens of online
+	// (interactive and standard) requests, as the gateway saw them; 0 if
+	// none in the last 5 s.
+	OnlineTTFT, OnlineTPOT time.Duration
 }
 
 // ReplicaStats are a replica's counters for metrics and the admin API.
@@ -206,7 +252,9 @@ func (p *Pool) Load(i int, now time.Time) Load {
 // decision, and a returned struct is copied twice).
 func (p *Pool) load(i int, t int64, l *Load) {
 	r := p.reps[i]
-	l.InFlight, l.Prefill, l.Decoding = r.inflight.Load(), r.prefill.Load(), r.decoding.Load()
+	l.InFlight, l.Prefill, l.Decoding, l.Online = r.inflight.Load(), r.prefill.Load(), r.decoding.Load(), r.online.Load()
+	l.OnlineTTFT = recent(&r.ttft, &r.ttftAt, t)
+	l.OnlineTPOT = recent(&r.tpot, &r.tpotAt, t)
 	m := r.metrics.Load()
 	if m == nil || !m.Healthy || t-m.at > int64(p.cfg.StaleAfter) {
 		l.Waiting, l.KVUsage, l.Stale = 0, 0, true
@@ -244,6 +292,10 @@ type Ticket struct {
 	rep     *Replica
 	Replica int
 	prefill int64
+	sent    int64 // Unix ns
+	first   int64 // Unix ns of the first token
+	last    atomic.Int64
+	online  bool
 	state   atomic.Int32 // 0 sent, 1 first token seen, 2 ended
 }
 
@@ -255,6 +307,9 @@ func (p *Pool) Dispatch(req *Request, d Decision, now time.Time) *Ticket {
 	uncached := max(int64(req.PromptTokens)-int64(d.Matched)*BlockTokens, 0)
 	r.inflight.Add(1)
 	r.prefill.Add(uncached)
+	if req.Class != Batch {
+		r.online.Add(1)
+	}
 	r.routed.Add(1)
 	r.prompt.Add(int64(req.PromptTokens))
 	r.matched.Add(int64(req.PromptTokens) - uncached)
@@ -267,14 +322,32 @@ func (p *Pool) Dispatch(req *Request, d Decision, now time.Time) *Ticket {
 			p.onRecord(req.Blocks, d.Replica, now)
 		}
 	}
-	return &Ticket{rep: r, Replica: d.Replica, prefill: uncached}
+	return &Ticket{rep: r, Replica: d.Replica, prefill: uncached, sent: now.UnixNano(), online: req.Class != Batch}
 }
 
-// FirstToken moves the request from prefill to decoding.
-func (t *Ticket) FirstToken() {
+// FirstToken moves the request from prefill to decoding; now is when its
+// first token arrived.
+func (t *Ticket) FirstToken(now time.Time) {
 	if t.state.CompareAndSwap(0, 1) {
 		t.rep.prefill.Add(-t.prefill)
 		t.rep.decoding.Add(1)
+		if t.online {
+			t.first = now.UnixNano()
+			observe(&t.rep.ttft, &t.rep.ttftAt, time.Duration(t.first-t.sent), t.first, 3)
+			t.last.Store(t.first)
+		}
+	}
+}
+
+// Token notes an output token after the first, which arrived at now. It is
+// for one goroutine (the one relaying the stream).
+func (t *Ticket) Token(now time.Time) {
+	if !t.online || t.state.Load() != 1 {
+		return
+	}
+	n := now.UnixNano()
+	if prev := t.last.Swap(n); prev > 0 && n > prev {
+		observe(&t.rep.tpot, &t.rep.tpotAt, time.Duration(n-prev), n, 6)
 	}
 }
 
@@ -283,9 +356,13 @@ func (t *Ticket) End() {
 	switch t.state.Swap(2) {
 	case 0:
 		t.rep.prefill.Add(-t.prefill)
-		t.rep.inflight.Add(-1)
 	case 1:
 		t.rep.decoding.Add(-1)
-		t.rep.inflight.Add(-1)
+	default:
+		return
+	}
+	t.rep.inflight.Add(-1)
+	if t.online {
+		t.rep.online.Add(-1)
 	}
 }

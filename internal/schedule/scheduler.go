@@ -51,11 +51,32 @@ type QueueConfig struct {
 	// A batch request goes out only to a replica whose engine queue is
 	// empty, whose KV cache is under BatchMaxKV (default 0.7), whose
 	// uncached prefill in flight is under BatchMaxPrefill tokens (default
-	// 8192) and with fewer than BatchMaxDecoding requests generating
-	// (default 0: no limit), and only while no online request waits.
+	// 8192), with fewer than BatchMaxDecoding requests generating (default
+	// 0: no limit) and whose online requests recently reached their first
+	// token within BatchMaxTTFT on average (default 400 ms, a fifth of a
+	// 2 s TTFT target), and only while no online request waits. The TTFT
+	// bound is what keeps batch work off a replica that online traffic
+	// nearly saturates: its first tokens slow down before anything else.
 	BatchMaxKV       float64
 	BatchMaxPrefill  int64
 	BatchMaxDecoding int64
+	BatchMaxTTFT     time.Duration
+	// BatchMaxTPOT keeps batch work off a replica whose online streams
+	// recently saw this time between tokens or more on average (0: no
+	// limit). A replica's step time grows with its load, so this measures
+	// how busy the replica is, as the streams the gateway relays show it,
+	// with every token.
+	BatchMaxTPOT time.Duration
+	// BatchMaxInFlight bounds the batch requests one replica has in flight
+	// (0: no limit), so the gate's signals, which move only as tokens
+	// arrive, cannot be outrun by a burst of dispatches.
+	BatchMaxInFlight int64
+	// BatchMaxOnline keeps batch work off a replica with this many online
+	// requests in flight (0: no limit). Online traffic near a replica's
+	// capacity fills its batch slots, so this bound, set to about half of
+	// the engine's max_num_seqs, stops batch work before it takes the
+	// capacity the online requests are about to need.
+	BatchMaxOnline int64
 	// Overflow sends interactive and standard requests that find every
 	// replica saturated to vendor channels instead of queueing them.
 	Overflow bool
@@ -87,6 +108,9 @@ func (c *QueueConfig) defaults() {
 	}
 	if c.BatchMaxPrefill <= 0 {
 		c.BatchMaxPrefill = 8192
+	}
+	if c.BatchMaxTTFT <= 0 {
+		c.BatchMaxTTFT = 400 * time.Millisecond
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = time.Second
@@ -155,7 +179,10 @@ func (s *Scheduler) Kick() {
 // batchRoom reports whether replica load l leaves room for batch work.
 func (s *Scheduler) batchRoom(l Load) bool {
 	return !s.pool.Saturated(l) && l.Waiting == 0 && l.KVUsage < s.cfg.BatchMaxKV &&
-		l.Prefill < s.cfg.BatchMaxPrefill && (s.cfg.BatchMaxDecoding <= 0 || l.Decoding < s.cfg.BatchMaxDecoding)
+		l.Prefill < s.cfg.BatchMaxPrefill && (s.cfg.BatchMaxDecoding <= 0 || l.Decoding < s.cfg.BatchMaxDecoding) &&
+		l.OnlineTTFT < s.cfg.BatchMaxTTFT && (s.cfg.BatchMaxOnline <= 0 || l.Online < s.cfg.BatchMaxOnline) &&
+		(s.cfg.BatchMaxTPOT <= 0 || l.OnlineTPOT < s.cfg.BatchMaxTPOT) &&
+		(s.cfg.BatchMaxInFlight <= 0 || l.InFlight-l.Online < s.cfg.BatchMaxInFlight)
 }
 
 // pickBatch places a batch request if some replica has room for it: the

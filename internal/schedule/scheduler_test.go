@@ -199,3 +199,31 @@ func TestAcquireCancelledWhileQueuedLeavesNoLoad(t *testing.T) {
 		t.Fatalf("load after end: %+v", l)
 	}
 }
+
+func TestBatchWaitsWhileOnlineFirstTokensAreSlow(t *testing.T) {
+	p := newPool(t, 1, PoolConfig{})
+	s := NewScheduler(p, Prefix{}, QueueConfig{BatchMaxTTFT: 400 * time.Millisecond})
+	fresh(p, t0)
+	// An online request took 1.5 s to its first token.
+	on := &Waiter{Req: req(Interactive, "a")}
+	if s.Submit(on, t0) != Dispatched {
+		t.Fatal("online request not dispatched")
+	}
+	on.Ticket.FirstToken(t0.Add(1500 * time.Millisecond))
+	on.Ticket.End()
+	now := t0.Add(2 * time.Second)
+	fresh(p, now)
+	if l := p.Load(0, now); l.OnlineTTFT != 1500*time.Millisecond {
+		t.Fatalf("online TTFT %v, want 1.5s", l.OnlineTTFT)
+	}
+	b := &Waiter{Req: req(Batch, "b")}
+	if s.Submit(b, now) != Queued {
+		t.Fatal("batch dispatched to a replica whose online first tokens take 1.5 s")
+	}
+	// Five seconds without online first tokens: the replica is free for batch.
+	later := now.Add(6 * time.Second)
+	fresh(p, later)
+	if out := s.Pump(later, nil); len(out) != 1 {
+		t.Fatal("batch still waits once online traffic has gone quiet")
+	}
+}

@@ -56,7 +56,9 @@ type Summary struct {
 	Preemptions                  int64
 
 	Batch, BatchDone, BatchMetDeadline int
+	BatchDoneWindow                    int // batch requests finished within Window
 	BatchLastFinish                    time.Duration
+	LastOnlineFinish                   time.Duration
 	OnlineTokensWindow                 int64
 	BatchTokensWindow                  int64
 	Window                             time.Duration
@@ -91,6 +93,9 @@ func Summarize(r *Result, slo SLO, costs Costs) Summary {
 			s.Batch++
 			if !o.Shed && o.Finish > 0 {
 				s.BatchDone++
+				if o.Finish <= r.Window {
+					s.BatchDoneWindow++
+				}
 				s.BatchLastFinish = max(s.BatchLastFinish, o.Finish)
 				if o.Finish <= o.Deadline {
 					s.BatchMetDeadline++
@@ -116,6 +121,7 @@ func Summarize(r *Result, slo SLO, costs Costs) Summary {
 			vendorOut += int64(o.Output)
 		}
 		s.Served++
+		s.LastOnlineFinish = max(s.LastOnlineFinish, o.Finish)
 		ttft = append(ttft, o.TTFT)
 		if o.Output > 1 {
 			tpot = append(tpot, o.TPOT)

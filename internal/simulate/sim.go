@@ -48,6 +48,10 @@ type Config struct {
 	ShareDelay time.Duration
 	// Batch, if set, submits batch-class requests at time zero.
 	Batch *BatchLoad
+	// StopAfterOnline ends the run when the last online request finishes,
+	// leaving the batch backlog unfinished (for goodput searches, which
+	// look at online requests only).
+	StopAfterOnline bool
 	// Vendor serves requests the scheduler overflows.
 	Vendor Vendor
 	Seed   uint64
@@ -191,6 +195,7 @@ type sim struct {
 	window   int64
 	lastDone int64
 	active   int // requests arrived and not finished or shed
+	online   int // of which online
 	pumpBuf  []*schedule.Waiter
 	scrapeNs int64
 }
@@ -358,7 +363,7 @@ func (s *sim) loop() error {
 		s.arrive(&s.recs[i], 0)
 	}
 	next := 0 // the next online arrival
-	for next < nOnline || s.active > 0 {
+	for next < nOnline || s.online > 0 || (s.active > 0 && !s.cfg.StopAfterOnline) {
 		if next < nOnline && (len(s.h) == 0 || s.recs[next].arrival <= s.h[0].t) {
 			s.arrive(&s.recs[next], s.recs[next].arrival)
 			next++
@@ -394,6 +399,9 @@ func (s *sim) loop() error {
 
 func (s *sim) arrive(rec *record, t int64) {
 	s.active++
+	if rec.req.Class != schedule.Batch {
+		s.online++
+	}
 	rec.node = 0
 	if len(s.nodes) > 1 {
 		rec.node = s.rng.IntN(len(s.nodes))
@@ -423,11 +431,19 @@ func (s *sim) arrive(rec *record, t int64) {
 	}
 }
 
+// done counts a request out of the run.
+func (s *sim) done(rec *record) {
+	s.active--
+	if rec.req.Class != schedule.Batch {
+		s.online--
+	}
+}
+
 func (s *sim) shed(rec *record, t int64) {
+	s.done(rec)
 	rec.out.Shed = true
 	rec.out.Finish = time.Duration(t)
 	rec.req.Blocks, rec.ereq.BlockHashes = nil, nil
-	s.active--
 }
 
 // start sends a dispatched request to its replica.
@@ -489,11 +505,14 @@ func (s *sim) stepEnd(i int, t int64) {
 					s.res.OnlineTokensWindow++
 				}
 			}
+			if ev.Index > 1 {
+				rec.ticket.Token(at(t))
+			}
 			if ev.Index == 1 {
 				rec.first = t
 				rec.out.TTFT = time.Duration(t - rec.arrival)
 				rec.out.Cached = ev.Seq.CachedTokens()
-				rec.ticket.FirstToken()
+				rec.ticket.FirstToken(at(t))
 			}
 		case engine.Finished:
 			rec.ticket.End()
@@ -509,7 +528,7 @@ func (s *sim) stepEnd(i int, t int64) {
 }
 
 func (s *sim) finish(rec *record, t int64) {
-	s.active--
+	s.done(rec)
 	rec.out.Finish = time.Duration(t)
 	if rec.out.Output > 1 && rec.first > 0 {
 		rec.out.TPOT = time.Duration((t - rec.first) / int64(rec.out.Output-1))

@@ -63,6 +63,37 @@ func (t *Trace) Slice(from, length time.Duration) *Trace {
 	return out
 }
 
+// Repeat returns the trace played n times in a row, each copy starting one
+// mean inter-arrival gap after the last request of the one before, with its
+// prefix ids shifted so that copies share nothing.
+func (t *Trace) Repeat(n int) *Trace {
+	if n <= 1 || len(t.Requests) == 0 {
+		return t
+	}
+	out := &Trace{Name: t.Name, IDTokens: t.IDTokens, Requests: make([]Request, 0, n*len(t.Requests))}
+	span := t.Duration() + t.Duration()/time.Duration(len(t.Requests))
+	var maxID uint64
+	for _, r := range t.Requests {
+		for _, id := range r.IDs {
+			maxID = max(maxID, id)
+		}
+	}
+	for k := range n {
+		for _, r := range t.Requests {
+			r.At += time.Duration(k) * span
+			if k > 0 && len(r.IDs) > 0 {
+				ids := make([]uint64, len(r.IDs))
+				for i, id := range r.IDs {
+					ids[i] = id + uint64(k)*(maxID+1)
+				}
+				r.IDs = ids
+			}
+			out.Requests = append(out.Requests, r)
+		}
+	}
+	return out
+}
+
 // LoadTrace reads a Mooncake JSONL trace (.jsonl) or an Azure LLM inference
 // CSV trace (.csv).
 func LoadTrace(path string) (*Trace, error) {
