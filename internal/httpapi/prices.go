@@ -84,9 +84,8 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q QuoteRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&q); err != nil {
-		WriteOpenAIError(w, apierr.InvalidJSON(err))
+	if e := decodeJSON(body, &q, false); e != nil {
+		WriteOpenAIError(w, e)
 		return
 	}
 	if q.Model == "" {

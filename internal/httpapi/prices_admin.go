@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -221,18 +222,31 @@ func effectiveTime(s string, now time.Time, lead time.Duration) (time.Time, *api
 }
 
 // decodeStrict decodes an admin body read already, refusing unknown fields.
-func decodeStrict(body []byte, v any) *apierr.Error {
+func decodeStrict(body []byte, v any) *apierr.Error { return decodeJSON(body, v, true) }
+
+// decodeJSON decodes body, which must hold one JSON object and nothing
+// after it, into v; strict refuses fields v does not have. Each error is a
+// 400 that names the field at fault, if any.
+func decodeJSON(body []byte, v any, strict bool) *apierr.Error {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
+			if ute.Field == "" {
+				return apierr.BadRequest("", "The request body must be a JSON object.")
+			}
 			return apierr.BadRequest(ute.Field, "The field %q must be of type %s.", ute.Field, ute.Type)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return apierr.BadRequest(strings.Trim(f, `"`), "Unknown field %s.", f)
 		}
 		return apierr.InvalidJSON(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apierr.InvalidJSON(errors.New("data after the JSON value"))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -34,8 +33,8 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q TokenizeRequest
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&q); err != nil {
-		WriteOpenAIError(w, apierr.InvalidJSON(err))
+	if e := decodeJSON(body, &q, false); e != nil {
+		WriteOpenAIError(w, e)
 		return
 	}
 	if q.Model == "" {
