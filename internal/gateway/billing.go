@@ -92,7 +92,7 @@ func billingError(err error, req *request) *apierr.Error {
 			RetryAfter: time.Until(qe.Reset), Cause: err}
 	case errors.As(err, &le):
 		if le.What == "choices" {
-			return apierr.BadRequest(req.choicesParam(), "At most %d choices may be asked for in one request; this one asks for %d.", le.Max, le.Value)
+			return apierr.BadRequest(req.choicesParam(), "At most %d choices may be asked for in one request; %s asks for %d.", le.Max, req.choicesParam(), le.Value)
 		}
 		return apierr.BadRequest(req.maxTokensParam(), "%s is too large: %d. The model %s produces at most %d output tokens.",
 			req.maxTokensParam(), le.Value, req.model, le.Max)
