@@ -14,6 +14,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/keys"
+	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/route"
 	"baimo/internal/usage"
@@ -111,6 +112,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if e := s.checkTenant(r.Context(), req.TenantID); e != nil {
+		WriteOpenAIError(w, e)
+		return
+	}
 	now := s.Clock.Now().UTC()
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
 		WriteOpenAIError(w, apierr.BadRequest("expires_at", "expires_at must be in the future."))
@@ -133,6 +138,28 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	v := viewKey(k)
 	v.Key = secret
 	writeJSON(w, http.StatusCreated, v)
+}
+
+// checkTenant refuses a key for a tenant that does not exist: its requests
+// would all be refused (no account), and a tenant created later under that
+// id would inherit a key nobody meant it to have. "" is the default tenant.
+func (s *Server) checkTenant(ctx context.Context, id string) *apierr.Error {
+	if id == "" {
+		return nil
+	}
+	if len(id) > ledger.MaxIDLen {
+		return apierr.BadRequest("tenant_id", "tenant_id must be at most %d bytes.", ledger.MaxIDLen)
+	}
+	if s.Billing == nil {
+		return nil // no ledger: tenants only group keys
+	}
+	if _, err := s.Billing.Ledger.Tenant(ctx, id); err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			return apierr.BadRequest("tenant_id", "No tenant with id %q: create it first (POST /admin/tenants, baimo tenants create).", id)
+		}
+		return ledgerError(err)
+	}
+	return nil
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {

@@ -538,3 +538,23 @@ func TestStreamCutAtItsHold(t *testing.T) {
 		t.Errorf("spent %d, record cost %d, balance %+v", spent, rec.CostNanos, b)
 	}
 }
+
+// TestKeyNeedsExistingTenant: the admin API creates no key for a tenant
+// that does not exist.
+func TestKeyNeedsExistingTenant(t *testing.T) {
+	e := newBillingEnv(t)
+	st, m := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"ghost"}`)
+	if p, _ := m["error"].(map[string]any)["param"].(string); st != 400 || p != "tenant_id" {
+		t.Errorf("key for a missing tenant = %d %v", st, m)
+	}
+	if _, m := e.doH(t, "GET", "/admin/keys", ""); strings.Contains(mustJSON(m), "ghost") {
+		t.Errorf("a key was created: %v", m)
+	}
+	if st, m := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"default"}`); st != 201 {
+		t.Errorf("key for the default tenant = %d %v", st, m)
+	}
+	e.doH(t, "POST", "/admin/tenants", `{"id":"ghost","kind":"prepaid","currency":"CNY"}`)
+	if st, m := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"ghost"}`); st != 201 || m["tenant_id"] != "ghost" {
+		t.Errorf("key for an existing tenant = %d %v", st, m)
+	}
+}
