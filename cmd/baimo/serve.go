@@ -154,7 +154,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if res.Settled+res.Voided > 0 {
 		log.Warn("reconciled holds left by a previous run", "settled", res.Settled, "voided", res.Voided)
 	}
-	bopt := billing.Options{Rater: rater, Records: db, HoldTTL: holdTTL, Clock: clock.Real{}, Log: log,
+	bopt := billing.Options{Rater: rater, Records: db, HoldTTL: holdTTL, StoreTimeout: cfg.Limits.StoreTimeout.D(), Clock: clock.Real{}, Log: log,
 		Holds:    billing.HoldRules{MaxChoices: cfg.Limits.MaxChoices},
 		Recorder: billing.RecorderOptions{BatchSize: cfg.Usage.BatchSize, QueueSize: cfg.Usage.QueueSize, Delay: cfg.Usage.BatchDelay.D()}}
 	if cfg.Billing.LedgerOn() {

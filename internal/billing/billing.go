@@ -57,6 +57,10 @@ type Options struct {
 	Holds HoldRules
 	// HoldTTL is how long a hold lives before the sweeper resolves it.
 	HoldTTL time.Duration
+	// StoreTimeout bounds Admit's wait for the store (the free tier's
+	// totals, a hold in the database), so that a database that is away is a
+	// quick *UnavailableError; 0 leaves the caller's context alone.
+	StoreTimeout time.Duration
 	// Recorder tunes the group commit of records and settlements.
 	Recorder RecorderOptions
 	Clock    clock.Clock
@@ -99,6 +103,13 @@ func (b *Biller) Currency() money.Currency {
 	return b.opt.Rater.Currency
 }
 
+// PromptCounter counts a request's prompt tokens and says whether the count
+// is exact; Admit calls it at most once, and only when a hold or quota
+// needs it.
+type PromptCounter interface {
+	PromptTokens() (tokens int64, exact bool)
+}
+
 // Request is what admission needs to know of a request.
 type Request struct {
 	ID       string
@@ -116,10 +127,8 @@ type Request struct {
 	// Choices is how many answers the request asks for (n, candidateCount);
 	// 0 means 1.
 	Choices int64
-	// Prompt counts the request's prompt tokens and says whether the count
-	// is exact; it is called at most once, and only when a hold or quota
-	// needs it.
-	Prompt func() (tokens int64, exact bool)
+	// Prompt counts the request's prompt.
+	Prompt PromptCounter
 	Start  time.Time
 }
 
@@ -151,6 +160,14 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 		return nil, err
 	}
 	t.Output = w.output
+	if b.opt.FreeTier == nil && (b.opt.Books == nil || w.free || !w.priced) {
+		return t, nil // nothing to ask the store
+	}
+	if d := b.opt.StoreTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	if b.opt.FreeTier != nil {
 		release, err := b.opt.FreeTier.admit(ctx, r.TenantID, w.tokens(), w.free)
 		if err != nil {

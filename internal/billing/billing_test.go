@@ -125,9 +125,15 @@ func rate(t *testing.T, r *Rater, model string, u usage.Usage) int64 {
 	return got.Total.Nanos
 }
 
-func prompt(n int64, exact bool) func() (int64, bool) {
-	return func() (int64, bool) { return n, exact }
+// prompt is a PromptCounter of n tokens.
+type fixedPrompt struct {
+	n     int64
+	exact bool
 }
+
+func (p fixedPrompt) PromptTokens() (int64, bool) { return p.n, p.exact }
+
+func prompt(n int64, exact bool) PromptCounter { return fixedPrompt{n, exact} }
 
 func TestHoldIsTheWorstCase(t *testing.T) {
 	r := testRater(t)

@@ -109,7 +109,7 @@ func (b *Biller) worst(r *Request) (worstCase, error) {
 	}
 	if b.needsPrompt() {
 		if r.Prompt != nil {
-			n, exact := r.Prompt()
+			n, exact := r.Prompt.PromptTokens()
 			if !exact {
 				n += estimateMargin(n)
 			}

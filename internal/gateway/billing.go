@@ -36,6 +36,9 @@ func (g *Gateway) promptTokens(req *request) (int64, bool) {
 	return req.prompt.tokens, req.prompt.exact
 }
 
+// PromptTokens counts the request's prompt for billing (billing.PromptCounter).
+func (r *request) PromptTokens() (int64, bool) { return r.gw.promptTokens(r) }
+
 // promptTokensSource is promptTokens with the source of the count.
 func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
 	n, exact := g.promptTokens(req)
@@ -44,13 +47,10 @@ func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
 
 // admitBilling admits the request against its tenant's money.
 func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error {
-	br := &billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
-		NoOutput: req.endpoint.Name == Embeddings.Name, MaxOutput: req.adm.MaxOutput, Choices: req.adm.Choices, Start: req.start,
-		Prompt: func() (int64, bool) { return g.promptTokens(req) }}
-	for _, ch := range g.byModel[req.model] {
-		br.Upstreams = append(br.Upstreams, ch.Models[req.model])
-	}
-	t, err := g.opt.Billing.Admit(ctx, br)
+	req.bill = billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
+		Upstreams: g.upstreams[req.model], NoOutput: req.endpoint.Name == Embeddings.Name, MaxOutput: req.adm.MaxOutput,
+		Choices: req.adm.Choices, Start: req.start, Prompt: req}
+	t, err := g.opt.Billing.Admit(ctx, &req.bill)
 	if err != nil {
 		aerr := billingError(err, req)
 		if aerr.Status == http.StatusTooManyRequests {

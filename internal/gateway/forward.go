@@ -22,8 +22,15 @@ import (
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, log requestLog) *apierr.Error {
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
-	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: g.reservation(req), Now: req.start,
-		Cost: g.costFunc(req)})
+	var tokens int64
+	if g.tpm[req.model] { // count the prompt for vendor TPM limits only when there are some
+		tokens = g.reservation(req)
+	}
+	var cost route.CostFunc
+	if g.opt.Router.UsesCost(req.model) {
+		cost = g.costFunc(req)
+	}
+	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: tokens, Now: req.start, Cost: cost})
 	if err != nil {
 		e := apierr.ModelNotFound(req.model)
 		g.refuse(req, e, log)

@@ -175,7 +175,12 @@ type Gateway struct {
 	opt      Options
 	client   *http.Client
 	byModel  map[string][]*Channel
-	models   []string
+	// upstreams are, per model, the upstream names of its channels; and
+	// tpm says whether one of them has a vendor TPM limit (only then does
+	// routing need the request's token estimate).
+	upstreams map[string][]string
+	tpm       map[string]bool
+	models    []string
 	keyCache *keyCache
 	inflight sync.WaitGroup
 	closing  atomic.Bool
@@ -203,6 +208,7 @@ func New(opt Options) (*Gateway, error) {
 		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
 	}
 	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
+		upstreams: map[string][]string{}, tpm: map[string]bool{},
 		keyCache: newKeyCache(opt.Keys, opt.Clock, opt.Limits.StoreTimeout.D())}
 	for _, ch := range opt.Channels {
 		pubs := make([]string, 0, len(ch.Models))
@@ -215,6 +221,8 @@ func New(opt Options) (*Gateway, error) {
 				g.models = append(g.models, pub)
 			}
 			g.byModel[pub] = append(g.byModel[pub], ch)
+			g.upstreams[pub] = append(g.upstreams[pub], ch.Models[pub])
+			g.tpm[pub] = g.tpm[pub] || ch.Limits.TPM > 0
 		}
 	}
 	g.bufs.New = func() any { return new(bytes.Buffer) }
@@ -311,6 +319,7 @@ func (g *Gateway) AuthenticateSecret(ctx context.Context, secret string) (*keys.
 
 // request is the state of one request through the gateway.
 type request struct {
+	gw       *Gateway
 	id       string
 	key      *keys.Key
 	in       Inbound
@@ -329,6 +338,7 @@ type request struct {
 	start   time.Time
 	lease   ratelimit.Lease
 	leased  bool
+	bill    billing.Request // what billing admitted
 	ticket  *billing.Ticket // the request's claim on its tenant's money
 	channel *Channel
 	secret  string // the upstream key's secret
@@ -386,7 +396,7 @@ func RequestID(r *http.Request) string {
 func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *apierr.Error {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	req := &request{in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), id: RequestID(r)}
+	req := &request{gw: g, in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), id: RequestID(r)}
 	w.Header().Set("X-Request-Id", req.id)
 	req.rec = usage.Record{RequestID: req.id, Endpoint: in.Endpoint.Name, Start: req.start}
 	log := requestLog{g.opt.Log, req.id}
@@ -415,15 +425,10 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *api
 		}
 	}
 	if aerr == nil {
-		// The store's answers before the upstream call (the free tier's
-		// totals, the hold) are waited for at most limits.store_timeout: a
-		// database that is away is a quick 503. The prompt is counted
-		// first, outside that bound (a model's first count loads its
-		// vocabulary).
-		g.promptTokens(req)
-		sctx, cancel := g.storeContext(r.Context())
-		aerr = g.admitBilling(sctx, req)
-		cancel()
+		// Billing waits for the store (the free tier's totals, a hold) at
+		// most billing.Options.StoreTimeout (limits.store_timeout): a
+		// database that is away is a quick 503.
+		aerr = g.admitBilling(r.Context(), req)
 	}
 	if aerr != nil {
 		g.refuse(req, aerr, log)
@@ -477,14 +482,6 @@ func (g *Gateway) promptText(req *request) ir.Prompt {
 		req.prompt.text, req.prompt.read = provider.ClientOf(req.in.Format).Prompt(req.in.target(), req.body), true
 	}
 	return req.prompt.text
-}
-
-// storeContext bounds ctx by limits.store_timeout, if set.
-func (g *Gateway) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d := g.opt.Limits.StoreTimeout.D(); d > 0 {
-		return context.WithTimeout(ctx, d)
-	}
-	return ctx, func() {}
 }
 
 // tpmOutputEstimate is the output reserved against a TPM limit for a request

@@ -59,7 +59,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	if u.Source == usage.SourceNone {
 		u = g.countUsage(req, req.tr.BodyText(nil, buf.Bytes()))
 	}
-	req.rec.Usage = u
+	req.rec.Usage = g.capOutput(req, u, log)
 	req.rec.Status, req.rec.Complete = http.StatusOK, true
 	g.audit(req)
 	h := w.Header()
@@ -160,8 +160,24 @@ func (o *outputGuard) over(g *Gateway, req *request, text []byte) bool {
 	return n > o.limit
 }
 
-// streamLimit is the output a stream may deliver: the hold's output per
-// answer times the answers asked for.
+// capOutput bills at most the output the request's hold authorised: an
+// upstream that produced more (past the max_tokens it was sent, or past the
+// model's maximum in the catalog) is the operator's loss, logged, never the
+// tenant's debt.
+func (g *Gateway) capOutput(req *request, u usage.Usage, log requestLog) usage.Usage {
+	limit := streamLimit(req)
+	if limit <= 0 || u.Output <= limit {
+		return u
+	}
+	log.Warn("the upstream produced more output than the request's hold covers: billed the hold's output",
+		"channel", req.channel.Name, "output", u.Output, "authorised", limit)
+	u.Output = limit
+	u.Reasoning = min(u.Reasoning, limit)
+	return u
+}
+
+// streamLimit is the output a request may deliver and be billed for: the
+// hold's output per answer times the answers asked for (0: no limit known).
 func streamLimit(req *request) int64 {
 	if req.ticket == nil || req.ticket.Output <= 0 {
 		return 0
@@ -193,11 +209,20 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 	rd := g.sseReader(resp.Body)
 	defer g.readers.Put(rd)
 	guard := outputGuard{limit: streamLimit(req)}
-	var out, held []byte
+	scratch := g.bufs.Get().(*bytes.Buffer)
+	defer g.putBuf(scratch)
+	out := scratch.Bytes()[:0]
+	var held []byte
 	var readErr, trErr error
 	first, gone, cut := true, false, false
+	// The write deadline is renewed when a quarter of it has passed, not on
+	// every flush: a client that stops reading is cut within 1¼ of it.
+	var deadlineSet time.Time
 	flush := func() bool {
-		_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(writeTimeout))
+		if now := g.opt.Clock.Now(); now.Sub(deadlineSet) > writeTimeout/4 {
+			_ = rc.SetWriteDeadline(now.Add(writeTimeout))
+			deadlineSet = now
+		}
 		return rc.Flush() == nil
 	}
 	for {
@@ -235,6 +260,9 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 			break
 		}
 	}
+	if cap(out) > scratch.Cap() {
+		*scratch = *bytes.NewBuffer(out[:0]) // keep the grown buffer for the next stream
+	}
 
 	// Decide how the stream ended and what closes it for the client.
 	complete := false
@@ -265,7 +293,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 		log.Warn("stream ended early", "channel", req.channel.Name, "class", req.rec.ErrorClass, "err", readErr, "translate", trErr)
 	}
 	req.rec.Complete = complete
-	req.rec.Usage = g.streamUsage(req, complete, cut, guard)
+	req.rec.Usage = g.capOutput(req, g.streamUsage(req, complete, cut, guard), log)
 	g.audit(req)
 	committed := g.waitCommit(g.finish(req, log), log)
 	if req.rec.ErrorClass == usage.ErrClientDisconnect || !committed || len(held) == 0 {

@@ -86,6 +86,7 @@ func TestStoreAwayIsQuick503(t *testing.T) {
 				w.WriteHeader(200)
 			})}, func(o *gateway.Options, b *billing.Options) {
 				o.Limits.StoreTimeout = config.Duration(storeTimeout)
+				b.StoreTimeout = storeTimeout
 				o.Log = slog.New(slog.NewTextHandler(&logs, nil))
 				sk = &stalledKeys{Store: o.Keys}
 				o.Keys = sk

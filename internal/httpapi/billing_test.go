@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -481,36 +482,59 @@ func TestPrepaidNeverInDebt(t *testing.T) {
 		name      string
 		exclusive bool
 	}{{"holds in memory", true}, {"holds in the store", false}} {
-		t.Run(held.name, func(t *testing.T) {
-			e := newBillingEnvHolds(t, held.exclusive)
-			secret := e.prepaidKey(t, "thin", "0.20")
-			bodies := []string{
-				`{"model":"sim-chat","max_tokens":16000,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":16000}}`,
-				`{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":20000}}`,
-				`{"model":"sim-chat","max_tokens":5000,"n":3,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":5000}}`,
-			}
-			var wg sync.WaitGroup
-			var served atomic.Int32
-			for i := 0; i < 12; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					resp, body := askChat(t, e.url, secret, bodies[i%len(bodies)])
-					switch {
-					case resp.StatusCode == 200:
-						served.Add(1)
-					case resp.StatusCode == 429 && strings.Contains(body, "insufficient_quota"):
-					default:
-						t.Errorf("unexpected %d %s", resp.StatusCode, body)
-					}
-				}()
-			}
-			wg.Wait()
-			b := e.settled(t, "thin")
-			if served.Load() == 0 || b.Debt != 0 || b.Posted < 0 {
-				t.Errorf("served %d, balance %+v: want some served and no debt", served.Load(), b)
-			}
-		})
+		for round := range 3 {
+			t.Run(fmt.Sprintf("%s/%d", held.name, round), func(t *testing.T) {
+				e := newBillingEnvHolds(t, held.exclusive)
+				secret := e.prepaidKey(t, "thin", "0.20")
+				bodies := []string{
+					`{"model":"sim-chat","max_tokens":16000,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":16000}}`,
+					`{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":20000}}`,
+					`{"model":"sim-chat","max_tokens":5000,"n":3,"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":5000}}`,
+				}
+				var wg sync.WaitGroup
+				var served atomic.Int32
+				for i := 0; i < 12; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						resp, body := askChat(t, e.url, secret, bodies[i%len(bodies)])
+						switch {
+						case resp.StatusCode == 200:
+							served.Add(1)
+						case resp.StatusCode == 429 && strings.Contains(body, "insufficient_quota"):
+						default:
+							t.Errorf("unexpected %d %s", resp.StatusCode, body)
+						}
+					}()
+				}
+				wg.Wait()
+				b := e.settled(t, "thin")
+				if served.Load() == 0 || b.Debt != 0 || b.Posted < 0 {
+					t.Errorf("served %d, balance %+v: want some served and no debt", served.Load(), b)
+				}
+			})
+		}
+	}
+}
+
+// TestBilledAtMostTheHoldsOutput: an upstream that answers with more output
+// than the max_tokens it was sent is billed at most that output (the
+// operator's loss, logged), never the tenant's debt.
+func TestBilledAtMostTheHoldsOutput(t *testing.T) {
+	e := newBillingEnv(t)
+	secret := e.prepaidKey(t, "over", "1")
+	resp, body := askChat(t, e.url, secret, `{"model":"sim-chat","max_tokens":40,`+
+		`"messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":3000,"ignore_max_tokens":true}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	e.settled(t, "over")
+	page, err := e.db.ListRecords(context.Background(), usage.Filter{TenantID: "over", Limit: 10})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("records %v %v", page.Records, err)
+	}
+	if rec := page.Records[0]; rec.Usage.Output != 40 || !rec.Complete {
+		t.Errorf("record %+v: want output billed at the 40 the hold covers", rec)
 	}
 }
 

@@ -81,17 +81,18 @@ func NewTranslator(client, upstream ir.Format, clk clock.Clock) (Translator, err
 // patched (model, usage in streams, an output limit) and everything the
 // upstream sends is passed on byte for byte, metered on the way.
 type passthrough struct {
-	vendor ir.Vendor
-	codec  ir.Codec
-	clock  clock.Clock
-	meter  ir.Meter
-	secret string // the upstream key (SetHeaders), scrubbed from error events
+	vendor      ir.Vendor
+	codec       ir.Codec
+	clock       clock.Clock
+	meter       ir.Meter // made on the first event: an answer that is not streamed needs none
+	clientUsage bool
+	secret      string // the upstream key (SetHeaders), scrubbed from error events
 }
 
 var _ Translator = (*passthrough)(nil)
 
 func (p *passthrough) Request(r Request) (ir.Upstream, error) {
-	p.meter = p.vendor.NewMeter(r.Admission != nil && r.Admission.ClientUsage)
+	p.clientUsage = r.Admission != nil && r.Admission.ClientUsage
 	a := r.Admission
 	if a == nil {
 		a = &ir.Admission{Stream: r.Stream}
@@ -156,7 +157,7 @@ func (p *passthrough) StreamUsage() (usage.Usage, bool) { return p.Meter().Usage
 
 func (p *passthrough) Meter() ir.Meter {
 	if p.meter == nil {
-		p.meter = p.vendor.NewMeter(false)
+		p.meter = p.vendor.NewMeter(p.clientUsage)
 	}
 	return p.meter
 }

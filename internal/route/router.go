@@ -417,6 +417,13 @@ func (r *Router) Park(channelID, keyID, reason string) error {
 	return nil
 }
 
+// UsesCost reports whether choosing a channel for model asks Request.Cost
+// (the cost and blend policies), so a caller may leave it nil otherwise.
+func (r *Router) UsesCost(model string) bool {
+	m := r.tab.Load().models[model]
+	return m != nil && (m.pol == polCost || m.pol == polBlend)
+}
+
 // ResetChannel closes the breaker of a channel and clears its cooldown
 // (operator action).
 func (r *Router) ResetChannel(channelID string) error {

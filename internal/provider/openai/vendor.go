@@ -115,7 +115,9 @@ func (vendor) BodyText(dst, body []byte) []byte {
 }
 
 // NewMeter returns the meter of one stream.
-func (vendor) NewMeter(clientUsage bool) ir.Meter { return &meter{clientUsage: clientUsage} }
+func (vendor) NewMeter(clientUsage bool) ir.Meter {
+	return &meter{clientUsage: clientUsage, text: make([]byte, 0, 512)}
+}
 
 // meter reads an OpenAI-compatible stream: the usage (top level, or inside
 // the last choice as Kimi sends it), the generated text, [DONE], and error
