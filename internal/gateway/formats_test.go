@@ -116,7 +116,7 @@ func clientRequest(format string, stream bool) (path string, header map[string]s
 	switch format {
 	case "anthropic":
 		return "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
-			`{"model":"m","max_tokens":256,"stream":` + boolStr(stream) + `,"system":"Be brief.","messages":[{"role":"user","content":"What is the weather in Paris?"}],` +
+			`{"model":"m","max_tokens":1024,"stream":` + boolStr(stream) + `,"system":"Be brief.","messages":[{"role":"user","content":"What is the weather in Paris?"}],` +
 				`"tools":[{"name":"get_weather","description":"Weather of a city","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]}`
 	case "gemini":
 		method := "generateContent"

@@ -172,22 +172,22 @@ type Options struct {
 
 // Gateway serves the client APIs.
 type Gateway struct {
-	opt      Options
-	client   *http.Client
-	byModel  map[string][]*Channel
+	opt     Options
+	client  *http.Client
+	byModel map[string][]*Channel
 	// upstreams are, per model, the upstream names of its channels; and
 	// tpm says whether one of them has a vendor TPM limit (only then does
 	// routing need the request's token estimate).
 	upstreams map[string][]string
 	tpm       map[string]bool
 	models    []string
-	keyCache *keyCache
-	inflight sync.WaitGroup
-	closing  atomic.Bool
-	bufs     sync.Pool
-	readers  sync.Pool // *sse.Reader, with their 16 KiB buffers
-	limited  bool      // some rate limit is configured
-	audits   atomic.Uint64
+	keyCache  *keyCache
+	inflight  sync.WaitGroup
+	closing   atomic.Bool
+	bufs      sync.Pool
+	readers   sync.Pool // *sse.Reader, with their 16 KiB buffers
+	limited   bool      // some rate limit is configured
+	audits    atomic.Uint64
 }
 
 // New returns a gateway.
