@@ -81,6 +81,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				fmt.Fprintf(stdout, "     %s\n", p)
 			}
 		}
+		if len(rep.Unbilled) > 0 {
+			fmt.Fprintf(stdout, "note %d requests of lost nodes were never charged (nothing known of what they delivered; the vendor may have billed them):\n", len(rep.Unbilled))
+			for _, id := range rep.Unbilled {
+				fmt.Fprintf(stdout, "     %s\n", id)
+			}
+		}
 	}
 	if !rep.OK {
 		var names []string

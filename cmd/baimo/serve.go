@@ -146,7 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	holdTTL := cfg.Limits.RequestTimeout.D() + 5*time.Minute
 	books := ledger.New(db, ledger.Options{Clock: clock.Real{}, Node: host + "/" + *addr, Logger: log,
-		HoldTTL: holdTTL, HoldWait: cfg.Limits.StoreTimeout.D(), OnAlert: onAlert, Exclusive: exclusive})
+		HoldTTL: holdTTL, HoldWait: cfg.Limits.StoreTimeout.D(), NodeTimeout: cfg.Billing.NodeTimeout.D(), OnAlert: onAlert, Exclusive: exclusive})
 	registerLedgerMetrics(reg, books)
 	startedAt := time.Now()
 	if res, err := books.Reconcile(ctx, startedAt); err != nil {

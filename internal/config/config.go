@@ -160,6 +160,12 @@ type Billing struct {
 	// FreeTier applies to tenants with free accounts: they may use only
 	// models that cost nothing, within these daily quotas (0: none).
 	FreeTier FreeTier `yaml:"free_tier"`
+	// NodeTimeout is how long a gateway node sharing PostgreSQL may go
+	// unseen before the others take it for dead and resolve its requests'
+	// holds (at their last checkpoint, or voided and reported); default
+	// 2m. Keep it above the longest database outage a node should ride
+	// out.
+	NodeTimeout Duration `yaml:"node_timeout"`
 	// FreeModels are public model names served free of charge (a self-hosted
 	// model, say); any other model without a price is refused.
 	FreeModels []string `yaml:"free_models"`
@@ -407,6 +413,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Limits.RequestTimeout, 10*time.Minute)
 	def(&c.Limits.ShutdownTimeout, 30*time.Second)
 	def(&c.Limits.StoreTimeout, 2*time.Second)
+	def(&c.Billing.NodeTimeout, 2*time.Minute)
 	def(&c.Limits.ClientWriteTimeout, 30*time.Second)
 	def(&c.Limits.CommitTimeout, 10*time.Second)
 	if c.Limits.MaxChoices == 0 {
@@ -528,6 +535,9 @@ func (c *Config) check() error {
 	}
 	if c.Billing.Currency != "CNY" && c.Billing.Currency != "USD" {
 		return fmt.Errorf("billing.currency: %q is not CNY or USD", c.Billing.Currency)
+	}
+	if nt := c.Billing.NodeTimeout.D(); nt < time.Second || nt > time.Hour {
+		return fmt.Errorf("billing.node_timeout: %s is outside 1s..1h", nt)
 	}
 	if st := c.Limits.StoreTimeout.D(); st < 10*time.Millisecond || st > time.Minute {
 		return fmt.Errorf("limits.store_timeout: %s is outside 10ms..1m", st)

@@ -20,6 +20,13 @@ type Report struct {
 	OK       bool      `json:"ok"`
 	Accounts int       `json:"accounts"`
 	Checks   []Check   `json:"checks"`
+	// Unbilled lists (newest first, at most 100) the requests whose hold
+	// was resolved by someone else than their own request with nothing
+	// known of what they delivered: their node died before any usage
+	// record or checkpoint. They were never charged, and the vendor may
+	// have billed them. The books balance either way: this is a report,
+	// not a failed check.
+	Unbilled []string `json:"unbilled,omitempty"`
 }
 
 // Failed returns the checks that did not pass.
@@ -135,6 +142,7 @@ func Judge(f AuditFacts, now time.Time) Report {
 	}
 	add(CheckHoldsOverdue, overdue)
 	add(CheckCosts, f.CostMismatches)
+	r.Unbilled = f.Unbilled
 	r.OK = true
 	for _, c := range r.Checks {
 		r.OK = r.OK && c.OK

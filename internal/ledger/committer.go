@@ -40,6 +40,13 @@ type Options struct {
 	// OnAlert, if set, is called (from the committer, after the commit) for
 	// each budget alert threshold crossed; it must not block for long.
 	OnAlert func(BudgetAlert)
+	// NodeTimeout, if set with Node, makes this node write its liveness
+	// into the store every fourth of it and resolve the pending holds of
+	// the nodes not seen for longer (see nodes.go). Set it well above
+	// the longest database outage a live node should ride out.
+	NodeTimeout time.Duration
+	// CheckpointEvery is how often checkpoints are written; default 1s.
+	CheckpointEvery time.Duration
 	// Exclusive says this ledger is the only writer of its store (one
 	// gateway process on an embedded database). Holds of keys and tenants
 	// without budgets are then kept in memory against an exact mirror of
@@ -68,6 +75,9 @@ type Ledger struct {
 	closed bool
 	queue  chan *op
 	done   chan struct{}
+
+	checkpoints            checkpoints
+	keeperStop, keeperDone chan struct{} // nil for an exclusive ledger
 }
 
 // New returns a Ledger on s and starts its committer. Call Close to stop it.
@@ -90,12 +100,18 @@ func New(s Store, o Options) *Ledger {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = time.Second
+	}
 	l := &Ledger{store: s, clock: o.Clock, opts: o, log: o.Logger,
 		queue: make(chan *op, o.QueueLen), done: make(chan struct{})}
+	go l.commit()
 	if o.Exclusive {
 		l.adm = newAdmission()
+	} else {
+		l.keeperStop, l.keeperDone = make(chan struct{}), make(chan struct{})
+		go l.keep()
 	}
-	go l.commit()
 	return l
 }
 
@@ -108,9 +124,15 @@ func (l *Ledger) Close() error {
 	if !l.closed {
 		l.closed = true
 		close(l.queue)
+		if l.keeperStop != nil {
+			close(l.keeperStop)
+		}
 	}
 	l.mu.Unlock()
 	<-l.done
+	if l.keeperDone != nil {
+		<-l.keeperDone
+	}
 	return nil
 }
 
@@ -149,7 +171,7 @@ type opResult struct {
 	hold   Hold
 	settle SettleResult
 	void   VoidResult
-	swept  HoldState
+	swept  sweptAs
 	err    error
 }
 
@@ -364,7 +386,7 @@ func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
 			case o.kind == opSettle:
 				r.settle, err = l.settleTx(ctx, tx, o.settle.Record, true, p.post == nil, now, sys)
 			case o.kind == opVoid:
-				r.void, err = l.voidTx(ctx, tx, o.req, true, now, sys)
+				r.void, err = l.voidTx(ctx, tx, o.req, true, "", now, sys)
 			case o.kind == opSweep:
 				r.swept, err = l.sweepTx(ctx, tx, o.sweep, now, sys)
 			}

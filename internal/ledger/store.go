@@ -38,6 +38,10 @@ type AuditFacts struct {
 	// CostMismatches describe requests whose posted amount differs from
 	// their usage record's CostNanos (or transfers with no record).
 	CostMismatches []string
+	// Unbilled are the requests whose holds were voided with nothing
+	// known of what they delivered (their void transfer's note is
+	// NoteLost), newest first.
+	Unbilled []string
 }
 
 // AuditQuery parameterises AuditFacts.
@@ -68,6 +72,12 @@ type View interface {
 	// transaction: a node that shares the store caches budgets while it
 	// stays the same.
 	BudgetsVersion(ctx context.Context) (int64, error)
+	// HoldCheckpoint returns the last checkpoint written onto a hold (""
+	// when none; ErrNotFound without a hold).
+	HoldCheckpoint(ctx context.Context, requestID string) (string, error)
+	// StaleNodes returns at most limit nodes last seen before before,
+	// the longest unseen first.
+	StaleNodes(ctx context.Context, before time.Time, limit int) ([]string, error)
 }
 
 // Reports reads what listings, statements and the audit need: many rows,
@@ -130,6 +140,11 @@ type Tx interface {
 	MarkAlerted(ctx context.Context, k BudgetKey, percent int) (bool, error)
 	// SetHoldBudgets records the budget periods a pending hold reserved.
 	SetHoldBudgets(ctx context.Context, requestID, budgets string) error
+	// CheckpointHold stores a pending hold's latest checkpoint (opaque to
+	// stores); false if the hold is not pending.
+	CheckpointHold(ctx context.Context, requestID, checkpoint string) (bool, error)
+	// TouchNode records that node was alive at at.
+	TouchNode(ctx context.Context, node string, at time.Time) error
 }
 
 // HoldOutcome is what a HoldWriter did.

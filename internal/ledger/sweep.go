@@ -35,7 +35,7 @@ func (l *Ledger) Void(ctx context.Context, requestID string) (VoidResult, error)
 // voidTx voids a pending hold. When checkRecord is set and the request has
 // a usage record after all, the hold is settled from it instead: a record
 // never stays without its settlement.
-func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool, now time.Time, sys sysDeltas) (VoidResult, error) {
+func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool, note string, now time.Time, sys sysDeltas) (VoidResult, error) {
 	if tt, ok := tx.(*trackTx); ok {
 		if v, done, err := l.voidMemHold(ctx, tt, req, checkRecord, now, sys); done {
 			return v, err
@@ -82,7 +82,7 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 	rev := RevenueAccount(h.Currency)
 	if err := mustInsert(ctx, tx, Transfer{ID: req + "/void", Debit: h.AccountID, Credit: rev, Amount: h.Amount,
 		Currency: h.Currency, Kind: KindVoid, Flag: FlagVoid, PendingID: holdID(req), RequestID: req,
-		TenantID: h.TenantID, CreatedAt: now}); err != nil {
+		TenantID: h.TenantID, Note: note, CreatedAt: now}); err != nil {
 		return VoidResult{}, err
 	}
 	h.State, h.ResolvedAt = HoldVoided, now
@@ -122,31 +122,64 @@ func (l *Ledger) voidMemHold(ctx context.Context, tt *trackTx, req string, check
 	return VoidResult{}, false, nil
 }
 
-// sweepTx resolves one pending hold: settled from its usage record when
-// there is one, voided otherwise.
-func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys sysDeltas) (HoldState, error) {
+// sweepTx resolves one pending hold that no request of its node will
+// settle, by the rule in nodes.go: from its usage record, else from its
+// last checkpoint, else voided and noted as lost.
+func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys sysDeltas) (sweptAs, error) {
 	cost, cur, found, err := tx.RecordCost(ctx, h.RequestID)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	if found {
 		rec := usage.Record{RequestID: h.RequestID, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
-		if _, err := l.settleTx(ctx, tx, rec, false, false, now, sys); err != nil {
-			return "", err
-		}
-		return HoldPosted, nil
+		res, err := l.settleTx(ctx, tx, rec, false, false, now, sys)
+		return pick(res.Duplicate, sweptSettled), err
 	}
-	if _, err := l.voidTx(ctx, tx, h.RequestID, false, now, sys); err != nil {
-		return "", err
+	rec, ok, err := checkpointOf(ctx, tx, h)
+	if err != nil {
+		l.log.Error("checkpoint unreadable; the hold is voided", "request_id", h.RequestID, "err", err)
 	}
-	return HoldVoided, nil
+	if ok {
+		res, err := l.settleTx(ctx, tx, rec, true, false, now, sys)
+		return pick(res.Duplicate, sweptCheckpoint), err
+	}
+	res, err := l.voidTx(ctx, tx, h.RequestID, false, NoteLost, now, sys)
+	return pick(res.Duplicate, sweptLost), err
 }
+
+// pick is how a sweep resolved a hold: as, or sweptBefore when another
+// transaction (another node's sweep) had resolved it first.
+func pick(duplicate bool, as sweptAs) sweptAs {
+	if duplicate {
+		return sweptBefore
+	}
+	return as
+}
+
+// sweptAs is how sweepTx resolved a hold.
+type sweptAs uint8
+
+const (
+	sweptBefore     sweptAs = iota // resolved already, by someone else
+	sweptSettled                   // from its usage record
+	sweptCheckpoint                // from its last checkpoint
+	sweptLost                      // voided: nothing known of what it delivered
+)
 
 // SweepResult counts the holds a sweep or reconciliation resolved.
 type SweepResult struct {
-	Settled int
+	Settled int // from a usage record or a checkpoint
 	Voided  int
 	Failed  int
+	// Checkpointed counts the holds Settled from a checkpoint, Lost those
+	// Voided with nothing known of what their request delivered (logged
+	// with their request ids, and listed by the audit).
+	Checkpointed, Lost int
+}
+
+func (r *SweepResult) add(o SweepResult) {
+	r.Settled, r.Voided, r.Failed = r.Settled+o.Settled, r.Voided+o.Voided, r.Failed+o.Failed
+	r.Checkpointed, r.Lost = r.Checkpointed+o.Checkpointed, r.Lost+o.Lost
 }
 
 const sweepChunk = 256
@@ -165,7 +198,7 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 	for len(mem) > 0 {
 		n := min(len(mem), sweepChunk)
 		r, err := l.resolveHolds(ctx, mem[:n])
-		out.Settled, out.Voided, out.Failed = out.Settled+r.Settled, out.Voided+r.Voided, out.Failed+r.Failed
+		out.add(r)
 		if err != nil {
 			return out, err
 		}
@@ -207,7 +240,7 @@ func (l *Ledger) resolve(ctx context.Context, q HoldQuery) (SweepResult, error) 
 			return out, nil
 		}
 		r, err := l.resolveHolds(ctx, fresh)
-		out.Settled, out.Voided, out.Failed = out.Settled+r.Settled, out.Voided+r.Voided, out.Failed+r.Failed
+		out.add(r)
 		if err != nil {
 			return out, err
 		}
@@ -220,6 +253,7 @@ func (l *Ledger) resolve(ctx context.Context, q HoldQuery) (SweepResult, error) 
 // resolveHolds settles or voids holds in one transaction.
 func (l *Ledger) resolveHolds(ctx context.Context, holds []Hold) (SweepResult, error) {
 	var out SweepResult
+	var lost []string
 	ops := make([]*op, len(holds))
 	for i, h := range holds {
 		ops[i] = &op{ctx: ctx, kind: opSweep, tenant: h.TenantID, sweep: h}
@@ -232,11 +266,20 @@ func (l *Ledger) resolveHolds(ctx context.Context, holds []Hold) (SweepResult, e
 		case o.res.err != nil:
 			out.Failed++
 			l.log.Error("sweep hold", "request_id", o.sweep.RequestID, "err", o.res.err)
-		case o.res.swept == HoldPosted:
+		case o.res.swept == sweptSettled:
 			out.Settled++
-		case o.res.swept == HoldVoided:
+		case o.res.swept == sweptCheckpoint:
+			out.Settled++
+			out.Checkpointed++
+		case o.res.swept == sweptLost:
 			out.Voided++
+			out.Lost++
+			lost = append(lost, o.sweep.RequestID)
 		}
+	}
+	if out.Lost > 0 {
+		l.log.Warn("holds voided with nothing known of what their requests delivered: the vendor may have billed them",
+			"count", out.Lost, "request_ids", lost)
 	}
 	return out, nil
 }

@@ -94,6 +94,10 @@ const (
 	ErrInsufficient     ErrorClass = "insufficient_quota"
 	ErrOutputLimit      ErrorClass = "output_limit" // cut at the output its hold covers
 	ErrInternal         ErrorClass = "internal"
+	// ErrNodeLost: the gateway node serving the request died (or lost its
+	// database) mid-way; the record is its last checkpoint, written by
+	// another node.
+	ErrNodeLost ErrorClass = "node_lost"
 )
 
 // Record is the durable account of one request through the gateway.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/clock"
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/store/storetest"
@@ -212,6 +213,168 @@ func TestBudgetConcurrentNodes(t *testing.T) {
 			t.Errorf("node %d: budget spent %s, pending %s; want %s charged by %d requests, nothing pending",
 				i, money.FormatNanos(spent), money.FormatNanos(pending), money.FormatNanos(charged), admitted)
 		}
+	}
+	storetest.AuditClean(t, db, time.Now())
+}
+
+// TestLostNodeResolvedByOthers: a node dies with three requests in flight:
+// one that checkpointed what it had delivered, one that had not yet, one
+// whose record was written. Once it has gone unseen for the node timeout,
+// another node settles the first at its checkpoint (its record is the
+// checkpoint, incomplete, node_lost), voids the second and reports it as
+// unbilled, settles the third from its record; a third node racing it
+// resolves nothing twice, and a live node's holds are left alone. The
+// books balance and the audit is clean. (The counts of one resolution are
+// TestResolveCounts'.)
+func TestLostNodeResolvedByOthers(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	const timeout = 30 * time.Second
+	ls, db := nodes(t, 3, ledger.Options{Clock: clk, NodeTimeout: timeout})
+	dead, survivor, racer := ls[0], ls[1], ls[2]
+	ctx := context.Background()
+	const unit = money.Scale / 100
+	newTenant(t, survivor, "acme", 100*unit)
+	for _, l := range ls {
+		if err := l.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := func(l *ledger.Ledger, id string) {
+		t.Helper()
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", KeyID: "k1", Amount: money.New(10*unit, money.CNY)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"streaming", "silent", "recorded"} {
+		hold(dead, id)
+	}
+	hold(survivor, "alive")
+	// "streaming" checkpoints twice; the later one counts.
+	partial := usage.Record{RequestID: "streaming", Model: "m", Channel: "c", Status: 200, Stream: true, Start: clk.Now(),
+		Usage: usage.Usage{Input: 100, Output: 40}, Currency: "CNY", CostNanos: 2 * unit, PriceVersion: "m/CNY/v1", Lines: []byte(`[{"kind":"input"}]`)}
+	dead.Checkpoint(partial)
+	partial.Usage.Output, partial.CostNanos = 90, 3*unit
+	dead.Checkpoint(partial)
+	if err := dead.FlushCheckpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// "recorded" was written (by a path that stores records apart) just
+	// before the node died, unsettled.
+	if err := db.WriteRecords(ctx, []usage.Record{{RequestID: "recorded", TenantID: "acme", KeyID: "k1", Model: "m", Status: 200,
+		Start: clk.Now(), Currency: "CNY", CostNanos: 4 * unit, Complete: true}}); err != nil {
+		t.Fatal(err)
+	}
+	// The node dies. Before the timeout nothing happens.
+	dead.Close()
+	clk.Advance(timeout - time.Second)
+	for _, l := range ls[1:] {
+		if err := l.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := survivor.ResolveLostNodes(ctx); err != nil || r != (ledger.SweepResult{}) {
+		t.Fatalf("before the node timeout: %+v, %v; want nothing resolved", r, err)
+	}
+	clk.Advance(2 * time.Second)
+	for _, l := range ls[1:] {
+		if err := l.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both survivors resolve the lost node's holds at once (their keepers,
+	// ticking on the clock just stepped, may be at it too): each hold is
+	// resolved once, which the audit below checks.
+	var wg sync.WaitGroup
+	for _, l := range []*ledger.Ledger{survivor, racer} {
+		wg.Go(func() {
+			if _, err := l.ResolveLostNodes(ctx); err != nil {
+				t.Errorf("resolve lost nodes: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	page, err := db.ListRecords(ctx, usage.Filter{RequestID: "streaming"})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("record of the checkpointed stream: %+v, %v", page.Records, err)
+	}
+	if r := page.Records[0]; r.Complete || r.ErrorClass != usage.ErrNodeLost || r.CostNanos != 3*unit || r.Usage.Output != 90 ||
+		r.TenantID != "acme" || r.KeyID != "k1" || r.PriceVersion != "m/CNY/v1" || !r.Stream {
+		t.Errorf("record from the checkpoint: %+v; want the last checkpoint (90 output tokens, 0.03), incomplete, node_lost", r)
+	}
+	for id, want := range map[string]ledger.HoldState{"streaming": ledger.HoldPosted, "silent": ledger.HoldVoided,
+		"recorded": ledger.HoldPosted, "alive": ledger.HoldPending} {
+		if h, err := holdOf(ctx, db, id); err != nil || h.State != want {
+			t.Errorf("hold %s: %+v, %v; want %s", id, h, err, want)
+		}
+	}
+	// The live node finishes its request; a late checkpoint is moot.
+	if _, err := survivor.SettleBatch(ctx, []ledger.Settlement{{Record: usage.Record{RequestID: "alive", TenantID: "acme",
+		KeyID: "k1", Model: "m", Status: 200, Start: clk.Now(), Currency: "CNY", CostNanos: unit, Complete: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	survivor.Checkpoint(usage.Record{RequestID: "alive", Currency: "CNY", CostNanos: 9 * unit})
+	if err := survivor.FlushCheckpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := survivor.Balance(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(100*unit - 3*unit - 4*unit - unit); b.Posted != want || b.Pending != 0 {
+		t.Errorf("balance %+v; want posted %s (the checkpoint, the record, the live request), nothing pending", b, money.FormatNanos(want))
+	}
+	// The dead node comes back under its name: nothing left to reconcile.
+	back := ledger.New(db, ledger.Options{Clock: clk, Node: "node0", NodeTimeout: timeout})
+	defer back.Close()
+	if r, err := back.Reconcile(ctx, clk.Now()); err != nil || r != (ledger.SweepResult{}) {
+		t.Errorf("the restarted node reconciled %+v, %v; want nothing", r, err)
+	}
+	rep, err := ledger.Audit(ctx, db, clk.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Unbilled) != 1 || rep.Unbilled[0] != "silent" {
+		t.Errorf("audit ok %v, unbilled %v; want ok and [silent] reported: %+v", rep.OK, rep.Unbilled, rep.Failed())
+	}
+}
+
+// TestResolveCounts: one resolution of a lost node's holds reports what it
+// did (settled from a record, from a checkpoint, voided as lost), and a
+// second finds nothing left.
+func TestResolveCounts(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	db := openDSN(t, dsn)
+	// The lost node placed its holds and was last seen an hour ago; the
+	// survivor's keeper ticks every 15 s, too late to race this test.
+	dead := ledger.New(openDSN(t, dsn), ledger.Options{Node: "lost"})
+	survivor := ledger.New(openDSN(t, dsn), ledger.Options{Node: "survivor", NodeTimeout: time.Minute})
+	t.Cleanup(func() { survivor.Close() })
+	const unit = money.Scale / 100
+	newTenant(t, survivor, "acme", 100*unit)
+	for _, id := range []string{"streaming", "silent", "recorded"} {
+		if _, err := dead.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", Amount: money.New(10*unit, money.CNY)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.Checkpoint(usage.Record{RequestID: "streaming", Model: "m", Start: time.Now(), Currency: "CNY", CostNanos: 2 * unit})
+	if err := dead.FlushCheckpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	if err := db.WriteRecords(ctx, []usage.Record{{RequestID: "recorded", TenantID: "acme", Model: "m", Status: 200,
+		Start: time.Now(), Currency: "CNY", CostNanos: 4 * unit, Complete: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LedgerUpdate(ctx, func(tx ledger.Tx) error { return tx.TouchNode(ctx, "lost", time.Now().Add(-time.Hour)) }); err != nil {
+		t.Fatal(err)
+	}
+	r, err := survivor.ResolveLostNodes(ctx)
+	if err != nil || r != (ledger.SweepResult{Settled: 2, Voided: 1, Checkpointed: 1, Lost: 1}) {
+		t.Errorf("resolution: %+v, %v; want 2 settled (1 from its checkpoint), 1 voided as lost", r, err)
+	}
+	if r, err := survivor.ResolveLostNodes(ctx); err != nil || r != (ledger.SweepResult{}) {
+		t.Errorf("second resolution: %+v, %v; want nothing", r, err)
 	}
 	storetest.AuditClean(t, db, time.Now())
 }

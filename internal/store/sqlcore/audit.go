@@ -27,6 +27,13 @@ func (l *Ledger) AuditFacts(ctx context.Context, q ledger.AuditQuery) (ledger.Au
 	if f.CostMismatches, err = l.problems(ctx, q.Limit, costChecks); err != nil {
 		return f, fmt.Errorf("audit costs: %w", err)
 	}
+	if f.Unbilled, err = queryAll(ctx, l.q, func(r Row) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}, `SELECT request_id FROM ledger_transfers WHERE kind = 'void' AND note = $1 ORDER BY created_at DESC, request_id LIMIT $2`,
+		ledger.NoteLost, q.Limit); err != nil {
+		return f, fmt.Errorf("audit unbilled: %w", err)
+	}
 	return f, nil
 }
 

@@ -58,6 +58,28 @@ func (l *Ledger) Hold(ctx context.Context, requestID string) (ledger.Hold, error
 	return h, nil
 }
 
+// HoldCheckpoint implements ledger.View.
+func (l *Ledger) HoldCheckpoint(ctx context.Context, requestID string) (string, error) {
+	var cp string
+	err := l.q.QueryRow(ctx, `SELECT checkpoint FROM ledger_holds WHERE request_id = $1`, requestID).Scan(&cp)
+	if err != nil {
+		return "", notFound(err, "hold "+requestID)
+	}
+	return cp, nil
+}
+
+// StaleNodes implements ledger.View.
+func (l *Ledger) StaleNodes(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	nodes, err := queryAll(ctx, l.q, func(r Row) (string, error) {
+		var n string
+		return n, r.Scan(&n)
+	}, `SELECT node FROM ledger_nodes WHERE seen_at < $1 ORDER BY seen_at LIMIT $2`, UnixNanos(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("stale nodes: %w", err)
+	}
+	return nodes, nil
+}
+
 // PendingHolds implements ledger.View.
 func (l *Ledger) PendingHolds(ctx context.Context, q ledger.HoldQuery) ([]ledger.Hold, error) {
 	node, byNode := "", false
@@ -373,6 +395,24 @@ func (l *Ledger) MarkAlerted(ctx context.Context, k ledger.BudgetKey, percent in
 		return false, fmt.Errorf("mark budget alert: %w", err)
 	}
 	return n > 0, nil
+}
+
+// CheckpointHold implements ledger.Tx.
+func (l *Ledger) CheckpointHold(ctx context.Context, requestID, checkpoint string) (bool, error) {
+	n, err := l.q.Exec(ctx, `UPDATE ledger_holds SET checkpoint = $1 WHERE request_id = $2 AND state = 'pending'`, checkpoint, requestID)
+	if err != nil {
+		return false, fmt.Errorf("checkpoint hold %s: %w", requestID, err)
+	}
+	return n == 1, nil
+}
+
+// TouchNode implements ledger.Tx.
+func (l *Ledger) TouchNode(ctx context.Context, node string, at time.Time) error {
+	if _, err := l.q.Exec(ctx, `INSERT INTO ledger_nodes (node, seen_at) VALUES ($1, $2)
+		ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at`, node, UnixNanos(at)); err != nil {
+		return fmt.Errorf("touch node %s: %w", node, err)
+	}
+	return nil
 }
 
 // SetHoldBudgets implements ledger.Tx.
