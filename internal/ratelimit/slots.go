@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -116,13 +115,13 @@ func (r *Redis) startLocked() {
 // to keep or Close.
 func (r *Redis) keepSlots() {
 	defer r.slots.wg.Done()
-	t := time.NewTicker(r.opt.RenewEvery)
+	t := r.opt.Clock.NewTicker(r.opt.RenewEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.slots.stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		if !r.tick(context.Background()) {
 			return
