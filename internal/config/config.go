@@ -270,6 +270,9 @@ const (
 	KindOpenAI    = "openai"
 	KindAnthropic = "anthropic"
 	KindGemini    = "gemini"
+	// KindResponses is an upstream that serves OpenAI's Responses API
+	// natively (/v1/responses): Responses requests pass through to it.
+	KindResponses = "responses"
 )
 
 // Keys returns the channel's usable upstream keys; a channel that names no key
@@ -485,11 +488,11 @@ func (c *Config) check() error {
 		}
 		seen[ch.Name] = true
 		switch ch.Kind {
-		case KindOpenAI, KindAnthropic, KindGemini:
+		case KindOpenAI, KindAnthropic, KindGemini, KindResponses:
 		case "":
-			return fmt.Errorf("%s: missing (one of openai, anthropic, gemini)", field("kind"))
+			return fmt.Errorf("%s: missing (one of openai, anthropic, gemini, responses)", field("kind"))
 		default:
-			return fmt.Errorf("%s: unknown kind %q (one of openai, anthropic, gemini)", field("kind"), ch.Kind)
+			return fmt.Errorf("%s: unknown kind %q (one of openai, anthropic, gemini, responses)", field("kind"), ch.Kind)
 		}
 		u, err := url.Parse(ch.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -25,6 +25,7 @@ import (
 	"baimo/internal/provider/anthropic"
 	"baimo/internal/provider/gemini"
 	"baimo/internal/provider/openai"
+	"baimo/internal/provider/responses"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -76,7 +77,7 @@ func formatHarness(t *testing.T, kind string, handler http.Handler) *harness {
 	t.Helper()
 	up := httptest.NewServer(handler)
 	t.Cleanup(up.Close)
-	base := map[string]string{"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta"}[kind]
+	base := map[string]string{"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta", "responses": "/v1"}[kind]
 	t.Setenv("BAIMO_TEST_UPSTREAM_KEY", "upstream-secret")
 	cc := config.Channel{Name: "up-" + kind, Kind: kind, BaseURL: up.URL + base,
 		Models: config.ModelMap{"m": "upstream-model"}}
@@ -126,6 +127,9 @@ func clientRequest(format string, stream bool) (path string, header map[string]s
 		return "/v1beta/models/m:" + method, nil,
 			`{"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"What is the weather in Paris?"}]}],` +
 				`"tools":[{"functionDeclarations":[{"name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]}]}`
+	case "responses":
+		return "/v1/responses", nil, `{"model":"m","stream":` + boolStr(stream) + `,"instructions":"Be brief.","input":"What is the weather in Paris?",` +
+			`"tools":[{"type":"function","name":"get_weather","description":"Weather of a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]}`
 	}
 	extra := ""
 	if stream {
@@ -169,6 +173,8 @@ func bodyUsage(t *testing.T, format string, b []byte) (usage.Usage, bool) {
 	case "gemini":
 		u, ok, err := gemini.ChunkUsage(b)
 		return u, ok && err == nil
+	case "responses":
+		return responses.Vendor.BodyUsage(b)
 	}
 	return openai.BodyUsage(b)
 }
@@ -180,6 +186,7 @@ func streamUsage(t *testing.T, format string, b []byte) (usage.Usage, bool) {
 	rd := sse.NewReader(bytes.NewReader(b), sse.DefaultMaxLine)
 	var au anthropic.StreamUsage
 	var gu gemini.StreamUsage
+	rm := responses.Vendor.NewMeter(false)
 	var ou usage.Usage
 	var oseen bool
 	for {
@@ -199,6 +206,8 @@ func streamUsage(t *testing.T, format string, b []byte) (usage.Usage, bool) {
 			if err := gu.Chunk(ev.Data); err != nil {
 				t.Fatalf("gemini stream chunk %s: %v", ev.Raw, err)
 			}
+		case "responses":
+			rm.Event(ev)
 		default:
 			if sse.IsDone(ev.Data) {
 				continue
@@ -213,6 +222,11 @@ func streamUsage(t *testing.T, format string, b []byte) (usage.Usage, bool) {
 		return au.Usage()
 	case "gemini":
 		return gu.Usage()
+	case "responses":
+		if _, complete := rm.End(nil); !complete {
+			t.Fatalf("responses stream without its closing event")
+		}
+		return rm.Usage()
 	}
 	return ou, oseen
 }
@@ -237,11 +251,12 @@ func visible(format string, u usage.Usage) usage.Usage {
 // usage record holds the upstream's usage, which is also what the client
 // sees.
 func TestFormatMatrix(t *testing.T) {
-	kinds := []string{"openai", "anthropic", "gemini"}
+	kinds := []string{"openai", "anthropic", "gemini", "responses"}
 	fixtures := map[string][2]string{
 		"openai":    {"openai/chat_tools.json", "openai/stream.sse"},
 		"anthropic": {"anthropic/message_tools.json", "anthropic/stream_tools.sse"},
 		"gemini":    {"gemini/response_tools.json", "gemini/stream_tools.sse"},
+		"responses": {"responses/response_tools.json", "responses/stream_tools.sse"},
 	}
 	for _, client := range kinds {
 		for _, kind := range kinds {
@@ -339,6 +354,8 @@ func checkUpstreamRequest(t *testing.T, kind, client string, stream bool, got *s
 		if stream {
 			wantPath = "/v1beta/models/upstream-model:streamGenerateContent?alt=sse"
 		}
+	case "responses":
+		wantPath, authHeader, authValue = "/v1/responses", "Authorization", "Bearer upstream-secret"
 	default:
 		wantPath, authHeader, authValue = "/v1/chat/completions", "Authorization", "Bearer upstream-secret"
 	}
@@ -368,6 +385,12 @@ func checkUpstreamRequest(t *testing.T, kind, client string, stream bool, got *s
 			t.Errorf("anthropic passthrough changed more than the model:\n%s\nwant\n%s", got.body, want)
 		}
 	}
+	if kind == client && kind == "responses" {
+		_, _, want := clientRequest(client, stream)
+		if want = strings.Replace(want, `"model":"m"`, `"model":"upstream-model"`, 1); string(got.body) != want {
+			t.Errorf("responses passthrough changed more than the model:\n%s\nwant\n%s", got.body, want)
+		}
+	}
 	if kind == "openai" && stream && !bytes.Contains(got.body, []byte(`"include_usage":true`)) {
 		t.Errorf("openai upstream not asked for usage: %s", got.body)
 	}
@@ -379,7 +402,7 @@ func checkBodyShape(t *testing.T, format, out string) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("answer is not JSON: %v\n%s", err, out)
 	}
-	want := map[string]string{"openai": "choices", "anthropic": "content", "gemini": "candidates"}[format]
+	want := map[string]string{"openai": "choices", "anthropic": "content", "gemini": "candidates", "responses": "output"}[format]
 	if _, ok := v[want]; !ok {
 		t.Errorf("%s answer without %q: %s", format, want, out)
 	}
@@ -393,13 +416,17 @@ func checkStreamShape(t *testing.T, format, out string) {
 		want = "event: message_stop\n"
 	case "gemini":
 		want = `"finishReason"`
+	case "responses":
+		want = "event: response.completed\n"
 	default:
 		want = "data: [DONE]"
 	}
 	if !strings.Contains(out, want) {
 		t.Errorf("%s stream without %q:\n%s", format, want, out)
 	}
-	if strings.Contains(out, `"error"`) && format != "anthropic" || strings.Contains(out, "event: error") {
+	// A Responses object always has an error member (null when none).
+	if strings.Contains(out, `"error"`) && format != "anthropic" && format != "responses" || strings.Contains(out, "event: error") ||
+		strings.Contains(out, "event: response.failed") {
 		t.Errorf("%s stream carries an error:\n%s", format, out)
 	}
 }

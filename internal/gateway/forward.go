@@ -94,8 +94,7 @@ func (g *Gateway) prepareAttempt(req *request) (ir.Upstream, *apierr.Error) {
 	if err != nil {
 		return ir.Upstream{}, apierr.Internal(err)
 	}
-	if req.in.Format != ch.format && req.endpoint.Name != Chat.Name && req.endpoint.Name != Messages.Name &&
-		req.endpoint.Name != GenerateContent.Name {
+	if req.in.Format != ch.format && !req.endpoint.Conversation {
 		return ir.Upstream{}, apierr.BadRequest("model", "The %s endpoint is not supported by this model's %s upstream; use chat completions.",
 			req.endpoint.Name, ch.format)
 	}
@@ -259,8 +258,7 @@ func routeFault(f provider.Fault) route.Fault {
 // compared with baimo's count (GET /admin/audit/vendors). It runs before the
 // record is committed.
 func (g *Gateway) audit(req *request) {
-	chat := req.endpoint.Name == Chat.Name || req.endpoint.Name == Messages.Name || req.endpoint.Name == GenerateContent.Name
-	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || !chat {
+	if g.opt.AuditEvery <= 0 || req.rec.Usage.Source != usage.SourceVendor || !req.endpoint.Conversation {
 		return
 	}
 	if g.audits.Add(1)%uint64(g.opt.AuditEvery) != 0 {

@@ -42,15 +42,23 @@ import (
 type Endpoint struct {
 	Name   string // ir.EndpointChat, ...: recorded in usage records
 	Stream bool   // whether the endpoint can stream
+	// Conversation says the endpoint is a conversation with a model (chat,
+	// messages, generateContent, responses): its requests may be
+	// translated to a channel of another format, and are sampled for the
+	// vendor audit.
+	Conversation bool
+	// NoOutput says the endpoint generates no tokens (embeddings).
+	NoOutput bool
 }
 
 // The endpoints.
 var (
-	Chat            = Endpoint{Name: ir.EndpointChat, Stream: true}
+	Chat            = Endpoint{Name: ir.EndpointChat, Stream: true, Conversation: true}
 	Completions     = Endpoint{Name: ir.EndpointCompletions, Stream: true}
-	Embeddings      = Endpoint{Name: ir.EndpointEmbeddings}
-	Messages        = Endpoint{Name: ir.EndpointMessages, Stream: true}
-	GenerateContent = Endpoint{Name: ir.EndpointGenerate, Stream: true}
+	Embeddings      = Endpoint{Name: ir.EndpointEmbeddings, NoOutput: true}
+	Messages        = Endpoint{Name: ir.EndpointMessages, Stream: true, Conversation: true}
+	GenerateContent = Endpoint{Name: ir.EndpointGenerate, Stream: true, Conversation: true}
+	Responses       = Endpoint{Name: ir.EndpointResponses, Stream: true, Conversation: true}
 )
 
 // Inbound says which API a request came in on: its wire format and endpoint.
@@ -498,7 +506,7 @@ func (g *Gateway) reservation(req *request) int64 {
 	if out <= 0 || out > tpmOutputEstimate {
 		out = tpmOutputEstimate
 	}
-	if req.endpoint.Name == Embeddings.Name {
+	if req.endpoint.NoOutput {
 		out = 0
 	}
 	return prompt + out*max(req.adm.Choices, 1)

@@ -65,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Chat}))
 	mux.HandleFunc("POST /v1/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Completions}))
 	mux.HandleFunc("POST /v1/embeddings", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Embeddings}))
+	mux.HandleFunc("POST /v1/responses", s.serve(gateway.Inbound{Format: ir.FormatResponses, Endpoint: gateway.Responses}))
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countMessageTokens)
 	mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)

@@ -12,6 +12,7 @@ import (
 	"baimo/internal/provider/gemini"
 	"baimo/internal/provider/ir"
 	"baimo/internal/provider/openai"
+	"baimo/internal/provider/responses"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -49,8 +50,109 @@ func checkClientStream(c ir.Format, out []byte, complete bool) error {
 		return checkOpenAIStream(evs, complete)
 	case ir.FormatAnthropic:
 		return checkAnthropicStream(evs, complete)
+	case ir.FormatResponses:
+		return checkResponsesStream(evs, complete)
 	}
 	return checkGeminiStream(evs, complete)
+}
+
+// checkResponsesStream holds a Responses stream to the grammar the openai
+// SDK's stream helper relies on: sequence numbers from 0 without gaps,
+// response.created first, each output item added before its deltas and done
+// after them with the same index, function call arguments that make JSON,
+// and a complete stream ending with response.completed (or incomplete)
+// whose output repeats the items done.
+func checkResponsesStream(evs []event, complete bool) error {
+	type item struct {
+		id   string
+		done bool
+		args bytes.Buffer
+	}
+	items := map[int]*item{}
+	var doneItems []json.RawMessage
+	for i, ev := range evs {
+		var e struct {
+			Type        string          `json:"type"`
+			Seq         *int            `json:"sequence_number"`
+			OutputIndex int             `json:"output_index"`
+			ItemID      string          `json:"item_id"`
+			Item        json.RawMessage `json:"item"`
+			Delta       string          `json:"delta"`
+			Response    *struct {
+				Status string            `json:"status"`
+				Output []json.RawMessage `json:"output"`
+				Usage  json.RawMessage   `json:"usage"`
+			} `json:"response"`
+		}
+		if err := json.Unmarshal(ev.data, &e); err != nil {
+			return fmt.Errorf("event %d: %v", i, err)
+		}
+		if e.Type != ev.name {
+			return fmt.Errorf("event %d: name %q but type %q", i, ev.name, e.Type)
+		}
+		if e.Seq == nil || *e.Seq != i {
+			return fmt.Errorf("event %d (%s): sequence_number %v", i, e.Type, e.Seq)
+		}
+		if i == 0 && e.Type != "response.created" && e.Type != "error" {
+			return fmt.Errorf("first event is %s", e.Type)
+		}
+		last := i == len(evs)-1
+		switch e.Type {
+		case "response.output_item.added":
+			var it struct{ ID string }
+			_ = json.Unmarshal(e.Item, &it)
+			if items[e.OutputIndex] != nil || it.ID == "" {
+				return fmt.Errorf("event %d: item %d added twice or without an id", i, e.OutputIndex)
+			}
+			items[e.OutputIndex] = &item{id: it.ID}
+		case "response.output_text.delta", "response.reasoning_text.delta", "response.function_call_arguments.delta",
+			"response.content_part.added", "response.content_part.done", "response.output_text.done",
+			"response.reasoning_text.done", "response.function_call_arguments.done":
+			it := items[e.OutputIndex]
+			if it == nil || it.done || it.id != e.ItemID {
+				return fmt.Errorf("event %d: %s for item %d (%s) not open", i, e.Type, e.OutputIndex, e.ItemID)
+			}
+			if e.Type == "response.function_call_arguments.delta" {
+				it.args.WriteString(e.Delta)
+			}
+		case "response.output_item.done":
+			it := items[e.OutputIndex]
+			if it == nil || it.done {
+				return fmt.Errorf("event %d: item %d done but not open", i, e.OutputIndex)
+			}
+			if it.args.Len() > 0 && !json.Valid(it.args.Bytes()) {
+				return fmt.Errorf("item %d: arguments are not JSON: %s", e.OutputIndex, it.args.Bytes())
+			}
+			it.done = true
+			doneItems = append(doneItems, e.Item)
+		case "response.completed", "response.incomplete":
+			if !last {
+				return fmt.Errorf("event %d: %s is not last", i, e.Type)
+			}
+			if e.Response == nil || len(e.Response.Output) != len(doneItems) || len(e.Response.Usage) == 0 || string(e.Response.Usage) == "null" {
+				return fmt.Errorf("%s: output or usage does not match the items done", e.Type)
+			}
+			for k := range doneItems {
+				if !bytes.Equal(e.Response.Output[k], doneItems[k]) {
+					return fmt.Errorf("%s: output %d differs from its done item", e.Type, k)
+				}
+			}
+		case "response.failed", "error":
+			if !last || complete {
+				return fmt.Errorf("event %d: %s not last, or in a complete stream", i, e.Type)
+			}
+			return nil
+		}
+	}
+	if complete {
+		if len(evs) == 0 {
+			return errors.New("no events")
+		}
+		if n := evs[len(evs)-1].name; n != "response.completed" && n != "response.incomplete" {
+			return fmt.Errorf("complete stream ends with %s", n)
+		}
+	}
+	return nil
 }
 
 func checkAnthropicStream(evs []event, complete bool) error {
@@ -298,6 +400,12 @@ func clientStreamUsage(t *testing.T, c ir.Format, out []byte) (usage.Usage, bool
 			}
 		}
 		return s.Usage()
+	case ir.FormatResponses:
+		m := responses.Vendor.NewMeter(false)
+		for _, ev := range evs {
+			m.Event(sse.Event{Name: []byte(ev.name), Data: ev.data})
+		}
+		return m.Usage()
 	}
 	var u usage.Usage
 	seen := false
@@ -321,6 +429,8 @@ func clientResponseUsage(c ir.Format, body []byte) (usage.Usage, bool) {
 	case ir.FormatGemini:
 		u, ok, err := gemini.ChunkUsage(body)
 		return u, ok && err == nil
+	case ir.FormatResponses:
+		return responses.Vendor.BodyUsage(body)
 	}
 	var r openai.Response
 	if json.Unmarshal(body, &r) != nil {

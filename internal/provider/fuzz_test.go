@@ -57,9 +57,14 @@ func FuzzOpenAIStream(f *testing.F) {
 	fuzzStream(f, ir.FormatOpenAI, "openai/stream.sse", "openai/stream_tools.sse", "kimi/stream.sse", "deepseek/stream.sse")
 }
 
+func FuzzResponsesStream(f *testing.F) {
+	fuzzStream(f, ir.FormatResponses, "responses/stream_tools.sse")
+}
+
 // FuzzRequest feeds arbitrary bytes as a client request of every format.
 func FuzzRequest(f *testing.F) {
-	for _, s := range []string{streamRequests[ir.FormatOpenAI], streamRequests[ir.FormatAnthropic], streamRequests[ir.FormatGemini]} {
+	for _, s := range []string{streamRequests[ir.FormatOpenAI], streamRequests[ir.FormatAnthropic], streamRequests[ir.FormatGemini],
+		streamRequests[ir.FormatResponses]} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/tra
 
 const testdataDir = "../../testdata"
 
-var allFormats = []ir.Format{ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini}
+var allFormats = []ir.Format{ir.FormatOpenAI, ir.FormatAnthropic, ir.FormatGemini, ir.FormatResponses}
 
 // vendorDirs lists, per upstream format, the fixture directories whose
 // responses and streams that format's decoder reads.
@@ -32,6 +33,7 @@ var vendorDirs = map[ir.Format][]string{
 	ir.FormatOpenAI:    {"openai", "deepseek", "kimi", "qwen"},
 	ir.FormatAnthropic: {"anthropic"},
 	ir.FormatGemini:    {"gemini"},
+	ir.FormatResponses: {"responses"},
 }
 
 // streamRequests are the client requests made before a stream is translated,
@@ -40,6 +42,7 @@ var streamRequests = map[ir.Format]string{
 	ir.FormatOpenAI:    `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`,
 	ir.FormatAnthropic: `{"model":"m","max_tokens":1024,"messages":[{"role":"user","content":"hi"}],"stream":true}`,
 	ir.FormatGemini:    `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"includeThoughts":true}}}`,
+	ir.FormatResponses: `{"model":"m","input":"hi","stream":true}`,
 }
 
 func newTestTranslator(t *testing.T, client, upstream ir.Format) Translator {
@@ -67,9 +70,14 @@ func pairDir(c, u ir.Format) string {
 	return filepath.Join(testdataDir, "translate", c.String()+"-to-"+u.String())
 }
 
+// randomIDs are the ids the Responses codec makes up (responses.NewID):
+// golden files show them as <prefix>_ID.
+var randomIDs = regexp.MustCompile(`\b(resp|msg|fc|rs)_[0-9a-f]{48}\b`)
+
 // checkGolden compares got with the golden file, or rewrites it with -update.
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
+	got = randomIDs.ReplaceAll(got, []byte("${1}_ID"))
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -313,7 +321,7 @@ func compareVisibleUsage(t *testing.T, c ir.Format, metered, seen usage.Usage) {
 		m.CacheWrite5m, m.CacheWrite1h = 0, 0
 	case ir.FormatAnthropic:
 		m.Reasoning = 0
-	case ir.FormatGemini:
+	case ir.FormatGemini, ir.FormatResponses:
 		m.CacheWrite5m, m.CacheWrite1h = 0, 0
 	}
 	m.Source, seen.Source = 0, 0

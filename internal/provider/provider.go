@@ -1,15 +1,15 @@
 // Package provider translates requests, responses, streams and errors between
-// the three wire formats baimo speaks: OpenAI chat completions, Anthropic
-// Messages and Google Gemini generateContent.
+// the wire formats baimo speaks: OpenAI chat completions, Anthropic
+// Messages, Google Gemini generateContent and OpenAI Responses.
 //
 // A Translator serves one request for one (client format, upstream format)
 // pair; it is stateful and not safe for concurrent use. Same-format pairs are
-// not translated (the gateway passes bytes through and patches the model
-// field), so NewTranslator accepts only the six cross-format pairs.
+// not translated: their translator passes bytes through, patching the model
+// field and what else the upstream's Vendor.Prepare says.
 //
 // Each pair is built from a decoder of the upstream format and an encoder of
 // the client format that meet in one internal representation. The
-// representation is the union of what the three formats can say; an encoder
+// representation is the union of what the formats can say; an encoder
 // that cannot express something it is handed refuses with an
 // *UnsupportedError naming the feature, never dropping it silently. The few
 // things deliberately dropped are listed below.
@@ -28,6 +28,9 @@
 //     CacheWrite5m/1h = cache_creation.ephemeral_5m/1h_input_tokens (all 5m
 //     when the split is absent); Output = output_tokens; Reasoning = 0 (not
 //     reported apart).
+//   - Responses: Input = input_tokens; CachedInput =
+//     input_tokens_details.cached_tokens; Output = output_tokens; Reasoning =
+//     output_tokens_details.reasoning_tokens (responses.ParseUsage).
 //   - Gemini: Input = promptTokenCount + toolUsePromptTokenCount; CachedInput
 //     = cachedContentTokenCount; Output = candidatesTokenCount +
 //     thoughtsTokenCount; Reasoning = thoughtsTokenCount.
@@ -41,6 +44,9 @@
 //     CacheWrite1h; cache_read_input_tokens = CachedInput;
 //     cache_creation_input_tokens = CacheWrite5m + CacheWrite1h, split in
 //     cache_creation; output_tokens = Output.
+//   - Responses: input_tokens = Input; cached_tokens = CachedInput;
+//     output_tokens = Output; reasoning_tokens = Reasoning; total_tokens =
+//     Input + Output.
 //   - Gemini: promptTokenCount = Input; cachedContentTokenCount = CachedInput;
 //     candidatesTokenCount = Output − Reasoning; thoughtsTokenCount =
 //     Reasoning; totalTokenCount = Input + Output.

@@ -77,7 +77,8 @@ func readVendor(t *testing.T, path string) []byte {
 // TestStreamIncremental checks that every upstream content event yields
 // client bytes in the same call: nothing waits for the end of the stream.
 func TestStreamIncremental(t *testing.T) {
-	upstreams := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse"}
+	upstreams := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse",
+		ir.FormatResponses: "responses/stream_tools.sse"}
 	for _, pr := range pairs() {
 		c, u := pr[0], pr[1]
 		t.Run(c.String()+"-to-"+u.String(), func(t *testing.T) {
@@ -93,7 +94,8 @@ func TestStreamIncremental(t *testing.T) {
 				}
 				text := bytes.Contains(ev.Data, []byte(`"text_delta"`)) ||
 					(u == ir.FormatOpenAI && bytes.Contains(ev.Data, []byte(`"content":"Hello"`))) ||
-					(u == ir.FormatGemini && bytes.Contains(ev.Data, []byte(`"AI learns"`)))
+					(u == ir.FormatGemini && bytes.Contains(ev.Data, []byte(`"AI learns"`))) ||
+					(u == ir.FormatResponses && bytes.Contains(ev.Data, []byte(`"response.output_text.delta"`)))
 				out, err := tr.Stream(nil, ev)
 				if err != nil {
 					t.Fatal(err)
@@ -203,7 +205,8 @@ func TestClientModelIsEchoed(t *testing.T) {
 		if _, err := tr.Request(Request{Body: []byte(streamRequests[c]), Model: "upstream-x", ClientModel: "public-y", Stream: true}); err != nil {
 			t.Fatal(err)
 		}
-		in := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse"}[u]
+		in := map[ir.Format]string{ir.FormatOpenAI: "openai/stream.sse", ir.FormatAnthropic: "anthropic/stream.sse", ir.FormatGemini: "gemini/stream.sse",
+			ir.FormatResponses: "responses/stream_tools.sse"}[u]
 		out, serr, eerr := runStream(tr, readVendor(t, in))
 		if serr != nil || eerr != nil {
 			t.Fatal(serr, eerr)

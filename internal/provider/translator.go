@@ -13,11 +13,12 @@ import (
 	"baimo/internal/provider/gemini"
 	"baimo/internal/provider/ir"
 	"baimo/internal/provider/openai"
+	"baimo/internal/provider/responses"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
 
-// formats are the three wire formats' sides, by ir.Format.
+// formats are the wire formats' sides, by ir.Format.
 var formats = [...]struct {
 	codec  ir.Codec
 	client ir.Client
@@ -26,6 +27,7 @@ var formats = [...]struct {
 	ir.FormatOpenAI:    {openai.Codec, openai.Client, openai.Vendor},
 	ir.FormatAnthropic: {anthropic.Codec, anthropic.Client, anthropic.Vendor},
 	ir.FormatGemini:    {gemini.Codec, gemini.Client, gemini.Vendor},
+	ir.FormatResponses: {responses.Codec, responses.Client, responses.Vendor},
 }
 
 func known(f ir.Format) bool { return f > ir.FormatUnknown && int(f) < len(formats) }

@@ -8,7 +8,7 @@ import (
 // Format is a wire format.
 type Format uint8
 
-var formatNames = [...]string{"unknown", "openai", "anthropic", "gemini"}
+var formatNames = [...]string{"unknown", "openai", "anthropic", "gemini", "responses"}
 
 // String returns the format's stable name.
 func (f Format) String() string {
@@ -18,7 +18,8 @@ func (f Format) String() string {
 	return "unknown"
 }
 
-// ParseFormat returns the Format named s ("openai", "anthropic", "gemini").
+// ParseFormat returns the Format named s ("openai", "anthropic", "gemini",
+// "responses").
 func ParseFormat(s string) (Format, error) {
 	for i, n := range formatNames {
 		if i > 0 && n == s {
@@ -122,6 +123,7 @@ const (
 	FormatOpenAI           // OpenAI chat completions
 	FormatAnthropic        // Anthropic Messages
 	FormatGemini           // Google Gemini generateContent
+	FormatResponses        // OpenAI Responses
 )
 
 // Error kinds, with the status each implies.

@@ -16,6 +16,7 @@ const (
 	EndpointEmbeddings  = "embeddings"       // OpenAI embeddings
 	EndpointMessages    = "messages"         // Anthropic Messages
 	EndpointGenerate    = "generate_content" // Gemini generateContent
+	EndpointResponses   = "responses"        // OpenAI Responses
 )
 
 // Admission is what the gateway acts on in a client's request, read once,

@@ -17,8 +17,9 @@ import (
 // any or tool, Gemini functionCallingConfig mode ANY) the answer is one call
 // of that tool (or the first) with arguments {"query":"weather"}.
 
-// formatRoutes registers the Anthropic and Gemini endpoints.
+// formatRoutes registers the Anthropic, Gemini and Responses endpoints.
 func (s *Server) formatRoutes() {
+	s.mux.HandleFunc("POST /v1/responses", s.responses) // responses.go
 	s.mux.HandleFunc("POST /v1/messages", s.anthropicMessages)
 	s.mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)
 }
