@@ -77,6 +77,11 @@ func mapReading(f ir.Format, t ir.Target, body []byte) (reading, bool) {
 	if !str(m["model"], &r.model) || !boolean(m["stream"], &r.stream) {
 		return r, false
 	}
+	if f == ir.FormatResponses {
+		n, ok := num(m["max_output_tokens"])
+		r.maxOutput = n
+		return r, ok
+	}
 	for _, k := range []string{"max_tokens", "max_completion_tokens"} {
 		n, ok := num(m[k])
 		if !ok {
@@ -133,6 +138,7 @@ func structReading(f ir.Format, t ir.Target, body []byte) (reading, bool) {
 	var s struct {
 		Model               *string `json:"model"`
 		Stream              *bool   `json:"stream"`
+		MaxOutputTokens     *int64  `json:"max_output_tokens"`
 		MaxTokens           *int64  `json:"max_tokens"`
 		MaxCompletionTokens *int64  `json:"max_completion_tokens"`
 		N                   *int64  `json:"n"`
@@ -149,6 +155,12 @@ func structReading(f ir.Format, t ir.Target, body []byte) (reading, bool) {
 	}
 	if s.Stream != nil {
 		r.stream = *s.Stream
+	}
+	if f == ir.FormatResponses {
+		if s.MaxOutputTokens != nil {
+			r.maxOutput = *s.MaxOutputTokens
+		}
+		return r, true
 	}
 	for _, p := range []*int64{s.MaxTokens, s.MaxCompletionTokens} {
 		if p != nil {
@@ -173,6 +185,7 @@ var admitTargets = map[ir.Format]ir.Target{
 	ir.FormatOpenAI:    {Endpoint: ir.EndpointChat},
 	ir.FormatAnthropic: {Endpoint: ir.EndpointMessages},
 	ir.FormatGemini:    {Endpoint: ir.EndpointGenerate, Model: "g-model", Stream: true},
+	ir.FormatResponses: {Endpoint: ir.EndpointResponses},
 }
 
 // checkAdmission holds admission to the rule: what it admits, every
@@ -248,6 +261,21 @@ var hostile = map[ir.Format][]string{
 		`{"contents":[{"parts":[{"text":"hi"}]}],"generation_config":{"max_output_tokens":100}}`,
 		`{"contents":[],"generationConfig":{"max_output_tokens":100}}`,
 	},
+	ir.FormatResponses: {
+		`{"model":"cheap","mod\u0065l":"dear","input":"x"}`,
+		`{"model":"cheap","Model":"dear","input":"x"}`,
+		`{"model":"m","max_output_tokens":10,"max_output_tokens":100000,"input":"x"}`,
+		`{"model":"m","max_output_tokens":10,"Max_Output_Tokens":100000,"input":"x"}`,
+		`{"model":"m","max_output_tokens":10,"max_output_to\u212aens":100000,"input":"x"}`,
+		`{"model":"m","stream":false,"str\u0065am":true,"input":"x"}`,
+		`{"model":"m","max_output_tokens":1e5,"input":"x"}`,
+		`{"model":"m","max_output_tokens":0,"input":"x"}`,
+		`{"model":"m","background":"true","input":"x"}`,
+		`{"model":"m","previous_response_id":{"id":"resp_1"},"input":"x"}`,
+		`{"model":"m","service_tier":"flex","input":"x"}`,
+		`{"model":"m","input":{"role":"user"}}`,
+		`{"model":"m"}`,
+	},
 }
 
 // TestAdmitRefusesAmbiguousBodies: each hostile body is refused (a 400
@@ -275,6 +303,10 @@ func TestAdmitReadsPlainBodies(t *testing.T) {
 		ir.FormatAnthropic: {`{"model":"m","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
 		ir.FormatGemini: {
 			`{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":100,"candidateCount":2}}`,
+		},
+		ir.FormatResponses: {
+			`{"model":"m","input":"hi"}`,
+			`{"model":"m","stream":true,"max_output_tokens":50,"background":false,"store":true,"previous_response_id":"resp_1","input":[{"role":"user","content":"x","model":"look-alike"}],"metadata":{"model":"x"}}`,
 		},
 	}
 	for f, bodies := range plain {
@@ -330,6 +362,21 @@ func genBody(rng *rand.Rand, f ir.Format) []byte {
 		}
 		cfg := "{" + strings.Join(inner, ",") + "}"
 		add(pick("generationConfig", "generation_config"), cfg)
+	case ir.FormatResponses:
+		add("model", pick(`"cheap"`, `"dear"`, `"ch\u0065ap"`, `"cheap"`, "null", "1"))
+		if rng.IntN(2) == 0 {
+			add("max_output_tokens", num())
+		}
+		if rng.IntN(2) == 0 {
+			add("stream", pick("true", "false", "true", "null", `"true"`))
+		}
+		if rng.IntN(3) == 0 {
+			add("store", pick("true", "false", "null", `"no"`))
+		}
+		members = append(members, `"input":[{"role":"user","content":"x","model":"look-alike","max_output_tokens":999999}]`)
+		if rng.IntN(3) == 0 {
+			members = append(members, `"metadata":{"model":"dear","stream":"true"}`)
+		}
 	default:
 		add("model", pick(`"cheap"`, `"dear"`, `"ch\u0065ap"`, `"cheap"`, "null", "1"))
 		if f == ir.FormatAnthropic || rng.IntN(2) == 0 {
@@ -444,6 +491,7 @@ func FuzzPrepare(f *testing.F) {
 		}
 		var m struct {
 			Model         string `json:"model"`
+			MaxOutput     int64  `json:"max_output_tokens"`
 			MaxTokens     int64  `json:"max_tokens"`
 			MaxCompletion int64  `json:"max_completion_tokens"`
 			StreamOptions *struct {
@@ -465,7 +513,7 @@ func FuzzPrepare(f *testing.F) {
 			if m.Model != "up-model" {
 				t.Fatalf("%s: upstream model not set: %s", format, out)
 			}
-			if limit > 0 && m.MaxTokens != int64(limit) && m.MaxCompletion != int64(limit) {
+			if limit > 0 && m.MaxTokens != int64(limit) && m.MaxCompletion != int64(limit) && m.MaxOutput != int64(limit) {
 				t.Fatalf("%s: limit %d not set: %s", format, limit, out)
 			}
 			if format == ir.FormatOpenAI && a.Stream && (m.StreamOptions == nil || !m.StreamOptions.IncludeUsage) {
