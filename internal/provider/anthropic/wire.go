@@ -186,19 +186,7 @@ var _ ir.HeaderPasser = vendor{}
 
 // Prepare sets the model and, when limit > 0, max_tokens.
 func (vendor) Prepare(body []byte, a *ir.Admission, _, model string, limit int64) ([]byte, error) {
-	out := body
-	var err error
-	if model != a.Model {
-		if out, err = jsonfield.Set(out, "model", strconv.AppendQuote(nil, model)); err != nil {
-			return nil, err
-		}
-	}
-	if limit > 0 {
-		if out, err = jsonfield.Set(out, "max_tokens", strconv.AppendInt(nil, limit, 10)); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return ir.SetModelAndLimit(body, a, model, "max_tokens", limit)
 }
 
 // BodyUsage reads the usage of a whole answer.

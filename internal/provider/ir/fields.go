@@ -1,6 +1,8 @@
 package ir
 
 import (
+	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 
 	"baimo/internal/jsonfield"
@@ -72,4 +74,46 @@ func Ambiguous(parent string, e *jsonfield.AmbiguousError) *FieldError {
 		msg = "A key spells " + p + " in another case; parsers disagree about such keys, so spell it exactly " + e.Name + "."
 	}
 	return &FieldError{Param: p, Message: msg}
+}
+
+// Members reads, for admission, the members of body named in names (see
+// jsonfield.Members: each spelled plainly and once) and returns the value
+// of the i-th name, nil when absent. A body that is not JSON is
+// ErrInvalidJSON; an ambiguous spelling is the client's *FieldError.
+func Members(body []byte, names []string) (func(i int) []byte, error) {
+	if !json.Valid(body) {
+		return nil, ErrInvalidJSON
+	}
+	sp := make([]jsonfield.Span, len(names))
+	if err := jsonfield.Members(body, names, sp); err != nil {
+		if ae, ok := err.(*jsonfield.AmbiguousError); ok {
+			return nil, Ambiguous("", ae)
+		}
+		return nil, err
+	}
+	return func(i int) []byte {
+		if sp[i].Start < 0 {
+			return nil
+		}
+		return body[sp[i].Start:sp[i].End]
+	}, nil
+}
+
+// SetModelAndLimit is the passthrough patch of formats that name the model
+// in the body: the model when it differs from the one admitted, and, when
+// limit > 0, the output limit in limitField. Every other byte is kept.
+func SetModelAndLimit(body []byte, a *Admission, model, limitField string, limit int64) ([]byte, error) {
+	out := body
+	var err error
+	if model != a.Model {
+		if out, err = jsonfield.Set(out, "model", strconv.AppendQuote(nil, model)); err != nil {
+			return nil, err
+		}
+	}
+	if limit > 0 {
+		if out, err = jsonfield.Set(out, limitField, strconv.AppendInt(nil, limit, 10)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

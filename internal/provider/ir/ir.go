@@ -180,6 +180,15 @@ func ParseDataURL(u string) (mime, data string, ok bool) {
 	return mime, data, true
 }
 
+// ImagePart is the image part for an image URL: inline data for a data:
+// URL, else the URL.
+func ImagePart(u string) Part {
+	if mime, data, ok := ParseDataURL(u); ok {
+		return Part{Kind: PartImage, Mime: mime, Data: data}
+	}
+	return Part{Kind: PartImage, Url: u}
+}
+
 // mimeFromURL guesses an image's MIME type from its URL's extension.
 func MIMEFromURL(u string) string {
 	p := u

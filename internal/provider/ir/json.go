@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // checkFields refuses top-level fields outside known, naming the first in
@@ -41,4 +42,48 @@ func CompactJSON(raw json.RawMessage) string {
 func JSONString(s string) json.RawMessage {
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// ArgsObject reads a tool call's arguments, a string of JSON, as a JSON
+// object: blank or null arguments are {}; anything else that is not an
+// object is an error.
+func ArgsObject(s string) (json.RawMessage, error) {
+	if strings.TrimSpace(s) == "" {
+		return json.RawMessage(`{}`), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return json.RawMessage(`{}`), nil
+	}
+	return json.RawMessage(s), nil
+}
+
+// DecodeToolChoice reads OpenAI's tool_choice (chat completions and Responses
+// alike): "auto", "none", "required", or an object of type function whose
+// name named reads (chat completions nest it under "function", Responses
+// does not). Another value is an *UnsupportedError.
+func DecodeToolChoice(raw json.RawMessage, named func(obj json.RawMessage) (typ, name string, err error)) (*ToolChoice, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "auto":
+			return &ToolChoice{Mode: ToolAuto}, nil
+		case "none":
+			return &ToolChoice{Mode: ToolNone}, nil
+		case "required":
+			return &ToolChoice{Mode: ToolAny}, nil
+		}
+		return nil, &UnsupportedError{Feature: fmt.Sprintf("tool_choice %q", s)}
+	}
+	typ, name, err := named(raw)
+	if err != nil {
+		return nil, BadRequest(err, "invalid tool_choice")
+	}
+	if typ != "function" || name == "" {
+		return nil, &UnsupportedError{Feature: fmt.Sprintf("tool_choice type %q", typ)}
+	}
+	return &ToolChoice{Mode: ToolName, Name: name}, nil
 }

@@ -121,7 +121,7 @@ func decodeRequest(body []byte) (ir.Request, error) {
 				parts = append(parts, ir.Part{Kind: ir.PartText, Text: *m.Refusal})
 			}
 			for _, tc := range m.ToolCalls {
-				args, err := argsObject(tc.Function.Arguments)
+				args, err := ir.ArgsObject(tc.Function.Arguments)
 				if err != nil {
 					return ir.Request{}, ir.BadRequest(err, "message %d: tool call %s arguments", i, tc.ID)
 				}
@@ -148,47 +148,17 @@ func decodeRequest(body []byte) (ir.Request, error) {
 	return r, nil
 }
 
-// argsObject parses a tool call's arguments string into a JSON object.
-func argsObject(s string) (json.RawMessage, error) {
-	if strings.TrimSpace(s) == "" {
-		return json.RawMessage(`{}`), nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return json.RawMessage(`{}`), nil
-	}
-	return json.RawMessage(s), nil
-}
-
 func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		switch s {
-		case "auto":
-			return &ir.ToolChoice{Mode: ir.ToolAuto}, nil
-		case "none":
-			return &ir.ToolChoice{Mode: ir.ToolNone}, nil
-		case "required":
-			return &ir.ToolChoice{Mode: ir.ToolAny}, nil
+	return ir.DecodeToolChoice(raw, func(obj json.RawMessage) (string, string, error) {
+		var o struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
 		}
-		return nil, &ir.UnsupportedError{Feature: fmt.Sprintf("tool_choice %q", s)}
-	}
-	var o struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, ir.BadRequest(err, "invalid tool_choice")
-	}
-	if o.Type != "function" || o.Function.Name == "" {
-		return nil, &ir.UnsupportedError{Feature: fmt.Sprintf("tool_choice type %q", o.Type)}
-	}
-	return &ir.ToolChoice{Mode: ir.ToolName, Name: o.Function.Name}, nil
+		err := json.Unmarshal(obj, &o)
+		return o.Type, o.Function.Name, err
+	})
 }
 
 // decodeOpenAIContent reads a string or an array of parts; images only when
@@ -214,11 +184,7 @@ func decodeContent(raw json.RawMessage, images bool) ([]ir.Part, error) {
 		case cp.Type == "text":
 			out = append(out, ir.Part{Kind: ir.PartText, Text: cp.Text})
 		case cp.Type == "image_url" && images && cp.ImageURL != nil:
-			if mime, data, ok := ir.ParseDataURL(cp.ImageURL.URL); ok {
-				out = append(out, ir.Part{Kind: ir.PartImage, Mime: mime, Data: data})
-			} else {
-				out = append(out, ir.Part{Kind: ir.PartImage, Url: cp.ImageURL.URL})
-			}
+			out = append(out, ir.ImagePart(cp.ImageURL.URL))
 		default:
 			return nil, &ir.UnsupportedError{Feature: fmt.Sprintf("content part %q", cp.Type)}
 		}
@@ -410,7 +376,7 @@ func decodeResponse(body []byte) (ir.Response, error) {
 		r.Stop = ir.StopRefusal
 	}
 	for _, tc := range c.Message.ToolCalls {
-		args, err := argsObject(tc.Function.Arguments)
+		args, err := ir.ArgsObject(tc.Function.Arguments)
 		if err != nil {
 			return ir.Response{}, fmt.Errorf("tool call %s arguments: %w", tc.ID, err)
 		}

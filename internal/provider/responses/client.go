@@ -30,7 +30,6 @@ const (
 	fPrevious
 	fServiceTier
 	fInstructions
-	numAdmit
 )
 
 // Admit reads a Responses request: the model, stream, the output limit
@@ -41,21 +40,9 @@ const (
 // and once (see jsonfield.Members).
 func (client) Admit(_ ir.Target, body []byte) (ir.Admission, error) {
 	var a ir.Admission
-	if !json.Valid(body) {
-		return a, ir.ErrInvalidJSON
-	}
-	var sp [numAdmit]jsonfield.Span
-	if err := jsonfield.Members(body, admitNames, sp[:]); err != nil {
-		if ae, ok := err.(*jsonfield.AmbiguousError); ok {
-			return a, ir.Ambiguous("", ae)
-		}
+	val, err := ir.Members(body, admitNames)
+	if err != nil {
 		return a, err
-	}
-	val := func(i int) []byte {
-		if sp[i].Start < 0 {
-			return nil
-		}
-		return body[sp[i].Start:sp[i].End]
 	}
 	m, err := ir.ModelField(val(fModel), "model")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"baimo/internal/provider/ir"
+	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -188,7 +189,7 @@ func (e *encoder) Usage(u usage.Usage) { e.u = u }
 func (e *encoder) Fail(a ir.APIError) {
 	code := a.Code
 	if code == "" {
-		code = ErrorType(a.Kind)
+		code = openai.ErrorType(a.Kind)
 	}
 	if e.resp.ID == "" {
 		e.event("error", "code", code, "message", a.Message, "param", nilIfEmpty(a.Param))

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"strings"
 
+	"baimo/internal/jsonfield"
 	"baimo/internal/provider/ir"
+	"baimo/internal/provider/openai"
 )
 
 // params are the request fields translation reads; any other is refused
@@ -100,29 +102,14 @@ func decodeRequest(body []byte) (ir.Request, error) {
 }
 
 func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		switch s {
-		case "auto":
-			return &ir.ToolChoice{Mode: ir.ToolAuto}, nil
-		case "none":
-			return &ir.ToolChoice{Mode: ir.ToolNone}, nil
-		case "required":
-			return &ir.ToolChoice{Mode: ir.ToolAny}, nil
+	return ir.DecodeToolChoice(raw, func(obj json.RawMessage) (string, string, error) {
+		var o struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
 		}
-		return nil, &ir.UnsupportedError{Feature: fmt.Sprintf("tool_choice %q", s)}
-	}
-	var o struct {
-		Type string `json:"type"`
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, ir.BadRequest(err, "invalid tool_choice")
-	}
-	if o.Type != "function" || o.Name == "" {
-		return nil, &ir.UnsupportedError{Feature: fmt.Sprintf("tool_choice type %q", o.Type)}
-	}
-	return &ir.ToolChoice{Mode: ir.ToolName, Name: o.Name}, nil
+		err := json.Unmarshal(obj, &o)
+		return o.Type, o.Name, err
+	})
 }
 
 // decodeInput reads input (a string, or an array of items) into r's
@@ -190,7 +177,7 @@ func decodeInput(r *ir.Request, raw json.RawMessage) error {
 			if it.Arguments != nil {
 				args = *it.Arguments
 			}
-			obj, err := argsObject(args)
+			obj, err := ir.ArgsObject(args)
 			if err != nil {
 				return ir.BadRequest(err, "input %d: function call %s arguments", i, it.CallID)
 			}
@@ -238,9 +225,9 @@ func decodeContent(raw json.RawMessage, images bool) ([]ir.Part, error) {
 		return nil, nil
 	}
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, ir.BadRequest(err, "invalid content")
+		s, ok := jsonfield.String(raw)
+		if !ok {
+			return nil, ir.BadRequest(nil, "invalid content")
 		}
 		if s == "" {
 			return nil, nil
@@ -259,11 +246,7 @@ func decodeContent(raw json.RawMessage, images bool) ([]ir.Part, error) {
 		case p.Type == "refusal":
 			out = append(out, ir.Part{Kind: ir.PartText, Text: p.Refusal})
 		case p.Type == "input_image" && images && p.ImageURL != "":
-			if mime, data, ok := ir.ParseDataURL(p.ImageURL); ok {
-				out = append(out, ir.Part{Kind: ir.PartImage, Mime: mime, Data: data})
-			} else {
-				out = append(out, ir.Part{Kind: ir.PartImage, Url: p.ImageURL})
-			}
+			out = append(out, ir.ImagePart(p.ImageURL))
 		case p.Type == "input_image" && p.FileID != "":
 			return nil, &ir.UnsupportedError{Feature: "an input_image by file_id"}
 		default:
@@ -271,21 +254,6 @@ func decodeContent(raw json.RawMessage, images bool) ([]ir.Part, error) {
 		}
 	}
 	return out, nil
-}
-
-// argsObject checks that a function call's arguments are a JSON object.
-func argsObject(s string) (json.RawMessage, error) {
-	if strings.TrimSpace(s) == "" {
-		return json.RawMessage(`{}`), nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return json.RawMessage(`{}`), nil
-	}
-	return json.RawMessage(s), nil
 }
 
 // encodeRequest writes r as a Responses request to an upstream that serves
@@ -477,7 +445,7 @@ func outputParts(items []Item) ([]ir.Part, error) {
 			if it.Arguments != nil {
 				args = *it.Arguments
 			}
-			obj, err := argsObject(args)
+			obj, err := ir.ArgsObject(args)
 			if err != nil {
 				return nil, fmt.Errorf("function call %s arguments: %w", it.CallID, err)
 			}
@@ -625,53 +593,9 @@ func reasoningItem(id, text, signature string, redacted bool) Item {
 	return it
 }
 
-// ErrorType is the error type of a kind, as OpenAI names them.
-func ErrorType(k ir.ErrorKind) string {
-	switch k {
-	case ir.KindInvalidRequest, ir.KindTooLarge:
-		return "invalid_request_error"
-	case ir.KindAuth:
-		return "authentication_error"
-	case ir.KindPermission:
-		return "permission_error"
-	case ir.KindNotFound:
-		return "not_found_error"
-	case ir.KindRateLimit:
-		return "rate_limit_error"
-	case ir.KindTimeout:
-		return "timeout_error"
-	}
-	return "server_error"
-}
+// decodeError reads an error answer: OpenAI's shape, which the Responses
+// API shares.
+func decodeError(status int, body []byte) ir.APIError { return openai.Codec.DecodeError(status, body) }
 
-// decodeError reads an OpenAI-shaped error answer.
-func decodeError(status int, body []byte) ir.APIError {
-	var w ErrorBody
-	msg := ""
-	if json.Unmarshal(body, &w) == nil {
-		msg = w.Error.Message
-	}
-	return ir.ErrorFrom(status, body, msg, 0, false)
-}
-
-// encodeError writes e in OpenAI's error shape, which the Responses API
-// shares (Anthropic's 529 is a 503 here).
-func encodeError(e ir.APIError) (int, []byte) {
-	if e.Status == 529 {
-		e.Status = 503
-	}
-	d := ErrorDetail{Message: e.Message, Type: e.Type}
-	if d.Type == "" {
-		d.Type = ErrorType(e.Kind)
-	}
-	if e.Code != "" {
-		c := e.Code
-		d.Code = &c
-	}
-	if e.Param != "" {
-		p := e.Param
-		d.Param = &p
-	}
-	b, _ := json.Marshal(ErrorBody{Error: d})
-	return e.Status, b
-}
+// encodeError writes e in OpenAI's error shape.
+func encodeError(e ir.APIError) (int, []byte) { return openai.Codec.EncodeError(e) }

@@ -3,11 +3,10 @@ package responses
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"baimo/internal/jsonfield"
 	"baimo/internal/provider/ir"
+	"baimo/internal/provider/openai"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
 )
@@ -18,36 +17,20 @@ var Vendor ir.Vendor = vendor{}
 
 type vendor struct{}
 
-// BaseURL returns the configured base URL without a trailing slash (it
-// names its version, as vendors' docs give it: https://api.openai.com/v1).
-func (vendor) BaseURL(configured string) string { return strings.TrimRight(configured, "/") }
+// BaseURL returns the configured base URL as OpenAI-compatible channels
+// take it (it names its version: https://api.openai.com/v1).
+func (vendor) BaseURL(configured string) string { return openai.Vendor.BaseURL(configured) }
 
 // Path is /responses: the one endpoint of the format.
 func (vendor) Path(string, string, bool) string { return "/responses" }
 
-// SetAuth sets Authorization: Bearer.
-func (vendor) SetAuth(h http.Header, secret string) {
-	if secret != "" {
-		h.Set("Authorization", "Bearer "+secret)
-	}
-}
+// SetAuth sets Authorization: Bearer, as OpenAI-compatible channels.
+func (vendor) SetAuth(h http.Header, secret string) { openai.Vendor.SetAuth(h, secret) }
 
 // Prepare sets the model and, when limit > 0, max_output_tokens. A
 // Responses stream always ends with its usage, so nothing is asked for.
 func (vendor) Prepare(body []byte, a *ir.Admission, _, model string, limit int64) ([]byte, error) {
-	out := body
-	var err error
-	if model != a.Model {
-		if out, err = jsonfield.Set(out, "model", strconv.AppendQuote(nil, model)); err != nil {
-			return nil, err
-		}
-	}
-	if limit > 0 {
-		if out, err = jsonfield.Set(out, "max_output_tokens", strconv.AppendInt(nil, limit, 10)); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return ir.SetModelAndLimit(body, a, model, "max_output_tokens", limit)
 }
 
 // ParseUsage reads the value of a response's "usage": the one reading of

@@ -220,16 +220,3 @@ type Event struct {
 	SequenceNum  int64           `json:"sequence_number"`
 	ContentIndex int             `json:"content_index"`
 }
-
-// ErrorBody is the API's error answer (OpenAI's shape).
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is the error object.
-type ErrorDetail struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
-}

@@ -173,16 +173,11 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		ev("response.content_part.added", `{"type":"response.content_part.added","item_id":"`+msgID+
 			`","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}`)
 		flush()
-		for i := 0; i < p.out; i++ {
-			if p.cutAfter > 0 && i >= p.cutAfter {
-				cut(w)
-			}
-			if i > 0 && !sleep(r, p.tpot) {
-				return
-			}
+		if !p.streamWords(w, r, flush, func(word string) {
 			ev("response.output_text.delta", `{"type":"response.output_text.delta","item_id":"`+msgID+
-				`","output_index":0,"content_index":0,"delta":`+strconv.Quote(p.word(i))+`,"logprobs":[]}`)
-			flush()
+				`","output_index":0,"content_index":0,"delta":`+strconv.Quote(word)+`,"logprobs":[]}`)
+		}) {
+			return
 		}
 		text := p.text()
 		ev("response.output_text.done", `{"type":"response.output_text.done","item_id":"`+msgID+
@@ -207,4 +202,20 @@ func errorType(status int) string {
 		return "invalid_request_error"
 	}
 	return "server_error"
+}
+
+// streamWords emits the answer's words at the plan's pace, each flushed,
+// cutting the connection where the plan says; false means the client left.
+func (p plan) streamWords(w http.ResponseWriter, r *http.Request, flush func(), emit func(word string)) bool {
+	for i := 0; i < p.out; i++ {
+		if p.cutAfter > 0 && i >= p.cutAfter {
+			cut(w)
+		}
+		if i > 0 && !sleep(r, p.tpot) {
+			return false
+		}
+		emit(p.word(i))
+		flush()
+	}
+	return true
 }
