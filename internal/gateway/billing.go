@@ -48,7 +48,7 @@ func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
 // admitBilling admits the request against its tenant's money.
 func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error {
 	req.bill = billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
-		Upstreams: g.upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
+		Upstreams: g.chans.Load().upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
 		Choices: req.adm.Choices, Start: req.start, Prompt: req}
 	t, err := g.opt.Billing.Admit(ctx, &req.bill)
 	if err != nil {

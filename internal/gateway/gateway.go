@@ -180,22 +180,49 @@ type Options struct {
 
 // Gateway serves the client APIs.
 type Gateway struct {
-	opt     Options
-	client  *http.Client
-	byModel map[string][]*Channel
+	opt      Options
+	client   *http.Client
+	chans    atomic.Pointer[channelTable]
+	keyCache *keyCache
+	inflight sync.WaitGroup
+	closing  atomic.Bool
+	bufs     sync.Pool
+	readers  sync.Pool // *sse.Reader, with their 16 KiB buffers
+	limited  bool      // some rate limit is configured
+	audits   atomic.Uint64
+}
+
+// channelTable is one set of channels, resolved for the request path. It is
+// never changed: SetChannels swaps in a new one.
+type channelTable struct {
+	channels []*Channel
+	byModel  map[string][]*Channel
 	// upstreams are, per model, the upstream names of its channels; and
 	// tpm says whether one of them has a vendor TPM limit (only then does
 	// routing need the request's token estimate).
 	upstreams map[string][]string
 	tpm       map[string]bool
-	models    []string
-	keyCache  *keyCache
-	inflight  sync.WaitGroup
-	closing   atomic.Bool
-	bufs      sync.Pool
-	readers   sync.Pool // *sse.Reader, with their 16 KiB buffers
-	limited   bool      // some rate limit is configured
-	audits    atomic.Uint64
+	models    []string // public names, in configuration order
+}
+
+func newChannelTable(chans []*Channel) *channelTable {
+	t := &channelTable{channels: chans, byModel: map[string][]*Channel{}, upstreams: map[string][]string{}, tpm: map[string]bool{}}
+	for _, ch := range chans {
+		pubs := make([]string, 0, len(ch.Models))
+		for pub := range ch.Models {
+			pubs = append(pubs, pub)
+		}
+		sort.Strings(pubs)
+		for _, pub := range pubs {
+			if len(t.byModel[pub]) == 0 {
+				t.models = append(t.models, pub)
+			}
+			t.byModel[pub] = append(t.byModel[pub], ch)
+			t.upstreams[pub] = append(t.upstreams[pub], ch.Models[pub])
+			t.tpm[pub] = t.tpm[pub] || ch.Limits.TPM > 0
+		}
+	}
+	return t
 }
 
 // New returns a gateway.
@@ -215,24 +242,9 @@ func New(opt Options) (*Gateway, error) {
 	if opt.Transport == nil {
 		opt.Transport = NewTransport(opt.Limits.FirstByteTimeout.D())
 	}
-	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport}, byModel: map[string][]*Channel{},
-		upstreams: map[string][]string{}, tpm: map[string]bool{},
+	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport},
 		keyCache: newKeyCache(opt.Keys, opt.Clock, opt.Limits.StoreTimeout.D())}
-	for _, ch := range opt.Channels {
-		pubs := make([]string, 0, len(ch.Models))
-		for pub := range ch.Models {
-			pubs = append(pubs, pub)
-		}
-		sort.Strings(pubs)
-		for _, pub := range pubs {
-			if len(g.byModel[pub]) == 0 {
-				g.models = append(g.models, pub)
-			}
-			g.byModel[pub] = append(g.byModel[pub], ch)
-			g.upstreams[pub] = append(g.upstreams[pub], ch.Models[pub])
-			g.tpm[pub] = g.tpm[pub] || ch.Limits.TPM > 0
-		}
-	}
+	g.chans.Store(newChannelTable(opt.Channels))
 	g.bufs.New = func() any { return new(bytes.Buffer) }
 	if g.opt.Router == nil {
 		r, err := route.New(RouteConfig(opt.Routing, opt.Channels), route.Options{Clock: opt.Clock, Logger: opt.Log})
@@ -248,6 +260,22 @@ func New(opt Options) (*Gateway, error) {
 	}
 	return g, nil
 }
+
+// SetChannels makes chans the channels the gateway serves, at run time
+// (channels added, edited or removed by an operator, on this node or
+// another): the router takes them first, keeping the health state of the
+// channels that remain, then the request path. Requests in flight finish on
+// the channels they were routed to.
+func (g *Gateway) SetChannels(chans []*Channel) error {
+	if err := g.opt.Router.Update(RouteConfig(g.opt.Routing, chans)); err != nil {
+		return fmt.Errorf("channels: %w", err)
+	}
+	g.chans.Store(newChannelTable(chans))
+	return nil
+}
+
+// Channels returns the channels served now.
+func (g *Gateway) Channels() []*Channel { return g.chans.Load().channels }
 
 // sseReader returns a pooled stream reader over body; put it back with
 // g.readers.Put when the stream is done.
@@ -278,7 +306,7 @@ func NewTransport(firstByte time.Duration) *http.Transport {
 }
 
 // Models returns the public model names served, in configuration order.
-func (g *Gateway) Models() []string { return g.models }
+func (g *Gateway) Models() []string { return g.chans.Load().models }
 
 // InvalidateKeys drops cached keys, after a key was changed.
 func (g *Gateway) InvalidateKeys() { g.keyCache.invalidate() }
@@ -475,7 +503,7 @@ func admitError(err error) *apierr.Error {
 // admitModel checks that the model is served and the key may use it.
 func (g *Gateway) admitModel(req *request, m string) *apierr.Error {
 	req.model, req.rec.Model = m, m
-	if len(g.byModel[m]) == 0 {
+	if len(g.chans.Load().byModel[m]) == 0 {
 		return apierr.ModelNotFound(m)
 	}
 	if !req.key.Allows(m) {

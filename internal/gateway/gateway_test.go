@@ -799,3 +799,32 @@ func TestLastChannelNeverShut(t *testing.T) {
 		t.Fatalf("after the breaker opened: %d %s, want the upstream's answer", resp.StatusCode, body)
 	}
 }
+
+// TestSetChannels: channels changed at run time take effect for the next
+// request: a model added is served, a model removed is a 404.
+func TestSetChannels(t *testing.T) {
+	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
+	h := newHarness(t, status(200, ok), nil)
+	second := httptest.NewServer(status(200, ok))
+	t.Cleanup(second.Close)
+	added := gateway.NewChannel(config.Channel{Name: "added", Kind: "openai", BaseURL: second.URL + "/v1",
+		Models: config.ModelMap{"other": "other-upstream"}})
+	if resp, _ := h.post(t, "/v1/chat/completions", strings.Replace(chatReq, "gpt-test", "other", 1)); resp.StatusCode != 404 {
+		t.Fatalf("before: %d, want 404", resp.StatusCode)
+	}
+	if err := h.gw.SetChannels(append(h.gw.Channels(), added)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := h.post(t, "/v1/chat/completions", strings.Replace(chatReq, "gpt-test", "other", 1)); resp.StatusCode != 200 {
+		t.Fatalf("after adding: %d %s", resp.StatusCode, body)
+	}
+	if err := h.gw.SetChannels([]*gateway.Channel{added}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := h.post(t, "/v1/chat/completions", chatReq); resp.StatusCode != 404 {
+		t.Fatalf("after removing gpt-test's channel: %d, want 404", resp.StatusCode)
+	}
+	if got := h.gw.Models(); len(got) != 1 || got[0] != "other" {
+		t.Fatalf("models %v", got)
+	}
+}
