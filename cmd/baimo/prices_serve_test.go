@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"baimo/internal/money"
 	"baimo/internal/price"
 	"baimo/internal/usage"
 )
@@ -108,8 +109,8 @@ func TestZeroConfigServesUSDModels(t *testing.T) {
 	// 1M input + 1K output at the USD list, times the reference rate 6.9858.
 	want := map[string]string{"gpt-4o-mini": "1.05206148", "claude-haiku-4-5": "7.020729", "gemini-2.5-flash": "2.1132045"}
 	for _, r := range recs {
-		var lines []price.Line
-		if err := json.Unmarshal(r.Lines, &lines); err != nil || len(lines) == 0 {
+		lines, err := price.ParseLines(r.Lines, money.Currency(r.Currency), r.PriceVersion)
+		if err != nil || len(lines) == 0 {
 			t.Fatalf("%s lines: %v %s", r.Model, err, r.Lines)
 		}
 		got := strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%09d", r.CostNanos/1e9, r.CostNanos%1e9), "0"), ".")

@@ -98,11 +98,7 @@ func (r *Rater) RateRecord(rec *usage.Record) error {
 		return fmt.Errorf("rate %s (%s): %w", rec.RequestID, m, err)
 	}
 	rec.CostNanos, rec.PriceVersion = rated.Total.Nanos, rated.Version
-	b, err := json.Marshal(rated.Lines)
-	if err != nil {
-		return fmt.Errorf("rate %s: %w", rec.RequestID, err)
-	}
-	rec.Lines = b
+	rec.Lines = price.AppendLines(nil, rated.Lines, rated.Currency, rated.Version)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
 	"baimo/internal/money"
+	"baimo/internal/price"
 	"baimo/internal/route"
 	"baimo/internal/usage"
 )
@@ -234,6 +235,10 @@ type recordView struct {
 	Currency      string          `json:"currency"`
 	PriceVersion  string          `json:"price_version"`
 	Lines         json.RawMessage `json:"lines,omitempty"`
+	// SettledIn is the ledger transfer (its seq) that posted the cost with
+	// the other settlements of its batch; 0 when the request's own
+	// transfers did (or it cost nothing).
+	SettledIn int64 `json:"settled_in"`
 }
 
 func viewRecord(r usage.Record) recordView {
@@ -244,12 +249,12 @@ func viewRecord(r usage.Record) recordView {
 		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Source: r.Usage.Source.String(), Complete: r.Complete,
 		ErrorClass: string(r.ErrorClass), Start: r.Start, Attempts: r.Attempts,
 		TTFTms: float64(r.TTFT.Microseconds()) / 1000, DurationMs: float64(r.Duration.Microseconds()) / 1000,
-		Cost: money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion}
+		Cost: money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion, SettledIn: r.SettledIn}
 	if v.Attempts == nil {
 		v.Attempts = []usage.Attempt{}
 	}
-	if len(r.Lines) > 0 && json.Valid(r.Lines) {
-		v.Lines = r.Lines
+	if lines, err := price.ParseLines(r.Lines, money.Currency(r.Currency), r.PriceVersion); err == nil && len(lines) > 0 {
+		v.Lines, _ = json.Marshal(lines) // Line's MarshalJSON: cannot fail
 	}
 	return v
 }

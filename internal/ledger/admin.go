@@ -228,6 +228,13 @@ func checkRefundable(ctx context.Context, tx Tx, req, tenantID string, amt int64
 		return err
 	}
 	var charged, refunded int64
+	// A request settled with others of its batch has no transfer of its
+	// own: its record says what was charged.
+	if c, found, err := tx.RecordCost(ctx, req); err != nil {
+		return err
+	} else if found && c.SettledIn != 0 && TenantFor(c.TenantID) == tenantID {
+		charged += c.Cost
+	}
 	for _, t := range ts {
 		if t.TenantID != tenantID {
 			continue

@@ -351,6 +351,16 @@ func (l *Ledger) voidAbandoned(reqs []string) {
 // runTx applies ops in one transaction. Item-level failures are left in each
 // op's result; any other error aborts the transaction and is returned.
 func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
+	err := l.runTxOnce(ctx, ops, true)
+	if errors.Is(err, errUnbatch) {
+		err = l.runTxOnce(ctx, ops, false)
+	}
+	return err
+}
+
+// runTxOnce is runTx; batch says whether settlements of holds in memory may
+// be posted together (settleInBatch).
+func (l *Ledger) runTxOnce(ctx context.Context, ops []*op, batch bool) error {
 	order := make([]int, len(ops))
 	for i := range order {
 		order[i] = i
@@ -372,10 +382,20 @@ func (l *Ledger) runTx(ctx context.Context, ops []*op) error {
 		if err != nil {
 			return err
 		}
+		var batched map[int]SettleResult
+		if tt, ok := tx.(*trackTx); ok && batch {
+			if batched, err = l.settleInBatch(ctx, tt, ops, order, now, sys); err != nil {
+				return err
+			}
+		}
 		for _, i := range order {
 			o := ops[i]
 			var r opResult
 			var err error
+			if b, ok := batched[i]; ok {
+				results[i] = opResult{settle: b}
+				continue
+			}
 			switch p := pre[i]; {
 			case p.place != nil:
 				r.hold, err = l.finishPlace(ctx, tx, p.place, sys)

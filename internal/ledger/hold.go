@@ -93,7 +93,7 @@ func (l *Ledger) holdTx(ctx context.Context, tx Tx, r HoldRequest, now time.Time
 		if err := tx.DeleteHold(ctx, h.RequestID); err != nil {
 			return Hold{}, err
 		}
-		if _, _, found, err := tx.RecordCost(ctx, r.RequestID); err != nil || found {
+		if _, found, err := tx.RecordCost(ctx, r.RequestID); err != nil || found {
 			if err == nil {
 				err = fmt.Errorf("request %s is already settled: %w", r.RequestID, ErrInvalid)
 			}
@@ -155,7 +155,7 @@ func (l *Ledger) finishPlace(ctx context.Context, tx Tx, st *PlaceStep, sys sysD
 	if err := tx.DeleteHold(ctx, h.RequestID); err != nil {
 		return Hold{}, err
 	}
-	if _, _, found, err := tx.RecordCost(ctx, h.RequestID); err != nil || found {
+	if _, found, err := tx.RecordCost(ctx, h.RequestID); err != nil || found {
 		if err == nil {
 			err = fmt.Errorf("request %s is already settled: %w", h.RequestID, ErrInvalid)
 		}

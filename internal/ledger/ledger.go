@@ -152,18 +152,22 @@ type TransferKind string
 
 // Transfer kinds.
 const (
-	KindHold     TransferKind = "hold"     // pending: a request's worst case
-	KindSettle   TransferKind = "settle"   // posts (part of) a hold, in the store or in memory
-	KindVoid     TransferKind = "void"     // releases a hold, posting nothing
-	KindOverage  TransferKind = "overage"  // actual cost above the hold, from the account
-	KindCharge   TransferKind = "charge"   // a cost with no open hold, from the account
-	KindDebt     TransferKind = "debt"     // overage or charge the account could not cover
-	KindTopUp    TransferKind = "topup"    // money in
-	KindAdjust   TransferKind = "adjust"   // admin correction, either way
-	KindRefund   TransferKind = "refund"   // money given back (revenue to account)
-	KindRedeem   TransferKind = "redeem"   // a redemption code
-	KindRepay    TransferKind = "repay"    // account pays down its debt
-	KindWriteOff TransferKind = "writeoff" // reserved: debt forgiven
+	KindHold   TransferKind = "hold"   // pending: a request's worst case
+	KindSettle TransferKind = "settle" // posts (part of) a hold, in the store or in memory
+	// KindSettleBatch posts, from one account, the settlements of a group
+	// commit whose holds were in memory and covered their cost; each of
+	// their usage records names it (usage.Record.SettledIn).
+	KindSettleBatch TransferKind = "settle_batch"
+	KindVoid        TransferKind = "void"     // releases a hold, posting nothing
+	KindOverage     TransferKind = "overage"  // actual cost above the hold, from the account
+	KindCharge      TransferKind = "charge"   // a cost with no open hold, from the account
+	KindDebt        TransferKind = "debt"     // overage or charge the account could not cover
+	KindTopUp       TransferKind = "topup"    // money in
+	KindAdjust      TransferKind = "adjust"   // admin correction, either way
+	KindRefund      TransferKind = "refund"   // money given back (revenue to account)
+	KindRedeem      TransferKind = "redeem"   // a redemption code
+	KindRepay       TransferKind = "repay"    // account pays down its debt
+	KindWriteOff    TransferKind = "writeoff" // reserved: debt forgiven
 )
 
 // Flag says how a transfer moves the cached columns.

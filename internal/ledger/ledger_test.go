@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,5 +373,101 @@ func TestAuditDetectsTampering(t *testing.T) {
 	}
 	if _, err := l.Void(ctx, "x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSettleInBatch checks the settlements of holds in memory posted
+// together: one transfer for the batch, each record naming it; retries,
+// refunds and the audit see through it.
+func TestSettleInBatch(t *testing.T) {
+	ctx := context.Background()
+	l, _, db, _ := setup(t, ledger.Options{Exclusive: true})
+	var ss []ledger.Settlement
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("x%d", i)
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", Amount: money.New(yuan/10, money.CNY)}); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, ledger.Settlement{Record: record(id, yuan/20)})
+	}
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "over", TenantID: "acme", Amount: money.New(yuan/10, money.CNY)}); err != nil {
+		t.Fatal(err)
+	}
+	ss = append(ss, ledger.Settlement{Record: record("over", yuan/5)}, ledger.Settlement{Record: record("nohold", yuan/5)})
+	res, err := l.SettleBatch(ctx, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil || r.Duplicate {
+			t.Fatalf("settle %s: %+v", r.RequestID, r)
+		}
+	}
+	if b := balance(t, l); b.Posted != 10*yuan-10*yuan/20-2*yuan/5 || b.Pending != 0 {
+		t.Fatalf("balance after the batch = %+v", b)
+	}
+	page, err := db.ListRecords(ctx, usage.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := map[int64]int{}
+	err = db.LedgerView(ctx, func(v ledger.Snapshot) error {
+		for _, r := range page.Records {
+			own, err := v.TransfersByRequest(ctx, r.RequestID)
+			if err != nil {
+				return err
+			}
+			switch batched := r.SettledIn != 0; {
+			case strings.HasPrefix(r.RequestID, "x") && (!batched || len(own) != 0):
+				t.Errorf("%s: settled in %d, %d transfers of its own; want a batch and none", r.RequestID, r.SettledIn, len(own))
+			case !strings.HasPrefix(r.RequestID, "x") && (batched || len(own) == 0):
+				t.Errorf("%s: settled in %d, %d transfers of its own; want no batch", r.RequestID, r.SettledIn, len(own))
+			}
+			batches[r.SettledIn]++
+		}
+		return nil
+	})
+	if err != nil || len(batches) != 2 || batches[0] != 2 {
+		t.Fatalf("records by batch = %v, %v; want 10 in one batch, 2 in none", batches, err)
+	}
+	again, err := l.SettleBatch(ctx, ss[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range again {
+		if !r.Duplicate || r.Posted != yuan/20 {
+			t.Errorf("retried %s = %+v, want a duplicate that posted %d", r.RequestID, r, yuan/20)
+		}
+	}
+	if _, err := l.Refund(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: yuan/20 + 1, RequestID: "x3"}); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("refund above a batch-settled request's cost: %v, want ErrInvalid", err)
+	}
+	if _, err := l.Refund(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: yuan / 20, RequestID: "x3"}); err != nil {
+		t.Errorf("refund of a batch-settled request: %v", err)
+	}
+	storetest.AuditClean(t, db, t0)
+	for _, tc := range []struct{ name, tamper, undo string }{
+		{"record cost", `UPDATE usage_records SET cost_nanos = cost_nanos + 1 WHERE request_id = 'x1'`,
+			`UPDATE usage_records SET cost_nanos = cost_nanos - 1 WHERE request_id = 'x1'`},
+		{"batch amount", `UPDATE ledger_transfers SET amount = amount - 1 WHERE kind = 'settle_batch'`,
+			`UPDATE ledger_transfers SET amount = amount + 1 WHERE kind = 'settle_batch'`},
+		{"lost batch", `UPDATE usage_records SET settled_in = settled_in + 1000 WHERE request_id = 'x2'`,
+			`UPDATE usage_records SET settled_in = settled_in - 1000 WHERE request_id = 'x2'`},
+	} {
+		exec := func(q string) {
+			t.Helper()
+			if err := db.Tx(ctx, func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, q); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(tc.tamper)
+		rep, err := ledger.Audit(ctx, db, t0, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK || !slices.ContainsFunc(rep.Failed(), func(c ledger.Check) bool { return c.Name == ledger.CheckCosts }) {
+			t.Errorf("%s: audit = %+v, want %s to fail", tc.name, rep.Failed(), ledger.CheckCosts)
+		}
+		exec(tc.undo)
 	}
 }

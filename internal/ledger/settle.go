@@ -113,17 +113,25 @@ func (l *Ledger) settleTx(ctx context.Context, tx Tx, rec usage.Record, writeRec
 		}
 		fresh = inserted
 		if !inserted {
-			c, cur, _, err := tx.RecordCost(ctx, req)
+			c, _, err := tx.RecordCost(ctx, req)
 			if err != nil {
 				return res, err
 			}
-			rec.CostNanos, rec.Currency = c, cur
+			rec.CostNanos, rec.Currency, rec.SettledIn = c.Cost, c.Currency, c.SettledIn
 			if badCurrency() {
-				return res, fmt.Errorf("settle %s: stored record costs %q on a %s account: %w", req, cur, t.Currency, ErrInvalid)
+				return res, fmt.Errorf("settle %s: stored record costs %q on a %s account: %w", req, c.Currency, t.Currency, ErrInvalid)
 			}
 		}
 	}
 	cost := rec.CostNanos
+	if !fresh && rec.SettledIn != 0 {
+		// Posted already, with the other settlements of its batch (which
+		// needs a hold in memory: nothing is left to resolve in the store).
+		if tt, ok := tx.(*trackTx); ok {
+			tt.takeHold(req, HoldPosted, now)
+		}
+		return SettleResult{RequestID: req, Posted: cost, Duplicate: true}, nil
+	}
 	if tt, ok := tx.(*trackTx); ok {
 		if mh := tt.takeHold(req, HoldPosted, now); mh != nil {
 			if !fresh {

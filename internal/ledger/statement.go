@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"baimo/internal/money"
+	"baimo/internal/price"
 	"baimo/internal/usage"
 )
 
@@ -53,17 +53,6 @@ type KindLine struct {
 	Kind       string `json:"kind"`
 	Quantity   int64  `json:"quantity"`
 	ExactNanos int64  `json:"exact_nanos"`
-}
-
-// ratedLine is the part of a rated line (package price's JSON) a statement
-// reads.
-type ratedLine struct {
-	Kind          string `json:"kind"`
-	Quantity      int64  `json:"quantity"`
-	Amount        string `json:"amount"`
-	PriceCurrency string `json:"price_currency"`
-	ExchangeRate  string `json:"exchange_rate"`
-	RateSource    string `json:"rate_source"`
 }
 
 // Statement is a tenant's bill for a period [From, To).
@@ -171,40 +160,39 @@ func addKinds(ctx context.Context, v Reports, st *Statement, tenantID string, fr
 	}
 	kinds := map[string]map[string]*KindLine{}
 	rates := map[string]map[RateUsed]bool{}
-	var rl []ratedLine
 	err := v.EachRatedLines(ctx, tenantID, from, to, func(model string, lines []byte) error {
 		model = usage.ShownModel(model)
 		if _, ok := index[model]; !ok {
 			return nil
 		}
-		rl = rl[:0]
-		if err := json.Unmarshal(lines, &rl); err != nil {
+		// The record's currency and version are not needed: kinds,
+		// quantities, amounts, and the price currency of a line with an
+		// exchange rate (which differs from the record's, so is stored).
+		rl, err := price.ParseLines(lines, "", "")
+		if err != nil {
 			return fmt.Errorf("rated lines of a %s record: %w", model, err)
 		}
 		for _, r := range rl {
-			n, err := money.ParseNanos(r.Amount)
-			if err != nil {
-				return fmt.Errorf("rated line of a %s record: %w", model, err)
-			}
 			m := kinds[model]
 			if m == nil {
 				m = map[string]*KindLine{}
 				kinds[model] = m
 			}
-			k := m[r.Kind]
+			name := r.Kind.String()
+			k := m[name]
 			if k == nil {
-				k = &KindLine{Kind: r.Kind}
-				m[r.Kind] = k
+				k = &KindLine{Kind: name}
+				m[name] = k
 			}
 			k.Quantity += r.Quantity
-			if k.ExactNanos, err = money.AddNanos(k.ExactNanos, n); err != nil {
+			if k.ExactNanos, err = money.AddNanos(k.ExactNanos, r.Amount.Nanos); err != nil {
 				return err
 			}
-			if r.ExchangeRate != "" {
+			if r.ExchangeRate.Den != 0 {
 				if rates[model] == nil {
 					rates[model] = map[RateUsed]bool{}
 				}
-				rates[model][RateUsed{From: r.PriceCurrency, Rate: r.ExchangeRate, Source: r.RateSource}] = true
+				rates[model][RateUsed{From: string(r.Price.Currency), Rate: r.ExchangeRate.String(), Source: r.RateSource}] = true
 			}
 		}
 		return nil

@@ -59,9 +59,9 @@ type View interface {
 	Hold(ctx context.Context, requestID string) (Hold, error) // ErrNotFound
 	PendingHolds(ctx context.Context, q HoldQuery) ([]Hold, error)
 	TransfersByRequest(ctx context.Context, requestID string) ([]Transfer, error)
-	// RecordCost returns the CostNanos and Currency of the usage record of
-	// requestID, and whether there is one.
-	RecordCost(ctx context.Context, requestID string) (cost int64, currency string, found bool, err error)
+	// RecordCost returns what the usage record of requestID says it costs,
+	// and whether there is one.
+	RecordCost(ctx context.Context, requestID string) (StoredCost, bool, error)
 	Idempotency(ctx context.Context, key string) (IdempotencyEntry, bool, error)
 	Code(ctx context.Context, hash string) (Code, error) // ErrNotFound
 	// Budget returns the budget of a key or tenant, and whether there is one.
@@ -78,6 +78,14 @@ type View interface {
 	// StaleNodes returns at most limit nodes last seen before before,
 	// the longest unseen first.
 	StaleNodes(ctx context.Context, before time.Time, limit int) ([]string, error)
+}
+
+// StoredCost is what a stored usage record says its request costs.
+type StoredCost struct {
+	TenantID  string // as recorded ("" is the default tenant)
+	Cost      int64  // CostNanos
+	Currency  string
+	SettledIn int64 // usage.Record.SettledIn: the batch transfer that posted it, or 0
 }
 
 // Reports reads what listings, statements and the audit need: many rows,
@@ -145,6 +153,20 @@ type Tx interface {
 	CheckpointHold(ctx context.Context, requestID, checkpoint string) (bool, error)
 	// TouchNode records that node was alive at at.
 	TouchNode(ctx context.Context, node string, at time.Time) error
+}
+
+// BatchWriter is an optional ability of a Tx, for the group commit of
+// settlements of holds kept in memory (Options.Exclusive): store a batch's
+// usage records in a few statements, and post, from each account, one
+// transfer for all its settlements, which their records name.
+type BatchWriter interface {
+	// InsertRecords stores recs and reports which it stored (false: the
+	// request id had a record, left as it was).
+	InsertRecords(ctx context.Context, recs []usage.Record) ([]bool, error)
+	// PostBatch inserts t, a batch's settlements from one account, and
+	// returns its sequence number, which the records it posts carry
+	// (usage.Record.SettledIn).
+	PostBatch(ctx context.Context, t Transfer) (int64, error)
 }
 
 // HoldOutcome is what a HoldWriter did.

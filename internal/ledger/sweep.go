@@ -42,7 +42,7 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 		}
 	}
 	if checkRecord {
-		cost, cur, found, err := tx.RecordCost(ctx, req)
+		c, found, err := tx.RecordCost(ctx, req)
 		if err != nil {
 			return VoidResult{}, err
 		}
@@ -54,7 +54,7 @@ func (l *Ledger) voidTx(ctx context.Context, tx Tx, req string, checkRecord bool
 			if h.State != HoldPending {
 				return VoidResult{Hold: h, Duplicate: true}, nil
 			}
-			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
+			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: c.Cost, Currency: c.Currency, SettledIn: c.SettledIn}
 			if _, err := l.settleTx(ctx, tx, rec, false, false, now, sys); err != nil {
 				return VoidResult{}, err
 			}
@@ -103,12 +103,12 @@ func (l *Ledger) voidMemHold(ctx context.Context, tt *trackTx, req string, check
 		return VoidResult{Hold: h, Duplicate: true}, true, nil
 	}
 	if checkRecord {
-		cost, cur, found, err := tt.RecordCost(ctx, req)
+		c, found, err := tt.RecordCost(ctx, req)
 		if err != nil {
 			return VoidResult{}, true, err
 		}
 		if found {
-			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
+			rec := usage.Record{RequestID: req, TenantID: h.TenantID, CostNanos: c.Cost, Currency: c.Currency, SettledIn: c.SettledIn}
 			if _, err := l.settleTx(ctx, tt, rec, false, false, now, sys); err != nil {
 				return VoidResult{}, true, err
 			}
@@ -126,12 +126,12 @@ func (l *Ledger) voidMemHold(ctx context.Context, tt *trackTx, req string, check
 // settle, by the rule in nodes.go: from its usage record, else from its
 // last checkpoint, else voided and noted as lost.
 func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys sysDeltas) (sweptAs, error) {
-	cost, cur, found, err := tx.RecordCost(ctx, h.RequestID)
+	c, found, err := tx.RecordCost(ctx, h.RequestID)
 	if err != nil {
 		return 0, err
 	}
 	if found {
-		rec := usage.Record{RequestID: h.RequestID, TenantID: h.TenantID, CostNanos: cost, Currency: cur}
+		rec := usage.Record{RequestID: h.RequestID, TenantID: h.TenantID, CostNanos: c.Cost, Currency: c.Currency, SettledIn: c.SettledIn}
 		res, err := l.settleTx(ctx, tx, rec, false, false, now, sys)
 		return pick(res.Duplicate, sweptSettled), err
 	}

@@ -78,6 +78,9 @@ func TestRatingGolden(t *testing.T) {
 				t.Fatalf("%s: %v", in, err)
 			}
 			got := renderCase(t, c, tc)
+			if _, r, err := rateCase(t, c, tc); err == nil {
+				checkStoredForms(t, r)
+			}
 			goldenPath := strings.TrimSuffix(in, ".yaml") + ".golden"
 			if *update {
 				if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
@@ -96,7 +99,8 @@ func TestRatingGolden(t *testing.T) {
 	}
 }
 
-func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
+// rateCase rates a golden case's usage as it says.
+func rateCase(t *testing.T, c *price.Catalog, tc ratingCase) (time.Time, price.Rated, error) {
 	t.Helper()
 	at, err := time.Parse(time.RFC3339, tc.At)
 	if err != nil {
@@ -126,10 +130,16 @@ func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
 		CacheWrite1h: tc.Usage.CacheWrite1h, Output: tc.Usage.Output, Reasoning: tc.Usage.Reasoning,
 		Images: tc.Usage.Images, AudioSeconds: tc.Usage.AudioSeconds, Characters: tc.Usage.Characters,
 		SearchCalls: tc.Usage.SearchCalls}
+	r, err := c.Rate(u, rc, nil)
+	return at, r, err
+}
+
+func renderCase(t *testing.T, c *price.Catalog, tc ratingCase) string {
+	t.Helper()
+	at, r, err := rateCase(t, c, tc)
 	var b strings.Builder
 	fmt.Fprintf(&b, "model %s at %s (%s) currency %s\n", tc.Model, at.Format(time.RFC3339),
 		at.UTC().Format(time.RFC3339), tc.Currency)
-	r, err := c.Rate(u, rc, nil)
 	if err != nil {
 		fmt.Fprintf(&b, "error: %v\n", err)
 		return b.String()

@@ -28,7 +28,8 @@ import (
 // Kind is what a rated line charges for.
 type Kind uint8
 
-// Line kinds. Token kinds come first.
+// Line kinds. Token kinds come first. Usage records store a kind by its
+// number (AppendLines): add new kinds at the end, never reorder them.
 const (
 	KindInput        Kind = iota // prompt tokens neither read from nor written to a cache
 	KindCachedInput              // prompt tokens read from the vendor's cache (cache hit)

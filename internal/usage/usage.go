@@ -127,7 +127,16 @@ type Record struct {
 	Currency     string
 	CostNanos    int64
 	PriceVersion string
-	Lines        []byte // rated lines as JSON, opaque to this package
+	// Lines are the rated lines in package price's stored form
+	// (price.AppendLines; records of earlier releases hold JSON), opaque to
+	// this package: price.ParseLines reads both.
+	Lines []byte
+
+	// SettledIn, set by the ledger, is the sequence number of the ledger
+	// transfer that posted this request's cost together with the others of
+	// its tenant in one group commit; 0 when the request's cost was posted
+	// by transfers of its own (named by its request id), or not at all.
+	SettledIn int64
 }
 
 // Attempt is one try at an upstream for a request.

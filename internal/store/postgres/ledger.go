@@ -65,7 +65,7 @@ func (db *DB) LedgerView(ctx context.Context, fn func(ledger.Snapshot) error) er
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-	return fn(sqlcore.NewLedger(querier{tx}))
+	return fn(db.Ledger(querier{tx}))
 }
 
 // ledgerTx is the shared primitives (sqlcore.Ledger) plus PostgreSQL's
@@ -83,7 +83,6 @@ const (
 )
 
 var (
-	recordArgs    = sqlcore.RecordArgs
 	unixNanos     = sqlcore.UnixNanos
 	fromUnixNanos = sqlcore.FromUnixNanos
 )
@@ -151,7 +150,7 @@ var _ ledger.SettleWriter = (*ledgerTx)(nil)
 // insertRecord so that the two never disagree on the record's columns.
 var sqlPostHold = func() string {
 	cols := sqlcore.InsertRecord[:strings.Index(sqlcore.InsertRecord, "VALUES")]
-	n := len(recordArgs(&usage.Record{}))
+	n := sqlcore.NumRecordColumns
 	ps := make([]string, n)
 	for i := range ps {
 		ps[i] = fmt.Sprintf("$%d", i+1)
@@ -177,8 +176,11 @@ var sqlPostHold = func() string {
 SELECT ` + holdCols + `, EXISTS (SELECT 1 FROM acct), EXISTS (SELECT 1 FROM tr) FROM res`
 }()
 
-func postArgs(rec usage.Record, settleID, pendingID, revenue string, at time.Time) ([]any, error) {
-	args := recordArgs(&rec)
+func (t *ledgerTx) postArgs(ctx context.Context, rec usage.Record, settleID, pendingID, revenue string, at time.Time) ([]any, error) {
+	args, err := t.RecordArgs(ctx, &rec)
+	if err != nil {
+		return nil, err
+	}
 	if args[sqlcore.RecordCostArg] != any(rec.CostNanos) { // $28 in sqlPostHold
 		return nil, fmt.Errorf("post hold %s: record columns moved", rec.RequestID)
 	}
@@ -207,7 +209,7 @@ func scanPost(row pgx.Row, req, settleID string) (ledger.Hold, bool, error) {
 }
 
 func (t *ledgerTx) PostHold(ctx context.Context, rec usage.Record, settleID, pendingID, revenue string, at time.Time) (ledger.Hold, bool, error) {
-	args, err := postArgs(rec, settleID, pendingID, revenue, at)
+	args, err := t.postArgs(ctx, rec, settleID, pendingID, revenue, at)
 	if err != nil {
 		return ledger.Hold{}, false, err
 	}

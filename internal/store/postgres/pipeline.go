@@ -11,7 +11,6 @@ import (
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/store/sqlcore"
-	"baimo/internal/usage"
 )
 
 var _ ledger.Pipeliner = (*ledgerTx)(nil)
@@ -59,7 +58,7 @@ func (t *ledgerTx) Pipeline(ctx context.Context, steps []ledger.Step) error {
 			places, placeRows = append(places, s.Place), append(placeRows, args)
 			accounts = append(accounts, s.Place.Hold.AccountID)
 		case s.Post != nil:
-			args, err := postArgs(s.Post.Record, s.Post.SettleID, s.Post.PendingID, s.Post.Revenue, s.Post.At)
+			args, err := t.postArgs(ctx, s.Post.Record, s.Post.SettleID, s.Post.PendingID, s.Post.Revenue, s.Post.At)
 			if err != nil {
 				return err
 			}
@@ -257,7 +256,7 @@ func (t *ledgerTx) pipelineEach(ctx context.Context, steps []ledger.Step) error 
 			args, err = placeArgs(s.Place.Hold, s.Place.Guard, s.Place.Pending)
 		case s.Post != nil:
 			query = sqlPostHold
-			args, err = postArgs(s.Post.Record, s.Post.SettleID, s.Post.PendingID, s.Post.Revenue, s.Post.At)
+			args, err = t.postArgs(ctx, s.Post.Record, s.Post.SettleID, s.Post.PendingID, s.Post.Revenue, s.Post.At)
 		default:
 			err = errors.New("pipeline: empty step")
 		}
@@ -353,7 +352,7 @@ FROM f ORDER BY ord`
 // planner finds holds by request id, never by scanning the partial index of
 // pending holds.
 var sqlPostHolds, errPostHolds = func() (string, error) {
-	args := recordArgs(&usage.Record{})
+	args := sqlcore.RecordArgTypes()
 	args = append(args, int64(0), "", "", "") // at, settle id, pending id, revenue: see postArgs
 	casts, err := arrayCasts(args)
 	if err != nil {

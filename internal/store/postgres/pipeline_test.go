@@ -209,7 +209,8 @@ func sameRows(t *testing.T, ctx context.Context, batch int, a, b *DB) {
 		`SELECT id, posted_debits, posted_credits, pending_debits, pending_credits FROM ledger_accounts ORDER BY id`,
 		`SELECT ` + holdCols + ` FROM ledger_holds ORDER BY request_id`,
 		`SELECT ` + transferCols + ` FROM ledger_transfers WHERE kind <> 'topup' ORDER BY id`,
-		`SELECT request_id, tenant_id, cost_nanos, currency, input_tokens, start_ns FROM usage_records ORDER BY request_id`,
+		`SELECT r.request_id, coalesce(n.name, ''), r.cost_nanos, r.currency, r.input_tokens, r.start_ns FROM usage_records r
+			LEFT JOIN usage_names n ON n.id = r.tenant_ref ORDER BY r.request_id`,
 	} {
 		ra, rb := dump(t, ctx, a, q), dump(t, ctx, b, q)
 		if !slices.Equal(ra, rb) {

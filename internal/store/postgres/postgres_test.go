@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"baimo/internal/ledger"
 	"baimo/internal/money"
+	"baimo/internal/store/sqlcore"
 	"baimo/internal/store/storetest"
 	"baimo/internal/usage"
 )
@@ -178,4 +181,63 @@ func TestSharedDatabase(t *testing.T) {
 		t.Errorf("balance = %+v, want posted %d", b, balance-spent.Load())
 	}
 	storetest.AuditClean(t, first, time.Now())
+}
+
+// TestUpgrade copies a database the release before the compact records wrote
+// (storetest's fixture, from SQLite) into a PostgreSQL schema at the same
+// migration, then opens the store on it: it must read, audit and bill as
+// before.
+func TestUpgrade(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	inTx := func(ctx context.Context, fn func(sqlcore.Querier) error) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(querier{tx}) })
+	}
+	if err := sqlcore.MigrateTo(ctx, sqlcore.Postgres, time.Now().UnixNano(), inTx, storetest.FixtureMigration); err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range storetest.FixtureTables(t) {
+		types := map[string]string{}
+		rows, err := pool.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = $1`, tb.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var c, ty string
+			if err := rows.Scan(&c, &ty); err != nil {
+				t.Fatal(err)
+			}
+			types[c] = ty
+		}
+		rows.Close()
+		if _, err := pool.Exec(ctx, `DELETE FROM `+tb.Name); err != nil { // the migrations' own rows
+			t.Fatal(err)
+		}
+		text := `INSERT INTO ` + tb.Name + ` (` + strings.Join(tb.Columns, ", ") + `) VALUES (` +
+			sqlcore.Placeholders(1, len(tb.Columns)) + `)`
+		for _, r := range tb.Rows {
+			for i, v := range r {
+				if n, ok := v.(int64); ok && types[tb.Columns[i]] == "boolean" {
+					r[i] = n != 0
+				}
+			}
+			if _, err := pool.Exec(ctx, text, r...); err != nil {
+				t.Fatalf("copy into %s: %v", tb.Name, err)
+			}
+		}
+		if slices.Contains(tb.Columns, "seq") {
+			if _, err := pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'seq'),
+				(SELECT coalesce(max(seq), 0) + 1 FROM `+tb.Name+`), false)`, tb.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db := openDSN(t, dsn)
+	storetest.CheckUpgraded(t, db)
 }

@@ -26,33 +26,11 @@ func (db *DB) WriteRecords(ctx context.Context, recs []usage.Record) error {
 	return nil
 }
 
-// WriteRecordsTx stores recs inside tx (in one round trip) and adds those
-// it stored to the rollups, so that callers can commit them with other
+// WriteRecordsTx stores recs inside tx (a few multi-row statements) and adds
+// those it stored to the rollups, so that callers can commit them with other
 // writes atomically.
 func (db *DB) WriteRecordsTx(ctx context.Context, tx pgx.Tx, recs []usage.Record) error {
-	if len(recs) == 1 {
-		return db.InsertRecords(ctx, querier{tx}, recs)
-	}
-	var b pgx.Batch
-	for i := range recs {
-		b.Queue(sqlcore.InsertRecord, sqlcore.RecordArgs(&recs[i])...)
-	}
-	br := tx.SendBatch(ctx, &b)
-	l := db.Ledger(querier{tx})
-	for i := range recs {
-		tag, err := br.Exec()
-		if err != nil {
-			_ = br.Close()
-			return fmt.Errorf("write usage record %s: %w", recs[i].RequestID, err)
-		}
-		if tag.RowsAffected() > 0 {
-			l.Inserted(recs[i])
-		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("write %d usage records: %w", len(recs), err)
-	}
-	return l.FlushRollups(ctx)
+	return db.InsertRecords(ctx, querier{tx}, recs)
 }
 
 // AddRoutingEvent appends a routing event.

@@ -114,12 +114,25 @@ var holdChecks = []string{
 }
 
 // costChecks find requests whose posted amount differs from their usage
-// record's cost, and costs posted with no record.
+// record's cost, costs posted with no record, and batch transfers (kind
+// settle_batch) that do not post exactly the costs of the records that name
+// them, or of another tenant. A request settled in a batch has its cost
+// posted by that transfer and no transfer of its own.
 var costChecks = []string{
 	`SELECT 'request ' || u.request_id || ': record costs ' || u.cost_nanos || ', posted ' || coalesce(p.posted, 0)
+		|| CASE WHEN u.settled_in <> 0 THEN ' and in batch ' || u.settled_in ELSE '' END
 		FROM usage_records u LEFT JOIN (SELECT request_id, CAST(sum(amount) AS BIGINT) AS posted FROM ledger_transfers
 			WHERE ` + settledKinds + ` GROUP BY request_id) p ON p.request_id = u.request_id
-		WHERE u.cost_nanos <> coalesce(p.posted, 0) LIMIT $1`,
+		WHERE u.cost_nanos <> coalesce(p.posted, 0) + CASE WHEN u.settled_in <> 0 THEN u.cost_nanos ELSE 0 END LIMIT $1`,
 	`SELECT DISTINCT 'request ' || t.request_id || ': posted with no usage record' FROM ledger_transfers t
 		WHERE ` + settledKinds + ` AND NOT EXISTS (SELECT 1 FROM usage_records u WHERE u.request_id = t.request_id) LIMIT $1`,
+	`SELECT 'batch ' || t.seq || ' (' || t.id || ') posts ' || t.amount || ', its records cost ' || coalesce(b.cost, 0)
+		FROM ledger_transfers t LEFT JOIN (SELECT settled_in, CAST(sum(cost_nanos) AS BIGINT) AS cost FROM usage_records
+			WHERE settled_in <> 0 GROUP BY settled_in) b ON b.settled_in = t.seq
+		WHERE t.kind = 'settle_batch' AND t.amount <> coalesce(b.cost, 0) LIMIT $1`,
+	`SELECT 'request ' || u.request_id || ': settled in ' || u.settled_in || ', which is no batch of its tenant'
+		FROM usage_records u LEFT JOIN usage_names n ON n.id = u.tenant_ref
+		LEFT JOIN ledger_transfers t ON t.seq = u.settled_in AND t.kind = 'settle_batch'
+		WHERE u.settled_in <> 0 AND (t.seq IS NULL
+			OR t.tenant_id <> CASE WHEN coalesce(n.name, '') = '' THEN '` + ledger.DefaultTenantID + `' ELSE n.name END) LIMIT $1`,
 }

@@ -12,7 +12,7 @@ import (
 // Ledger is the ledger's rows and reports (ledger.Tx, ledger.Snapshot) over
 // a Querier: a read snapshot or a write transaction that the store opened.
 type Ledger struct {
-	q Querier
+	recordWriter
 	// store and inserted: the records this transaction stored, for the
 	// rollups (nil store: a read-only view).
 	store    *Store
@@ -21,8 +21,16 @@ type Ledger struct {
 
 var _ ledger.Tx = (*Ledger)(nil)
 
-// NewLedger returns the ledger's primitives on q.
-func NewLedger(q Querier) *Ledger { return &Ledger{q: q} }
+// Ledger returns the ledger's primitives on q, a write transaction whose
+// records go to the rollups when it calls FlushRollups.
+func (s *Store) Ledger(q Querier) *Ledger {
+	return &Ledger{recordWriter: recordWriter{q: q, names: s.names, added: txNames{}}, store: s}
+}
+
+// View returns the ledger's rows and reports on q, a read-only snapshot.
+func (s *Store) View(q Querier) *Ledger {
+	return &Ledger{recordWriter: recordWriter{q: q, names: s.names}}
+}
 
 func notFound(err error, what string) error {
 	if noRows(err) {
@@ -111,17 +119,18 @@ func (l *Ledger) TransfersByRequest(ctx context.Context, requestID string) ([]le
 }
 
 // RecordCost implements ledger.View.
-func (l *Ledger) RecordCost(ctx context.Context, requestID string) (int64, string, bool, error) {
-	var cost int64
-	var cur string
-	err := l.q.QueryRow(ctx, `SELECT cost_nanos, currency FROM usage_records WHERE request_id = $1`, requestID).Scan(&cost, &cur)
+func (l *Ledger) RecordCost(ctx context.Context, requestID string) (ledger.StoredCost, bool, error) {
+	var c ledger.StoredCost
+	err := l.q.QueryRow(ctx, `SELECT r.cost_nanos, r.currency, r.settled_in, coalesce(n.name, '') FROM usage_records r
+		LEFT JOIN usage_names n ON n.id = r.tenant_ref WHERE r.request_id = $1`, requestID).
+		Scan(&c.Cost, &c.Currency, &c.SettledIn, &c.TenantID)
 	if noRows(err) {
-		return 0, "", false, nil
+		return c, false, nil
 	}
 	if err != nil {
-		return 0, "", false, fmt.Errorf("record of %s: %w", requestID, err)
+		return c, false, fmt.Errorf("record of %s: %w", requestID, err)
 	}
-	return cost, cur, true, nil
+	return c, true, nil
 }
 
 // Idempotency implements ledger.View.
@@ -277,14 +286,41 @@ func (l *Ledger) ResolveHold(ctx context.Context, requestID string, state ledger
 
 // InsertRecord implements ledger.Tx.
 func (l *Ledger) InsertRecord(ctx context.Context, rec usage.Record) (bool, error) {
-	n, err := l.q.Exec(ctx, InsertRecord, RecordArgs(&rec)...)
+	stored, err := l.InsertRecords(ctx, []usage.Record{rec})
 	if err != nil {
-		return false, fmt.Errorf("write usage record %s: %w", rec.RequestID, err)
+		return false, err
 	}
-	if n > 0 {
-		l.Inserted(rec)
+	return stored[0], nil
+}
+
+var _ ledger.BatchWriter = (*Ledger)(nil)
+
+// InsertRecords implements ledger.BatchWriter. It is the one way records
+// are written (Store.InsertRecords too); those it stores go to the rollups.
+func (l *Ledger) InsertRecords(ctx context.Context, recs []usage.Record) ([]bool, error) {
+	stored, err := l.insert(ctx, recs)
+	if err != nil {
+		return nil, err
 	}
-	return n > 0, nil
+	for i, ok := range stored {
+		if ok {
+			l.Inserted(recs[i])
+		}
+	}
+	return stored, nil
+}
+
+// PostBatch implements ledger.BatchWriter.
+func (l *Ledger) PostBatch(ctx context.Context, x ledger.Transfer) (int64, error) {
+	var seq int64
+	err := l.q.QueryRow(ctx, `INSERT INTO ledger_transfers (`+TransferColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`,
+		x.ID, x.Debit, x.Credit, x.Amount, string(x.Currency), string(x.Kind), string(x.Flag), x.PendingID, x.RequestID,
+		x.TenantID, x.Note, UnixNanos(x.CreatedAt)).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("insert transfer %s: %w", x.ID, err)
+	}
+	return seq, nil
 }
 
 // Inserted notes a record this transaction stored by another statement

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -25,6 +26,9 @@ type Dialect struct {
 	// markApplied records one ($1 is its name, $2 the time in Unix
 	// nanoseconds).
 	migrationsTable, markApplied string
+	// after holds, by migration name, what the dialect must run after it
+	// in the same transaction.
+	after map[string]string
 }
 
 // The two dialects.
@@ -38,7 +42,13 @@ var (
 		types: strings.NewReplacer("{{int}}", "BIGINT", "{{bool}}", "BOOLEAN", "{{false}}", "false",
 			"{{serial}}", "BIGSERIAL PRIMARY KEY", "{{strict}}", ""),
 		migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
-		markApplied:     `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, to_timestamp(CAST($2 AS BIGINT) / 1e9))`}
+		markApplied:     `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, to_timestamp(CAST($2 AS BIGINT) / 1e9))`,
+		after: map[string]string{
+			// The records were copied with their seqs: the sequence goes on
+			// after the last (SQLite's AUTOINCREMENT keeps count itself).
+			"0800_records.sql": `SELECT setval(pg_get_serial_sequence('usage_records', 'seq'),
+				(SELECT coalesce(max(seq), 0) + 1 FROM usage_records), false)`,
+		}}
 )
 
 // Migration is one schema change, in a dialect's spelling.
@@ -62,7 +72,12 @@ func (d Dialect) Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Name: strings.TrimPrefix(name, "migrations/"), SQL: d.types.Replace(string(body))})
+		base := strings.TrimPrefix(name, "migrations/")
+		sql := d.types.Replace(string(body))
+		if a := d.after[base]; a != "" {
+			sql += ";\n" + a + ";\n"
+		}
+		out = append(out, Migration{Name: base, SQL: sql})
 	}
 	return out, nil
 }
@@ -72,9 +87,22 @@ func (d Dialect) Migrations() ([]Migration, error) {
 // keeps two processes from migrating at once). now is the time recorded,
 // in Unix nanoseconds.
 func Migrate(ctx context.Context, d Dialect, now int64, inTx func(ctx context.Context, fn func(Querier) error) error) error {
+	return MigrateTo(ctx, d, now, inTx, "")
+}
+
+// MigrateTo is Migrate up to the migration named last, included ("": all),
+// to build a database as an earlier release left it (tests of upgrades).
+func MigrateTo(ctx context.Context, d Dialect, now int64, inTx func(ctx context.Context, fn func(Querier) error) error, last string) error {
 	ms, err := d.Migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if last != "" {
+		i := slices.IndexFunc(ms, func(m Migration) bool { return m.Name == last })
+		if i < 0 {
+			return fmt.Errorf("migrate: no migration %s", last)
+		}
+		ms = ms[:i+1]
 	}
 	for _, m := range ms {
 		err := inTx(ctx, func(q Querier) error {

@@ -1,33 +1,76 @@
 package sqlcore
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"baimo/internal/ledger"
 	"baimo/internal/usage"
 )
 
-// The SQL shape of usage records: the column lists, the filter's WHERE
-// clause, the insert arguments and the row scan.
+// The SQL shape of usage records. A record keeps its request id, numbers,
+// currency and times as they are; the strings that repeat from record to
+// record (key, tenant, endpoint, model, channel, upstream model, source,
+// error class, price version) as ids of package names' dictionary (columns
+// named *_ref); its upstream attempts and rated lines in compact text
+// (formatAttempts, price.AppendLines). Records of earlier releases were
+// converted to this shape by migration 0800, their attempts and lines kept
+// as the JSON they were, which the readers of both forms read.
 
-// RecordColumns lists the columns RecordArgs fills, in order.
-const RecordColumns = `request_id, key_id, tenant_id, endpoint, model, channel, upstream_model,
+// RecordColumns lists the columns a record's insert fills, in order.
+const RecordColumns = `request_id, key_ref, tenant_ref, endpoint_ref, model_ref, channel_ref, upstream_ref,
 	stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
-	images, audio_seconds, characters, search_calls, source, complete, error_class, start_ns, ttft_ns, duration_ns,
-	attempts, currency, cost_nanos, price_version, lines, counted_input`
+	images, audio_seconds, characters, search_calls, source_ref, complete, class_ref, start_ns, ttft_ns, duration_ns,
+	attempts, currency, cost_nanos, version_ref, lines, counted_input, settled_in`
 
-// numRecordColumns is the number of RecordColumns.
-const numRecordColumns = 31
+// NumRecordColumns is the number of RecordColumns.
+const NumRecordColumns = 32
+
+// RecordCostArg is the index of the record's CostNanos in a record's
+// insert arguments (Ledger.RecordArgs).
+const RecordCostArg = 27
 
 // recordSelect lists the columns scanRecord reads, in order.
 const recordSelect = `seq, ` + RecordColumns
 
 // InsertRecord stores one record, or nothing when its request id is stored.
-var InsertRecord = `INSERT INTO usage_records (` + RecordColumns + `) VALUES (` + Placeholders(1, numRecordColumns) + `)
-	ON CONFLICT (request_id) DO NOTHING`
+var InsertRecord = insertRecords(1)
+
+// insertRecords returns the statement that stores n records (those whose
+// request id is not stored yet) and returns the request ids it stored.
+func insertRecords(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO usage_records (` + RecordColumns + `) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + Placeholders(i*NumRecordColumns+1, NumRecordColumns) + ")")
+	}
+	b.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
+	if n > 1 {
+		b.WriteString(` RETURNING request_id`)
+	}
+	return b.String()
+}
+
+// recordChunks are the sizes of the multi-row inserts of a batch, largest
+// first: a few statement texts, each prepared once.
+var recordChunks = [...]int{64, 16, 4, 1}
+
+var insertTexts = sync.OnceValue(func() map[int]string {
+	m := map[int]string{}
+	for _, n := range recordChunks {
+		m[n] = insertRecords(n)
+	}
+	return m
+})
 
 // Placeholders returns "$from, ..., $(from+n-1)".
 func Placeholders(from, n int) string {
@@ -41,51 +84,215 @@ func Placeholders(from, n int) string {
 	return b.String()
 }
 
-// RecordArgs returns r's column values in RecordColumns order.
-func RecordArgs(r *usage.Record) []any {
-	attempts := "[]"
-	if len(r.Attempts) > 0 {
-		b, _ := json.Marshal(r.Attempts) // plain structs: cannot fail
-		attempts = string(b)
-	}
-	lines := "[]"
-	if len(r.Lines) > 0 {
-		lines = string(r.Lines)
-	}
-	u := &r.Usage
-	return []any{r.RequestID, r.KeyID, r.TenantID, r.Endpoint, r.Model, r.Channel, r.UpstreamModel,
-		r.Stream, r.Status, u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h, u.Output, u.Reasoning,
-		u.Images, u.AudioSeconds, u.Characters, u.SearchCalls, u.Source.String(), r.Complete, string(r.ErrorClass),
-		UnixNanos(r.Start), int64(r.TTFT), int64(r.Duration), attempts, r.Currency, r.CostNanos, r.PriceVersion, lines,
-		r.CountedInput}
+// recordWriter writes usage records inside one transaction.
+type recordWriter struct {
+	q     Querier
+	names *names
+	added txNames
 }
 
-// RecordCostArg is the index of the record's CostNanos in RecordArgs.
-const RecordCostArg = 27
+// RecordArgs returns r's column values in RecordColumns order, adding its
+// new names to the dictionary.
+func (w *recordWriter) RecordArgs(ctx context.Context, r *usage.Record) ([]any, error) {
+	return w.appendArgs(ctx, nil, r)
+}
 
-// scanRecord reads one row of recordSelect.
-func scanRecord(row Row) (usage.Record, error) {
-	var r usage.Record
-	var source, errClass, attempts, lines string
-	var start, ttft, dur int64
-	u := &r.Usage
-	if err := row.Scan(&r.Seq, &r.RequestID, &r.KeyID, &r.TenantID, &r.Endpoint, &r.Model, &r.Channel, &r.UpstreamModel,
-		&r.Stream, &r.Status, &u.Input, &u.CachedInput, &u.CacheWrite5m, &u.CacheWrite1h, &u.Output, &u.Reasoning,
-		&u.Images, &u.AudioSeconds, &u.Characters, &u.SearchCalls, &source, &r.Complete, &errClass, &start, &ttft, &dur,
-		&attempts, &r.Currency, &r.CostNanos, &r.PriceVersion, &lines, &r.CountedInput); err != nil {
-		return usage.Record{}, err
-	}
-	u.Source = usage.ParseSource(source)
-	r.ErrorClass = usage.ErrorClass(errClass)
-	r.Start = FromUnixNanos(start)
-	r.TTFT, r.Duration = time.Duration(ttft), time.Duration(dur)
-	if attempts != "[]" && attempts != "" {
-		if err := json.Unmarshal([]byte(attempts), &r.Attempts); err != nil {
-			return usage.Record{}, fmt.Errorf("usage record %s attempts: %w", r.RequestID, err)
+func (w *recordWriter) appendArgs(ctx context.Context, dst []any, r *usage.Record) ([]any, error) {
+	var refs [9]int64
+	for i, s := range [9]string{r.KeyID, r.TenantID, r.Endpoint, r.Model, r.Channel, r.UpstreamModel,
+		r.Usage.Source.String(), string(r.ErrorClass), r.PriceVersion} {
+		var err error
+		if refs[i], err = w.names.id(ctx, w.q, w.added, s); err != nil {
+			return nil, fmt.Errorf("usage record %s: %w", r.RequestID, err)
 		}
 	}
-	if lines != "[]" {
+	return appendRow(dst, r, &refs), nil
+}
+
+// RecordArgTypes returns a record's insert arguments for the zero record:
+// their Go types, for callers that need them (PostgreSQL's arrays).
+func RecordArgTypes() []any { return appendRow(nil, &usage.Record{}, &[9]int64{}) }
+
+// appendRow appends r's column values, its names already ids.
+func appendRow(dst []any, r *usage.Record, refs *[9]int64) []any {
+	u := &r.Usage
+	return append(dst, r.RequestID, refs[0], refs[1], refs[2], refs[3], refs[4], refs[5],
+		r.Stream, r.Status, u.Input, u.CachedInput, u.CacheWrite5m, u.CacheWrite1h, u.Output, u.Reasoning,
+		u.Images, u.AudioSeconds, u.Characters, u.SearchCalls, refs[6], r.Complete, refs[7],
+		UnixNanos(r.Start), int64(r.TTFT), int64(r.Duration), formatAttempts(r), r.Currency, r.CostNanos, refs[8],
+		string(r.Lines), r.CountedInput, r.SettledIn)
+}
+
+// insert stores recs, in multi-row statements, and reports which were
+// stored (false: a record of that request id was stored already).
+func (w *recordWriter) insert(ctx context.Context, recs []usage.Record) ([]bool, error) {
+	stored := make([]bool, len(recs))
+	if len(recs) == 1 {
+		args, err := w.RecordArgs(ctx, &recs[0])
+		if err != nil {
+			return nil, err
+		}
+		n, err := w.q.Exec(ctx, InsertRecord, args...)
+		if err != nil {
+			return nil, fmt.Errorf("write usage record %s: %w", recs[0].RequestID, err)
+		}
+		stored[0] = n > 0
+		return stored, nil
+	}
+	at := map[string]int{}
+	args := make([]any, 0, recordChunks[0]*NumRecordColumns)
+	for i := 0; i < len(recs); {
+		n := recordChunks[len(recordChunks)-1]
+		for _, c := range recordChunks {
+			if c <= len(recs)-i {
+				n = c
+				break
+			}
+		}
+		args = args[:0]
+		clear(at)
+		for j := i; j < i+n; j++ {
+			var err error
+			if args, err = w.appendArgs(ctx, args, &recs[j]); err != nil {
+				return nil, err
+			}
+			if _, dup := at[recs[j].RequestID]; !dup {
+				at[recs[j].RequestID] = j
+			}
+		}
+		text := insertTexts()[n]
+		if n == 1 {
+			text = InsertRecord + ` RETURNING request_id`
+		}
+		ids, err := queryAll(ctx, w.q, func(r Row) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		}, text, args...)
+		if err != nil {
+			return nil, fmt.Errorf("write %d usage records: %w", n, err)
+		}
+		for _, id := range ids {
+			if j, ok := at[id]; ok {
+				stored[j] = true
+			}
+		}
+		i += n
+	}
+	return stored, nil
+}
+
+// formatAttempts returns r's attempts in compact text: one per ';', its
+// channel ("" when it is the record's), status, error class and duration
+// in nanoseconds separated by ','; "" when there are none.
+func formatAttempts(r *usage.Record) string {
+	if len(r.Attempts) == 0 {
+		return ""
+	}
+	var b []byte
+	for i, a := range r.Attempts {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		if a.Channel != r.Channel {
+			b = append(b, attemptEscaper.Replace(a.Channel)...)
+		}
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(a.Status), 10)
+		b = append(b, ',')
+		b = append(b, attemptEscaper.Replace(string(a.ErrorClass))...)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(a.Duration), 10)
+	}
+	return string(b)
+}
+
+var (
+	attemptEscaper   = strings.NewReplacer("%", "%25", ",", "%2C", ";", "%3B")
+	attemptUnescaper = strings.NewReplacer("%25", "%", "%2C", ",", "%3B", ";")
+)
+
+// maxAttempts bounds the attempts parseAttempts reads from one record.
+const maxAttempts = 64
+
+var errAttempts = errors.New("unreadable attempts")
+
+// parseAttempts reads attempts as a record stores them: formatAttempts'
+// text, or the JSON of earlier releases.
+func parseAttempts(s, channel string) ([]usage.Attempt, error) {
+	switch {
+	case s == "" || s == "[]":
+		return nil, nil
+	case s[0] == '[':
+		var out []usage.Attempt
+		if err := json.Unmarshal([]byte(s), &out); err != nil {
+			return nil, fmt.Errorf("%w: %v", errAttempts, err)
+		}
+		return out, nil
+	}
+	parts := strings.Split(s, ";")
+	if len(parts) > maxAttempts {
+		return nil, fmt.Errorf("%w: %d attempts", errAttempts, len(parts))
+	}
+	out := make([]usage.Attempt, 0, len(parts))
+	for _, p := range parts {
+		f := strings.Split(p, ",")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("%w: %q", errAttempts, p)
+		}
+		st, err1 := strconv.Atoi(f[1])
+		d, err2 := strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: %q", errAttempts, p)
+		}
+		a := usage.Attempt{Channel: channel, Status: st, ErrorClass: usage.ErrorClass(attemptUnescaper.Replace(f[2])),
+			Duration: time.Duration(d)}
+		if f[0] != "" {
+			a.Channel = attemptUnescaper.Replace(f[0])
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// storedRecord is a row of recordSelect, its names still ids.
+type storedRecord struct {
+	r    usage.Record
+	refs [9]int64 // key, tenant, endpoint, model, channel, upstream, source, class, version
+	atts string
+}
+
+// scanRecord reads one row of recordSelect; finish it with a resolver.
+func scanRecord(row Row) (storedRecord, error) {
+	var s storedRecord
+	r := &s.r
+	var lines string
+	var start, ttft, dur int64
+	u := &r.Usage
+	if err := row.Scan(&r.Seq, &r.RequestID, &s.refs[0], &s.refs[1], &s.refs[2], &s.refs[3], &s.refs[4], &s.refs[5],
+		&r.Stream, &r.Status, &u.Input, &u.CachedInput, &u.CacheWrite5m, &u.CacheWrite1h, &u.Output, &u.Reasoning,
+		&u.Images, &u.AudioSeconds, &u.Characters, &u.SearchCalls, &s.refs[6], &r.Complete, &s.refs[7], &start, &ttft, &dur,
+		&s.atts, &r.Currency, &r.CostNanos, &s.refs[8], &lines, &r.CountedInput, &r.SettledIn); err != nil {
+		return storedRecord{}, err
+	}
+	r.Start = FromUnixNanos(start)
+	r.TTFT, r.Duration = time.Duration(ttft), time.Duration(dur)
+	if lines != "" && lines != "[]" {
 		r.Lines = []byte(lines)
+	}
+	return s, nil
+}
+
+// finish fills in the record's names (res has fetched its refs).
+func (s *storedRecord) finish(res *resolver) (usage.Record, error) {
+	r := s.r
+	r.KeyID, r.TenantID, r.Endpoint = res.name(s.refs[0]), res.name(s.refs[1]), res.name(s.refs[2])
+	r.Model, r.Channel, r.UpstreamModel = res.name(s.refs[3]), res.name(s.refs[4]), res.name(s.refs[5])
+	r.Usage.Source = usage.ParseSource(res.name(s.refs[6]))
+	r.ErrorClass = usage.ErrorClass(res.name(s.refs[7]))
+	r.PriceVersion = res.name(s.refs[8])
+	var err error
+	if r.Attempts, err = parseAttempts(s.atts, r.Channel); err != nil {
+		return usage.Record{}, fmt.Errorf("usage record %s: %w", r.RequestID, err)
 	}
 	return r, nil
 }
@@ -93,63 +300,110 @@ func scanRecord(row Row) (usage.Record, error) {
 // The outcome of a record (usage.Record.Outcome) in SQL.
 const (
 	servedSQL  = `status BETWEEN 200 AND 399`
-	refusedSQL = `(status NOT BETWEEN 200 AND 399 AND channel = '')`
-	failedSQL  = `(status NOT BETWEEN 200 AND 399 AND channel <> '')`
+	refusedSQL = `(status NOT BETWEEN 200 AND 399 AND channel_ref = 0)`
+	failedSQL  = `(status NOT BETWEEN 200 AND 399 AND channel_ref <> 0)`
 )
 
-// where returns the WHERE clause (with a leading space, or "") and its
-// arguments for f.
-func where(f usage.Filter) (string, []any) {
-	var conds []string
-	var args []any
-	arg := func(a any) string {
-		args = append(args, a)
-		return "$" + strconv.Itoa(len(args))
+// filter is a usage.Filter in SQL.
+type filter struct {
+	conds []string
+	args  []any
+	none  bool // a name the filter asks for is in no record
+}
+
+func (f *filter) arg(a any) string {
+	f.args = append(f.args, a)
+	return "$" + strconv.Itoa(len(f.args))
+}
+
+// ref adds col = the id of s; an unknown name matches nothing.
+func (f *filter) ref(ctx context.Context, q Querier, n *names, col, s string) error {
+	id, ok, err := n.lookup(ctx, q, s)
+	if err != nil {
+		return err
 	}
+	if !ok {
+		f.none = true
+		return nil
+	}
+	f.conds = append(f.conds, col+" = "+f.arg(id))
+	return nil
+}
+
+// tenant adds the records of a tenant: the default tenant's include those
+// of keys made without one.
+func (f *filter) tenant(ctx context.Context, q Querier, n *names, tenantID string) error {
+	a, b := tenantIDs(tenantID)
+	ids := make([]string, 0, 2)
+	for _, s := range []string{a, b} {
+		id, ok, err := n.lookup(ctx, q, s)
+		if err != nil {
+			return err
+		}
+		if ok {
+			ids = append(ids, f.arg(id))
+		}
+	}
+	if len(ids) == 0 {
+		f.none = true
+		return nil
+	}
+	f.conds = append(f.conds, "tenant_ref IN ("+strings.Join(ids, ", ")+")")
+	return nil
+}
+
+// where returns the SQL of f: its WHERE clause (with a leading space, or
+// "") and arguments; none is true when no record can match.
+func (s *Store) where(ctx context.Context, f usage.Filter) (filter, string, error) {
+	var w filter
+	q := s.read
 	if f.RequestID != "" {
-		conds = append(conds, "request_id = "+arg(f.RequestID))
+		w.conds = append(w.conds, "request_id = "+w.arg(f.RequestID))
 	}
-	if f.KeyID != "" {
-		conds = append(conds, "key_id = "+arg(f.KeyID))
+	for _, c := range []struct{ col, name string }{{"key_ref", f.KeyID}, {"channel_ref", f.Channel}} {
+		if c.name != "" {
+			if err := w.ref(ctx, q, s.names, c.col, c.name); err != nil {
+				return w, "", err
+			}
+		}
 	}
 	if f.TenantID != "" {
-		// The default tenant's records include those of keys made without one.
-		id, alt := tenantIDs(f.TenantID)
-		conds = append(conds, "tenant_id IN ("+arg(id)+", "+arg(alt)+")")
+		if err := w.tenant(ctx, q, s.names, f.TenantID); err != nil {
+			return w, "", err
+		}
 	}
 	if f.Model == usage.UnknownModel {
-		conds = append(conds, "model = ''")
+		w.conds = append(w.conds, "model_ref = 0")
 	} else if f.Model != "" {
-		conds = append(conds, "model = "+arg(f.Model))
-	}
-	if f.Channel != "" {
-		conds = append(conds, "channel = "+arg(f.Channel))
+		if err := w.ref(ctx, q, s.names, "model_ref", f.Model); err != nil {
+			return w, "", err
+		}
 	}
 	if !f.From.IsZero() {
-		conds = append(conds, "start_ns >= "+arg(f.From.UnixNano()))
+		w.conds = append(w.conds, "start_ns >= "+w.arg(f.From.UnixNano()))
 	}
 	if !f.To.IsZero() {
-		conds = append(conds, "start_ns < "+arg(f.To.UnixNano()))
+		w.conds = append(w.conds, "start_ns < "+w.arg(f.To.UnixNano()))
 	}
 	if f.Status != 0 {
-		conds = append(conds, "status = "+arg(f.Status))
+		w.conds = append(w.conds, "status = "+w.arg(f.Status))
 	}
 	switch f.Outcome {
 	case usage.Served:
-		conds = append(conds, servedSQL)
+		w.conds = append(w.conds, servedSQL)
 	case usage.Refused:
-		conds = append(conds, refusedSQL)
+		w.conds = append(w.conds, refusedSQL)
 	case usage.Failed:
-		conds = append(conds, failedSQL)
+		w.conds = append(w.conds, failedSQL)
 	}
 	if !f.After.IsZero() {
-		start := arg(f.After.Start)
-		conds = append(conds, "(start_ns < "+start+" OR (start_ns = "+start+" AND seq < "+arg(f.After.Seq)+"))")
+		start := w.arg(f.After.Start)
+		w.conds = append(w.conds, "(start_ns < "+start+" OR (start_ns = "+start+" AND seq < "+w.arg(f.After.Seq)+"))")
 	}
-	if len(conds) == 0 {
-		return "", nil
+	if len(w.conds) == 0 {
+		return w, "", nil
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return w, " WHERE " + strings.Join(w.conds, " AND "), nil
 }
 
 // listLimit bounds a filter's limit: 100 by default, at most
@@ -159,4 +413,13 @@ func listLimit(f usage.Filter) int {
 		return 100
 	}
 	return min(f.Limit, usage.MaxListLimit)
+}
+
+// tenantIDs are the tenant ids a tenant's records carry: its own, and ""
+// for the default tenant (records of keys without a tenant).
+func tenantIDs(tenantID string) (string, string) {
+	if tenantID == ledger.DefaultTenantID {
+		return tenantID, ""
+	}
+	return tenantID, tenantID
 }

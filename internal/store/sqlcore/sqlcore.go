@@ -8,7 +8,8 @@
 // One query text serves both databases:
 //   - placeholders are PostgreSQL's $1, $2, ...; the SQLite driver
 //     (modernc.org/sqlite) binds a parameter named $N to the N-th argument, so
-//     a number may repeat or come out of order in both;
+//     a number may repeat or come out of order in both (package sqlite turns
+//     $1 ... $n in order into anonymous ?s, which SQLite binds faster);
 //   - casts are standard SQL, CAST(x AS BIGINT) (PostgreSQL's sum of bigints
 //     is numeric; SQLite's is an integer and the cast changes nothing);
 //   - booleans are Go bools: PostgreSQL columns are BOOLEAN, SQLite's are
@@ -74,11 +75,8 @@ type Store struct {
 	read  Querier // reads
 	write Querier // one-statement writes, each its own transaction
 	zones rollupZones
+	names *names // the dictionary of records' repeated strings
 }
 
 // New returns a Store that reads with read and writes with write.
-func New(read, write Querier) *Store { return &Store{read: read, write: write} }
-
-// Ledger returns the ledger's primitives on q, a write transaction whose
-// records go to the rollups when it calls FlushRollups.
-func (s *Store) Ledger(q Querier) *Ledger { return &Ledger{q: q, store: s} }
+func New(read, write Querier) *Store { return &Store{read: read, write: write, names: newNames()} }

@@ -31,5 +31,5 @@ func (db *DB) LedgerView(ctx context.Context, fn func(ledger.Snapshot) error) er
 		return fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(sqlcore.NewLedger(querier{tx}))
+	return fn(db.Ledger(querier{tx}))
 }

@@ -19,11 +19,11 @@ type sqlRunner interface {
 type querier struct{ r sqlRunner }
 
 func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return rowsAffected(q.r.ExecContext(ctx, query, args...))
+	return rowsAffected(q.r.ExecContext(ctx, rebind(query), args...))
 }
 
 func (q querier) Query(ctx context.Context, query string, args ...any) (sqlcore.Rows, error) {
-	rows, err := q.r.QueryContext(ctx, query, args...)
+	rows, err := q.r.QueryContext(ctx, rebind(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlcore.
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
-	return q.r.QueryRowContext(ctx, query, args...)
+	return q.r.QueryRowContext(ctx, rebind(query), args...)
 }
 
 func rowsAffected(res sql.Result, err error) (int64, error) {
@@ -61,7 +61,22 @@ func (t preparedTx) stmt(ctx context.Context, query string) sqlRunner {
 	if st := t.stmts.get(query); st != nil {
 		return stmtRunner{t.tx.StmtContext(ctx, st)}
 	}
-	return t.tx
+	return rebinding{t.tx}
+}
+
+// rebinding runs texts as rebind turns them.
+type rebinding struct{ r sqlRunner }
+
+func (b rebinding) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return b.r.ExecContext(ctx, rebind(query), args...)
+}
+
+func (b rebinding) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return b.r.QueryContext(ctx, rebind(query), args...)
+}
+
+func (b rebinding) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return b.r.QueryRowContext(ctx, rebind(query), args...)
 }
 
 func (t preparedTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -145,7 +160,7 @@ func (c *stmtCache) prepare(ctx context.Context) {
 	c.wanted = map[string]bool{}
 	c.mu.Unlock()
 	for _, q := range queries {
-		st, err := c.db.PrepareContext(ctx, q)
+		st, err := c.db.PrepareContext(ctx, rebind(q))
 		c.mu.Lock()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -79,3 +79,28 @@ func TestStatementsPrepared(t *testing.T) {
 		t.Fatalf("%d statements prepared, want 1", n)
 	}
 }
+
+// TestUpgrade opens a database the release before the compact records
+// wrote: it must read, audit and bill as before.
+func TestUpgrade(t *testing.T) {
+	db, err := Open(context.Background(), storetest.FixtureFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storetest.CheckUpgraded(t, db)
+}
+
+func TestRebind(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)`, `INSERT INTO t (a, b) VALUES (?, ?), (?, ?)`},
+		{`SELECT $2 || $1`, `SELECT $2 || $1`},               // out of order: left as it is
+		{`SELECT $1 WHERE x = $1`, `SELECT $1 WHERE x = $1`}, // repeated
+		{`SELECT '$1', $1`, `SELECT '$1', ?`},                // a literal is no parameter
+		{`SELECT 1`, `SELECT 1`},
+	} {
+		if got := rebindText(tc.in); got != tc.want {
+			t.Errorf("rebindText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
