@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -316,15 +317,22 @@ func TestCreateKey(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		var body struct {
+			TenantID string `json:"tenant_id"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.TenantID != "bench" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"id":"k1","key":"sk-baimo-xyz","prefix":"sk-baimo-x"}`)
 	}))
 	defer srv.Close()
-	key, id, err := createKey(context.Background(), srv.URL, "adm", "sim-chat")
+	key, id, err := createKey(context.Background(), srv.URL, "adm", "sim-chat", "bench")
 	if err != nil || key != "sk-baimo-xyz" || id != "k1" {
 		t.Errorf("createKey = %q, %q, %v; want sk-baimo-xyz, k1", key, id, err)
 	}
-	if _, _, err := createKey(context.Background(), srv.URL, "wrong", "sim-chat"); err == nil {
+	if _, _, err := createKey(context.Background(), srv.URL, "wrong", "sim-chat", "bench"); err == nil {
 		t.Errorf("createKey with a wrong admin key succeeded")
 	}
 }

@@ -28,6 +28,7 @@ type config struct {
 	Direct, Proxy, Baimo          string
 	DirectPID, ProxyPID, BaimoPID int
 	BaimoKey, BaimoAdminKey       string
+	BaimoTenant                   string
 	Model                         string
 	Tokens                        int
 	N1, Rounds                    int
@@ -51,6 +52,7 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.BaimoPID, "baimo-pid", 0, "pid of baimo")
 	fs.StringVar(&c.BaimoKey, "baimo-key", "", "API key for baimo; if empty, one is created with -baimo-admin-key")
 	fs.StringVar(&c.BaimoAdminKey, "baimo-admin-key", "", "baimo's admin key, to create an API key and read usage totals")
+	fs.StringVar(&c.BaimoTenant, "baimo-tenant", "", "tenant of the API key created with -baimo-admin-key (e.g. a prefilled database's prepaid tenant); default the default tenant")
 	fs.StringVar(&c.Model, "model", "sim-chat", "model to ask for")
 	fs.IntVar(&c.Tokens, "tokens", 16, "output tokens per answer, sent as sim.output_tokens (0: the upstream's default)")
 	fs.IntVar(&c.N1, "n1", 2000, "requests per target and kind at concurrency 1")
@@ -153,7 +155,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if cfg.BaimoAdminKey == "" {
 				return fmt.Errorf("%w: -baimo needs -baimo-key or -baimo-admin-key", errUsage)
 			}
-			key, baimoKeyID, err = createKey(ctx, cfg.Baimo, cfg.BaimoAdminKey, cfg.Model)
+			key, baimoKeyID, err = createKey(ctx, cfg.Baimo, cfg.BaimoAdminKey, cfg.Model, cfg.BaimoTenant)
 			if err != nil {
 				return err
 			}
@@ -270,10 +272,10 @@ func redactArgs(args []string) []string {
 	return out
 }
 
-// createKey creates an API key allowed model through baimo's admin API and
-// returns its secret and id.
-func createKey(ctx context.Context, base, adminKey, model string) (key, id string, err error) {
-	body, _ := json.Marshal(map[string]any{"name": "bench-load", "models": []string{model}})
+// createKey creates an API key of tenant ("": the default tenant) allowed
+// model through baimo's admin API and returns its secret and id.
+func createKey(ctx context.Context, base, adminKey, model, tenant string) (key, id string, err error) {
+	body, _ := json.Marshal(map[string]any{"name": "bench-load", "models": []string{model}, "tenant_id": tenant})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/admin/keys", bytes.NewReader(body))
 	if err != nil {
 		return "", "", fmt.Errorf("create key: %w", err)

@@ -16,6 +16,8 @@
 #   PORT=18090 first of three loopback ports (upstream, proxy, baimo)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
 #   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config, e.g. "billing: {ledger: false}"
+#   PREFILL=path.db  start baimo on a copy of this database (go run ./bench/prefill/mkdb -db path.db), with its
+#              API key made for the prefilled prepaid tenant (TENANT, default bench) instead of the default one
 #
 # All traffic stays on 127.0.0.1; every phase is bounded in time and count.
 set -euo pipefail
@@ -113,6 +115,12 @@ channels:
 sim: {enabled: false}
 ${BAIMO_CONFIG_EXTRA:-}
 EOF
+	if [ -n "${PREFILL:-}" ]; then
+		mkdir -p "$work/data"
+		echo "run.sh: copying $PREFILL" >&2
+		cp --reflink=auto "$PREFILL" "$work/data/baimo.db"
+		args+=(-baimo-tenant "${TENANT:-bench}")
+	fi
 	admin_key=bench-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 	BAIMO_ADMIN_KEY=$admin_key taskset -c "$sut_cpu" "$work/baimo" serve --addr "$baimo_addr" \
 		--data "$work/data" --config "$work/config.yaml" >"$work/baimo.log" 2>&1 &
@@ -128,7 +136,7 @@ fi
 mkdir -p "$root/bench/out"
 out="$root/bench/out/load-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-	echo "Produced by: \`PIN=$pin UPSTREAM=$upstream_kind bench/load/run.sh $*\` (process under test on CPU $sut_cpu; load generator and upstream on CPU $gen_cpu)"
+	echo "Produced by: \`PIN=$pin UPSTREAM=$upstream_kind${PREFILL:+ PREFILL=$PREFILL} bench/load/run.sh $*\` (process under test on CPU $sut_cpu; load generator and upstream on CPU $gen_cpu)"
 	echo
 	taskset -c "$gen_cpu" "$work/load" run "${args[@]}" "$@"
 } | tee "$out"

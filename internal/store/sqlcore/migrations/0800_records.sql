@@ -11,16 +11,34 @@ CREATE TABLE usage_names (
     id   {{serial}},
     name TEXT NOT NULL UNIQUE
 );
+-- Each distinct combination of the strings once (one scan of the records),
+-- their names, and the ids of each combination: the copy below then looks
+-- one combination up per record instead of nine names.
+CREATE TABLE usage_tuples_0800 AS SELECT DISTINCT key_id, tenant_id, endpoint, model, channel, upstream_model, source,
+    error_class, price_version FROM usage_records;
 INSERT INTO usage_names (name)
-    SELECT key_id FROM usage_records WHERE key_id <> ''
-    UNION SELECT tenant_id FROM usage_records WHERE tenant_id <> ''
-    UNION SELECT endpoint FROM usage_records WHERE endpoint <> ''
-    UNION SELECT model FROM usage_records WHERE model <> ''
-    UNION SELECT channel FROM usage_records WHERE channel <> ''
-    UNION SELECT upstream_model FROM usage_records WHERE upstream_model <> ''
-    UNION SELECT source FROM usage_records WHERE source <> ''
-    UNION SELECT error_class FROM usage_records WHERE error_class <> ''
-    UNION SELECT price_version FROM usage_records WHERE price_version <> '';
+    SELECT key_id FROM usage_tuples_0800 WHERE key_id <> ''
+    UNION SELECT tenant_id FROM usage_tuples_0800 WHERE tenant_id <> ''
+    UNION SELECT endpoint FROM usage_tuples_0800 WHERE endpoint <> ''
+    UNION SELECT model FROM usage_tuples_0800 WHERE model <> ''
+    UNION SELECT channel FROM usage_tuples_0800 WHERE channel <> ''
+    UNION SELECT upstream_model FROM usage_tuples_0800 WHERE upstream_model <> ''
+    UNION SELECT source FROM usage_tuples_0800 WHERE source <> ''
+    UNION SELECT error_class FROM usage_tuples_0800 WHERE error_class <> ''
+    UNION SELECT price_version FROM usage_tuples_0800 WHERE price_version <> '';
+CREATE TABLE usage_refs_0800 AS SELECT t.*,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.key_id), 0) AS key_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.tenant_id), 0) AS tenant_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.endpoint), 0) AS endpoint_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.model), 0) AS model_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.channel), 0) AS channel_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.upstream_model), 0) AS upstream_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.source), 0) AS source_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.error_class), 0) AS class_ref,
+    coalesce((SELECT n.id FROM usage_names n WHERE n.name = t.price_version), 0) AS version_ref
+    FROM usage_tuples_0800 t;
+CREATE UNIQUE INDEX usage_refs_0800_strings ON usage_refs_0800 (key_id, tenant_id, endpoint, model, channel,
+    upstream_model, source, error_class, price_version);
 
 CREATE TABLE usage_records_0800 (
     seq                 {{serial}},
@@ -61,24 +79,21 @@ INSERT INTO usage_records_0800 (seq, request_id, key_ref, tenant_ref, endpoint_r
     stream, status, input_tokens, cached_input_tokens, cache_write_5m, cache_write_1h, output_tokens, reasoning_tokens,
     images, audio_seconds, characters, search_calls, source_ref, complete, class_ref, start_ns, ttft_ns, duration_ns,
     attempts, currency, cost_nanos, version_ref, lines, counted_input, settled_in)
-SELECT r.seq, r.request_id,
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.key_id), 0),
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.tenant_id), 0),
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.endpoint), 0),
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.model), 0),
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.channel), 0),
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.upstream_model), 0),
+SELECT r.seq, r.request_id, x.key_ref, x.tenant_ref, x.endpoint_ref, x.model_ref, x.channel_ref, x.upstream_ref,
     r.stream, r.status, r.input_tokens, r.cached_input_tokens, r.cache_write_5m, r.cache_write_1h, r.output_tokens,
-    r.reasoning_tokens, r.images, r.audio_seconds, r.characters, r.search_calls,
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.source), 0),
-    r.complete,
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.error_class), 0),
-    r.start_ns, r.ttft_ns, r.duration_ns,
-    CASE WHEN r.attempts = '[]' THEN '' ELSE r.attempts END, r.currency, r.cost_nanos,
-    coalesce((SELECT n.id FROM usage_names n WHERE n.name = r.price_version), 0),
-    CASE WHEN r.lines = '[]' THEN '' ELSE r.lines END, r.counted_input, 0
-FROM usage_records r ORDER BY r.seq;
+    r.reasoning_tokens, r.images, r.audio_seconds, r.characters, r.search_calls, x.source_ref, r.complete, x.class_ref,
+    r.start_ns, r.ttft_ns, r.duration_ns, CASE WHEN r.attempts = '[]' THEN '' ELSE r.attempts END, r.currency,
+    r.cost_nanos, x.version_ref, CASE WHEN r.lines = '[]' THEN '' ELSE r.lines END, r.counted_input, 0
+-- CROSS JOIN keeps the records the outer loop in SQLite (in seq order, each
+-- finding its combination by the index); PostgreSQL plans it as any join.
+FROM usage_records r CROSS JOIN usage_refs_0800 x
+WHERE x.key_id = r.key_id AND x.tenant_id = r.tenant_id AND x.endpoint = r.endpoint AND x.model = r.model
+    AND x.channel = r.channel AND x.upstream_model = r.upstream_model AND x.source = r.source
+    AND x.error_class = r.error_class AND x.price_version = r.price_version
+ORDER BY r.seq;
 DROP TABLE usage_records;
+DROP TABLE usage_refs_0800;
+DROP TABLE usage_tuples_0800;
 ALTER TABLE usage_records_0800 RENAME TO usage_records;
 CREATE INDEX usage_records_start ON usage_records (start_ns);
 CREATE INDEX usage_records_key ON usage_records (key_ref, start_ns);
