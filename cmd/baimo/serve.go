@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"baimo/catalog"
 	"baimo/internal/alert"
 	"baimo/internal/billing"
+	"baimo/internal/channels"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/console"
@@ -90,13 +92,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer db.Close()
 
-	var channels []*gateway.Channel
+	var upstreams []*gateway.Channel
+	fileChannels := slices.Clone(cfg.Channels) // listed read-only next to the stored ones
 	for _, c := range cfg.Channels {
 		if !c.Active {
 			log.Info("channel inactive", "channel", c.Name, "reason", c.InactiveReason)
 			continue
 		}
-		channels = append(channels, gateway.NewChannel(c))
+		upstreams = append(upstreams, gateway.NewChannel(c))
 	}
 	var simSrv *http.Server
 	if cfg.Sim.On() {
@@ -112,8 +115,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, m := range append(opt.ChatModels, opt.EmbedModels...) {
 			models[m] = m
 		}
-		channels = append(channels, gateway.NewChannel(config.Channel{Name: "sim", Kind: config.KindOpenAI,
-			BaseURL: "http://" + ln.Addr().String() + "/v1", Models: models}))
+		simChannel := config.Channel{Name: "sim", Kind: config.KindOpenAI, BaseURL: "http://" + ln.Addr().String() + "/v1",
+			Models: models, Active: true}
+		upstreams = append(upstreams, gateway.NewChannel(simChannel))
+		fileChannels = append(fileChannels, simChannel)
 		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
@@ -122,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var served []price.Served
-	for _, ch := range channels {
+	for _, ch := range upstreams {
 		for pub, up := range ch.Models {
 			served = append(served, price.Served{Model: pub, Upstream: up, Channel: ch.Name})
 		}
@@ -189,12 +194,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.RateLimits.PerNode(!exclusive) {
 		log.Warn("rate limits are per node: several nodes may share this PostgreSQL, but rate_limits.redis is not set, so each node counts only its own requests")
 	}
-	routes, replicator, err := newRoutes(ctx, cfg, channels, db, exclusive, host+"/"+*addr, log)
+	routes, replicator, err := newRoutes(ctx, cfg, upstreams, db, exclusive, host+"/"+*addr, log)
 	if err != nil {
 		return err
 	}
 	gw, err := gateway.New(gateway.Options{
-		Channels: channels, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
+		Channels: upstreams, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
 		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes,
 	})
@@ -207,6 +212,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		close(replicated)
 	}
+	// Channels added at run time (the console, the admin API) are stored
+	// with the others' data and served next to the file's; every node
+	// reloads them within a second of a change.
+	chans := channels.New(db, fileChannels, gw, channels.Options{Log: log})
+	if err := chans.Load(ctx); err != nil {
+		return fmt.Errorf("stored channels: %w", err)
+	}
+	synced := make(chan struct{})
+	go func() { defer close(synced); chans.Run(bgCtx, time.Second) }()
+	defer func() { stopBackground(); <-synced }()
 	gateway.Preload(gw.Models())
 	stopProbes, err := startProbes(ctx, cfg, gw, log)
 	if err != nil {
@@ -229,7 +244,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		api.RoutingEvents = replicator
 	}
 	if !cfg.Console.Disabled {
-		con, err := newConsole(ctx, cfg, db, rater, adminHash, channels, log)
+		con, err := newConsole(ctx, cfg, db, rater, adminHash, chans, log)
 		if err != nil {
 			return err
 		}
@@ -293,10 +308,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// newConsole builds the web console: the configured channels described
-// without their secrets, the store's reports, the catalog.
+// newConsole builds the web console over the store's reports, the catalog
+// and the channels.
 func newConsole(ctx context.Context, cfg *config.Config, db store, rater *billing.Rater, adminHash string,
-	channels []*gateway.Channel, log *slog.Logger) (*console.Console, error) {
+	chans *channels.Manager, log *slog.Logger) (*console.Console, error) {
 	zone, err := time.LoadLocation(cfg.Console.TimeZone) // checked by config
 	if err != nil {
 		return nil, err
@@ -306,20 +321,8 @@ func newConsole(ctx context.Context, cfg *config.Config, db store, rater *billin
 	if err := db.SetReportZone(ctx, zone, time.Now()); err != nil {
 		return nil, err
 	}
-	var infos []console.ChannelInfo
-	for _, c := range cfg.Channels {
-		infos = append(infos, console.ChannelInfo{Name: c.Name, Kind: c.Kind, BaseURL: console.SiteOf(c.BaseURL),
-			Models: console.ModelNames(c.Models), Priority: c.Priority, Weight: c.Weight, Keys: len(c.Keys()), Disabled: !c.Active,
-			Source: "config"})
-	}
-	for _, ch := range channels {
-		if ch.Name == "sim" {
-			infos = append(infos, console.ChannelInfo{Name: ch.Name, Kind: ch.Kind, BaseURL: console.SiteOf(ch.BaseURL),
-				Models: console.ModelNames(ch.Models), Keys: 1, Source: "config"})
-		}
-	}
 	return console.New(console.Options{Clock: clock.Real{}, Log: log, Zone: zone, AdminKeyHash: adminHash, Keys: db,
-		Reports: db, Catalog: rater.Catalog, Currency: rater.Currency, Rates: rater.Rates, Channels: infos,
+		Reports: db, Catalog: rater.Catalog, Currency: rater.Currency, Rates: rater.Rates, Channels: chans,
 		Secure: cfg.Console.SecureCookies, Billing: cfg.Billing.LedgerOn()})
 }
 
@@ -357,6 +360,7 @@ type store interface {
 	price.ListStore
 	ledger.Store
 	route.EventStore
+	channels.Store
 	usage.Reporter
 	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
 	Ping(ctx context.Context) error

@@ -337,6 +337,9 @@ type Secret struct {
 	Set bool
 }
 
+// NewSecret returns a literal secret (a channel's key kept in the database).
+func NewSecret(v string) Secret { return Secret{value: v, Set: v != ""} }
+
 // Value returns the secret itself.
 func (s Secret) Value() string { return s.value }
 
@@ -475,51 +478,61 @@ func Parse(name string, b []byte) (*Config, error) {
 
 var channelName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 
+// CheckChannel checks one channel (from the file, or added at run time),
+// trims its base URL and sets Active and InactiveReason; errors name fields
+// after prefix ("channels[2].").
+func CheckChannel(ch *Channel, prefix string) error {
+	field := func(f string) string { return prefix + f }
+	if !channelName.MatchString(ch.Name) {
+		return fmt.Errorf("%s: %q must be 1-64 letters, digits, '_', '.' or '-'", field("name"), ch.Name)
+	}
+	switch ch.Kind {
+	case KindOpenAI, KindAnthropic, KindGemini, KindResponses:
+	case "":
+		return fmt.Errorf("%s: missing (one of openai, anthropic, gemini, responses)", field("kind"))
+	default:
+		return fmt.Errorf("%s: unknown kind %q (one of openai, anthropic, gemini, responses)", field("kind"), ch.Kind)
+	}
+	u, err := url.Parse(ch.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", field("base_url"), ch.BaseURL)
+	}
+	ch.BaseURL = strings.TrimRight(ch.BaseURL, "/")
+	if len(ch.Models) == 0 {
+		return fmt.Errorf("%s: a channel serves at least one model", field("models"))
+	}
+	for pub, up := range ch.Models {
+		if strings.TrimSpace(pub) == "" || strings.TrimSpace(up) == "" {
+			return fmt.Errorf("%s: empty model name", field("models"))
+		}
+	}
+	switch {
+	case ch.Disabled:
+		ch.InactiveReason = "disabled in config"
+	case len(ch.Keys()) == 0:
+		ch.InactiveReason = "environment variable " + ch.APIKey.Var + " is not set"
+		for _, k := range ch.APIKeys {
+			if k.Var != "" {
+				ch.InactiveReason = "no key variable is set (" + ch.APIKey.Var + ", " + k.Var + ", ...)"
+				break
+			}
+		}
+	default:
+		ch.Active = true
+	}
+	return nil
+}
+
 func (c *Config) check() error {
 	seen := map[string]bool{}
 	for i := range c.Channels {
 		ch := &c.Channels[i]
-		field := func(f string) string { return fmt.Sprintf("channels[%d].%s", i, f) }
-		if !channelName.MatchString(ch.Name) {
-			return fmt.Errorf("%s: %q must be 1-64 letters, digits, '_', '.' or '-'", field("name"), ch.Name)
-		}
 		if seen[ch.Name] {
-			return fmt.Errorf("%s: %q is used by another channel", field("name"), ch.Name)
+			return fmt.Errorf("channels[%d].name: %q is used by another channel", i, ch.Name)
 		}
 		seen[ch.Name] = true
-		switch ch.Kind {
-		case KindOpenAI, KindAnthropic, KindGemini, KindResponses:
-		case "":
-			return fmt.Errorf("%s: missing (one of openai, anthropic, gemini, responses)", field("kind"))
-		default:
-			return fmt.Errorf("%s: unknown kind %q (one of openai, anthropic, gemini, responses)", field("kind"), ch.Kind)
-		}
-		u, err := url.Parse(ch.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: %q is not an http(s) URL", field("base_url"), ch.BaseURL)
-		}
-		ch.BaseURL = strings.TrimRight(ch.BaseURL, "/")
-		if len(ch.Models) == 0 {
-			return fmt.Errorf("%s: a channel serves at least one model", field("models"))
-		}
-		for pub, up := range ch.Models {
-			if strings.TrimSpace(pub) == "" || strings.TrimSpace(up) == "" {
-				return fmt.Errorf("%s: empty model name", field("models"))
-			}
-		}
-		switch {
-		case ch.Disabled:
-			ch.InactiveReason = "disabled in config"
-		case len(ch.Keys()) == 0:
-			ch.InactiveReason = "environment variable " + ch.APIKey.Var + " is not set"
-			for _, k := range ch.APIKeys {
-				if k.Var != "" {
-					ch.InactiveReason = "no key variable is set (" + ch.APIKey.Var + ", " + k.Var + ", ...)"
-					break
-				}
-			}
-		default:
-			ch.Active = true
+		if err := CheckChannel(ch, fmt.Sprintf("channels[%d].", i)); err != nil {
+			return err
 		}
 	}
 	if w := c.Billing.AlertWebhook; w != "" {

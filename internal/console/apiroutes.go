@@ -17,6 +17,8 @@ import (
 //	GET /admin/reports/usage     usage by group and bucket, top N with "other"; format=csv for a file
 //	GET /admin/prices/compare    a workload rated on every chat model, cheapest first
 //	GET /admin/prices/buys       what an amount buys on a model
+//	GET, POST /admin/channels; GET, PUT, DELETE /admin/channels/{name};
+//	POST /admin/channels/{name}/disable and /enable
 func (c *Console) apiRoutes(mux *http.ServeMux, admin func(http.HandlerFunc) http.HandlerFunc, writeErr func(http.ResponseWriter, *apierr.Error)) {
 	mux.HandleFunc("GET /admin/reports/usage", admin(func(w http.ResponseWriter, r *http.Request) {
 		c.serveReport(w, r, r.URL.Query(), writeErr)
@@ -29,6 +31,9 @@ func (c *Console) apiRoutes(mux *http.ServeMux, admin func(http.HandlerFunc) htt
 		}
 		writeJSON(w, v)
 	}))
+	if c.opt.Channels != nil {
+		c.channelAPIRoutes(mux, admin, writeErr)
+	}
 	mux.HandleFunc("GET /admin/prices/buys", admin(func(w http.ResponseWriter, r *http.Request) {
 		v, aerr := c.buys(r)
 		if aerr != nil {

@@ -4,35 +4,20 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
+	"baimo/internal/channels"
 	"baimo/internal/route"
 )
-
-// ModelNames returns the public names of a channel's model map, sorted.
-func ModelNames(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// SiteOf returns the scheme and host of a base URL: what the console shows
-// of an upstream address (its path and any credentials in it are left out).
-func SiteOf(base string) string {
-	u, err := url.Parse(base)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
-}
 
 func (c *Console) channelRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/channels", c.requireAdmin(c.channels))
 	mux.HandleFunc("POST /ui/channels/{channel}/reset", c.requireAdmin(c.channelAction))
 	mux.HandleFunc("POST /ui/channels/{channel}/keys/{key}/unpark", c.requireAdmin(c.channelAction))
+	mux.HandleFunc("POST /ui/channels", c.requireAdmin(c.channelCreate))
+	mux.HandleFunc("POST /ui/channels/{channel}/edit", c.requireAdmin(c.channelEdit))
+	mux.HandleFunc("POST /ui/channels/{channel}/state", c.requireAdmin(c.channelState))
 }
 
 // routingJSON is GET /admin/routing.
@@ -42,7 +27,7 @@ type routingJSON struct {
 }
 
 type channelRow struct {
-	Info   ChannelInfo
+	Info   channels.View
 	State  *route.ChannelState
 	Models []modelLatency // this channel's latency per model
 	Usage  *groupView
@@ -72,6 +57,21 @@ type modelLatency struct {
 type channelsData struct {
 	Channels []channelRow
 	At       time.Time
+	Managed  bool // channels can be added here
+}
+
+// ModelList shows a channel's models, "public → upstream" where they differ.
+func (r channelRow) ModelList() string {
+	names := make([]string, 0, len(r.Info.Models))
+	for pub, up := range r.Info.Models {
+		if pub == up {
+			names = append(names, pub)
+		} else {
+			names = append(names, pub+"="+up)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 func (c *Console) channels(w http.ResponseWriter, r *http.Request, s *session) {
@@ -88,6 +88,16 @@ func (c *Console) channelsWith(w http.ResponseWriter, r *http.Request, status in
 		c.failPage(w, r, p, e)
 		return
 	}
+	var list struct {
+		Data []channels.View `json:"data"`
+	}
+	if c.opt.Channels != nil {
+		if e := c.call(r, "GET", "/admin/channels", nil, &list); e != nil {
+			c.failPage(w, r, p, e)
+			return
+		}
+	}
+	d.Managed = c.opt.Channels != nil
 	var spend reportView
 	q := url.Values{"range": {"24h"}, "group_by": {"channel"}, "tz": {p.Zone.String()}}
 	if e := c.call(r, "GET", apiPath("/admin/reports/usage", q), nil, &spend); e != nil {
@@ -97,7 +107,7 @@ func (c *Console) channelsWith(w http.ResponseWriter, r *http.Request, status in
 	d.At = rt.At
 	rows := map[string]*channelRow{}
 	var order []string
-	for _, info := range c.opt.Channels {
+	for _, info := range list.Data {
 		rows[info.Name] = &channelRow{Info: info}
 		order = append(order, info.Name)
 	}
@@ -105,7 +115,7 @@ func (c *Console) channelsWith(w http.ResponseWriter, r *http.Request, status in
 		st := &rt.Channels[i]
 		row := rows[st.ID]
 		if row == nil {
-			row = &channelRow{Info: ChannelInfo{Name: st.ID, Source: "config"}}
+			row = &channelRow{Info: channels.View{Name: st.ID, Source: "config", Active: true}}
 			rows[st.ID] = row
 			order = append(order, st.ID)
 		}
@@ -143,6 +153,65 @@ func (c *Console) channelAction(w http.ResponseWriter, r *http.Request, s *sessi
 		done = "key_unparked"
 	}
 	if e := c.call(r, "POST", path, nil, nil); e != nil {
+		c.channelsWith(w, r, e.Status, e.Message)
+		return
+	}
+	redirectDone(w, r, "/ui/channels", done)
+}
+
+// channelSpec reads the channel form into a spec: models as "public" or
+// "public=upstream", separated by commas or spaces; one key per line.
+func channelSpec(r *http.Request, name string) channels.Spec {
+	s := channels.Spec{Name: name, Kind: r.PostFormValue("kind"), BaseURL: strings.TrimSpace(r.PostFormValue("base_url")),
+		Models: map[string]string{}, Priority: atoiDefault(r.PostFormValue("priority"), 0),
+		Weight: atoiDefault(r.PostFormValue("weight"), 0)}
+	for _, m := range strings.FieldsFunc(r.PostFormValue("models"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
+		pub, up, ok := strings.Cut(m, "=")
+		if !ok {
+			up = pub
+		}
+		s.Models[strings.TrimSpace(pub)] = strings.TrimSpace(up)
+	}
+	for _, k := range strings.Split(r.PostFormValue("api_key"), "\n") {
+		if k = strings.TrimSpace(k); k != "" {
+			s.APIKeys = append(s.APIKeys, k)
+		}
+	}
+	return s
+}
+
+func (c *Console) channelCreate(w http.ResponseWriter, r *http.Request, s *session) {
+	spec := channelSpec(r, strings.TrimSpace(r.PostFormValue("name")))
+	if e := c.call(r, "POST", "/admin/channels", spec, nil); e != nil {
+		c.channelsWith(w, r, e.Status, e.Message)
+		return
+	}
+	redirectDone(w, r, "/ui/channels", "channel_created")
+}
+
+func (c *Console) channelEdit(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("channel")
+	spec := channelSpec(r, name)
+	if len(spec.APIKeys) == 0 {
+		spec.APIKeys = nil // keep the channel's keys
+	}
+	if e := c.call(r, "PUT", "/admin/channels/"+url.PathEscape(name), spec, nil); e != nil {
+		c.channelsWith(w, r, e.Status, e.Message)
+		return
+	}
+	redirectDone(w, r, "/ui/channels", "channel_saved")
+}
+
+func (c *Console) channelState(w http.ResponseWriter, r *http.Request, s *session) {
+	name := url.PathEscape(r.PathValue("channel"))
+	method, path, done := "POST", "/admin/channels/"+name+"/disable", "channel_disabled"
+	switch r.PostFormValue("to") {
+	case "enable":
+		path, done = "/admin/channels/"+name+"/enable", "channel_enabled"
+	case "delete":
+		method, path, done = "DELETE", "/admin/channels/"+name, "channel_deleted"
+	}
+	if e := c.call(r, method, path, nil, nil); e != nil {
 		c.channelsWith(w, r, e.Status, e.Message)
 		return
 	}

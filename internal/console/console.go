@@ -27,6 +27,7 @@ import (
 	_ "time/tzdata" // reporting zones work on hosts without a zone database
 
 	"baimo/internal/apierr"
+	"baimo/internal/channels"
 	"baimo/internal/clock"
 	"baimo/internal/keys"
 	"baimo/internal/money"
@@ -61,28 +62,15 @@ type Options struct {
 	// Catalog names each model's vendor (reports by vendor) and draws price
 	// history.
 	Catalog *price.Catalog
-	// Channels describes the channels from the configuration file (shown
-	// read-only; no secret in it).
-	Channels []ChannelInfo
+	// Channels lists and changes the upstream channels (nil: the channels
+	// page shows only the routing state).
+	Channels *channels.Manager
 	// Secure marks cookies Secure (the console is reached over TLS).
 	Secure bool
 	// Billing says whether tenants, balances and statements exist.
 	Billing bool
 	// MaxTenantKeys bounds the keys a tenant may hold through the portal.
 	MaxTenantKeys int
-}
-
-// ChannelInfo is a configured channel as the console shows it.
-type ChannelInfo struct {
-	Name     string
-	Kind     string
-	BaseURL  string // scheme and host only
-	Models   []string
-	Priority int
-	Weight   int
-	Keys     int
-	Disabled bool
-	Source   string // "config" or "database"
 }
 
 // Console serves /ui and the console's JSON routes.

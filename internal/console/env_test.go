@@ -17,6 +17,7 @@ import (
 
 	"baimo/catalog"
 	"baimo/internal/billing"
+	"baimo/internal/channels"
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/console"
@@ -68,17 +69,22 @@ func newEnv(t *testing.T) *env {
 	rater := &billing.Rater{Catalog: cat, Currency: "CNY"}
 	bill := billing.New(billing.Options{Rater: rater, Books: books, Records: db, Clock: clk, Log: log,
 		Holds: billing.HoldRules{DefaultOutput: 1000}, Recorder: billing.RecorderOptions{BatchSize: 8, QueueSize: 64}})
+	simCh := config.Channel{Name: "sim", Kind: "openai", BaseURL: "http://127.0.0.1:9/v1", Models: config.ModelMap{"sim-chat": "sim-chat"}}
+	if err := config.CheckChannel(&simCh, ""); err != nil {
+		t.Fatal(err)
+	}
 	gw, err := gateway.New(gateway.Options{Keys: db, Log: log, Limits: config.Default().Limits, Clock: clk, Billing: bill,
-		Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{Name: "sim", Kind: "openai", BaseURL: "http://127.0.0.1:9/v1",
-			Models: config.ModelMap{"sim-chat": "sim-chat"}})}})
+		Channels: []*gateway.Channel{gateway.NewChannel(simCh)}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	chans := channels.New(db, []config.Channel{simCh}, gw, channels.Options{Clock: clk, Log: log})
+	if err := chans.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	con, err := console.New(console.Options{Clock: clk, Log: log, Zone: zone, AdminKeyHash: keys.Hash(adminKey), Keys: db,
-		Reports: db, Catalog: cat, Currency: "CNY", Billing: true, MaxTenantKeys: 3,
-		Channels: []console.ChannelInfo{{Name: "sim", Kind: "openai", BaseURL: "http://127.0.0.1:9", Models: []string{"sim-chat"},
-			Keys: 1, Source: "config"}}})
+		Reports: db, Catalog: cat, Currency: "CNY", Billing: true, MaxTenantKeys: 3, Channels: chans})
 	if err != nil {
 		t.Fatal(err)
 	}

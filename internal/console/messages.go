@@ -221,7 +221,7 @@ var messages = map[string][2]string{
 	"money_movements":  {"Money movements", "资金变动"},
 
 	// Channels.
-	"channels_note":     {"Channels from the configuration file are shown read-only.", "配置文件中的渠道为只读。"},
+	"channels_note":     {"Channels from the configuration file are shown read-only; those added here can be edited, disabled and deleted.", "配置文件中的渠道为只读；此处添加的渠道可以编辑、停用和删除。"},
 	"state_at":          {"State at %s.", "状态时间：%s。"},
 	"base_url":          {"Base URL", "接口地址"},
 	"priority":          {"Priority", "优先级"},
@@ -280,4 +280,16 @@ var messages = map[string][2]string{
 	"no_audited":     {"No audited requests in this range.", "此范围内没有抽样审计的请求。"},
 	"books_ok":       {"The books balance: every transfer, hold and record agrees.", "账目平衡：所有转账、预占与记录一致。"},
 	"books_bad":      {"The audit found a problem: see GET /admin/audit.", "审计发现问题：请查看 GET /admin/audit。"},
+	// Channels added at run time.
+	"add_channel":            {"Add a channel", "添加渠道"},
+	"channel_key_note":       {"Channels added here are stored in the database and served by every node within a second; their keys are never shown again.", "此处添加的渠道保存在数据库中，一秒内在所有节点生效；其密钥不会再次显示。"},
+	"upstream_keys":          {"Upstream keys", "上游密钥数"},
+	"new_upstream_key":       {"New upstream key (empty keeps the keys)", "新的上游密钥（留空则保留原密钥）"},
+	"edit":                   {"Edit", "编辑"},
+	"confirm_delete_channel": {"Delete this channel? Its models stop being served by it at once.", "删除此渠道？其模型将立即停止经由此渠道提供服务。"},
+	"done_channel_created":   {"Channel added: every node serves it within a second.", "渠道已添加：一秒内在所有节点生效。"},
+	"done_channel_saved":     {"Channel saved.", "渠道已保存。"},
+	"done_channel_disabled":  {"Channel disabled.", "渠道已停用。"},
+	"done_channel_enabled":   {"Channel enabled.", "渠道已启用。"},
+	"done_channel_deleted":   {"Channel deleted.", "渠道已删除。"},
 }

@@ -274,6 +274,18 @@ func (g *Gateway) SetChannels(chans []*Channel) error {
 	return nil
 }
 
+// ApplyChannels serves the active ones of chans (channels.Target): the
+// configuration file's and those added at run time.
+func (g *Gateway) ApplyChannels(chans []config.Channel) error {
+	var out []*Channel
+	for _, c := range chans {
+		if c.Active {
+			out = append(out, NewChannel(c))
+		}
+	}
+	return g.SetChannels(out)
+}
+
 // Channels returns the channels served now.
 func (g *Gateway) Channels() []*Channel { return g.chans.Load().channels }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/channels"
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
 	"baimo/internal/price"
@@ -24,6 +25,7 @@ type Store interface {
 	// SetReportZone registers a reporting zone whose days the rollups keep.
 	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
 	ledger.Store
+	channels.Store
 	price.Store
 	price.ListStore
 }
@@ -36,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("UsagePages", func(t *testing.T) { testUsagePages(t, open(t)) })
 	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
 	t.Run("UsageReports", func(t *testing.T) { testReport(t, open(t)) })
+	t.Run("Channels", func(t *testing.T) { testChannels(t, open(t)) })
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	t.Run("RoutingEvents", func(t *testing.T) { testRouting(t, open(t)) })
 	runLedger(t, open)
