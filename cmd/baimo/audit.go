@@ -6,18 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"baimo/internal/ledger"
-	"baimo/internal/store/postgres"
-	"baimo/internal/store/sqlite"
+	"baimo/internal/billing"
+	"baimo/internal/config"
 )
 
 func init() {
-	register(command{name: "audit", summary: "check the ledger's books (exit status 1 when a check fails)", run: runAudit})
+	register(command{name: "audit", summary: "check the ledger's books and re-rate the last day's usage records (exit status 1 when a check fails)", run: runAudit})
 }
 
 // errAuditFailed is returned when the audit ran and found a problem.
@@ -31,6 +31,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	dataDir := fs.String("data", "./data", "directory of the SQLite database (baimo.db)")
 	dsn := fs.String("postgres", "", "PostgreSQL DSN (instead of --data)")
+	cfgPath := fs.String("config", "", "YAML configuration of the gateway (its currency, free models and exchange rates, to re-rate the records)")
 	grace := fs.Duration("grace", time.Minute, "how long past its expiry a hold may stay open (the sweep interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -38,28 +39,31 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	var store ledger.Store
-	switch {
-	case *dsn != "":
-		db, err := postgres.Open(ctx, *dsn)
-		if err != nil {
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
-		defer db.Close()
-		store = db
-	default:
-		path := filepath.Join(*dataDir, "baimo.db")
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("no database at %s: %w", path, err)
-		}
-		db, err := sqlite.Open(ctx, path)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		store = db
 	}
-	rep, err := ledger.Audit(ctx, store, time.Now(), *grace)
+	if *dsn == "" {
+		if _, err := os.Stat(filepath.Join(*dataDir, "baimo.db")); err != nil {
+			return fmt.Errorf("no database at %s: %w", filepath.Join(*dataDir, "baimo.db"), err)
+		}
+	}
+	st, err := openStore(ctx, *dsn, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The records are re-rated with the prices the gateway rates with: the
+	// catalog, the versions added through the admin API, the tenants' price
+	// lists, and the configured currency, free models and exchange rates.
+	rater, _, err := newRater(ctx, cfg, st, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		return err
+	}
+	rep, err := billing.Audit(ctx, st, st, rater, time.Now(), *grace)
 	if err != nil {
 		return err
 	}

@@ -59,10 +59,11 @@ func TestAuditRecords(t *testing.T) {
 		rated("before", change.Add(-time.Minute)),
 		{RequestID: "free", Model: "zero", PriceVersion: "free", Start: change},
 	}}
-	c, err := r.AuditRecords(context.Background(), st, t0, change.Add(time.Hour), 100)
+	cs, err := r.AuditRecords(context.Background(), st, t0, change.Add(time.Hour), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := cs[0]
 	if c.Name != CheckRatedInForce || c.OK || len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "request late ") {
 		t.Fatalf("check %+v; want one problem, the late-rated request", c)
 	}
@@ -71,7 +72,7 @@ func TestAuditRecords(t *testing.T) {
 	}
 	// The bound on records is kept.
 	st.calls = 0
-	if c, err := r.AuditRecords(context.Background(), st, t0, change.Add(time.Hour), 1); err != nil || !c.OK || st.calls != 1 {
-		t.Errorf("with max 1: %+v, %v, %d pages; want only the newest record read", c, err, st.calls)
+	if cs, err := r.AuditRecords(context.Background(), st, t0, change.Add(time.Hour), 1); err != nil || !cs[0].OK || st.calls != 1 {
+		t.Errorf("with max 1: %+v, %v, %d pages; want only the newest record read", cs, err, st.calls)
 	}
 }

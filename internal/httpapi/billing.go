@@ -10,6 +10,7 @@ import (
 	"baimo/internal/billing"
 	"baimo/internal/ledger"
 	"baimo/internal/money"
+	"baimo/internal/usage"
 )
 
 // Billing serves the tenant, balance, money and statement routes of the
@@ -262,20 +263,18 @@ func (s *Server) statement(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	now := s.Clock.Now()
-	rep, err := ledger.Audit(r.Context(), s.Billing.Store, now, s.Billing.AuditGrace)
+	var rater *billing.Rater
+	if s.Prices != nil {
+		rater = s.Prices.Rater
+	}
+	var records usage.Store
+	if s.Store != nil {
+		records = s.Store
+	}
+	rep, err := billing.Audit(r.Context(), s.Billing.Store, records, rater, s.Clock.Now(), s.Billing.AuditGrace)
 	if err != nil {
 		WriteOpenAIError(w, apierr.Internal(err))
 		return
-	}
-	if s.Prices != nil && s.Prices.Rater != nil && s.Store != nil {
-		c, err := s.Prices.Rater.AuditRecords(r.Context(), s.Store, now.Add(-billing.AuditWindow), now, billing.AuditMaxRecords)
-		if err != nil {
-			WriteOpenAIError(w, apierr.Internal(err))
-			return
-		}
-		rep.Checks = append(rep.Checks, c)
-		rep.OK = rep.OK && c.OK
 	}
 	status := http.StatusOK
 	if !rep.OK {
