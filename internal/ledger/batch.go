@@ -59,26 +59,16 @@ func (l *Ledger) settleInBatch(ctx context.Context, tt *trackTx, ops []*op, orde
 			continue
 		}
 		rec := o.settle.Record
-		if checkID("request id", req) != nil || checkAmount(rec.CostNanos) != nil {
-			continue
-		}
-		t, err := l.tenant(ctx, tt, TenantFor(rec.TenantID))
+		t, ok, err := l.settleable(ctx, tt, &rec)
 		if err != nil {
-			if itemError(err) {
-				continue
-			}
 			return nil, err
 		}
-		if rec.CostNanos != 0 && money.Currency(rec.Currency) != t.Currency {
+		if !ok {
 			continue
 		}
 		h, live, ok := tt.adm.lookup(req)
 		if !ok || !live || h.TenantID != t.ID || h.Currency != t.Currency || rec.CostNanos > h.Amount {
 			continue
-		}
-		rec.TenantID = t.ID
-		if rec.Currency == "" {
-			rec.Currency = string(t.Currency)
 		}
 		tenants[t.ID] = t
 		byTenant[t.ID] = append(byTenant[t.ID], batchItem{op: i, rec: rec, hold: h})
@@ -151,4 +141,28 @@ func (l *Ledger) settleInBatch(ctx context.Context, tt *trackTx, ops []*op, orde
 		}
 	}
 	return out, nil
+}
+
+// settleable returns the tenant of a settlement that a one-statement or
+// batch form may take, with rec's tenant and currency filled in as settleTx
+// would; false leaves it to settleTx, which says what is wrong with it.
+func (l *Ledger) settleable(ctx context.Context, v View, rec *usage.Record) (Tenant, bool, error) {
+	if checkID("request id", rec.RequestID) != nil || checkAmount(rec.CostNanos) != nil {
+		return Tenant{}, false, nil
+	}
+	t, err := l.tenant(ctx, v, TenantFor(rec.TenantID))
+	if err != nil {
+		if itemError(err) {
+			return Tenant{}, false, nil
+		}
+		return Tenant{}, false, err
+	}
+	if rec.CostNanos != 0 && money.Currency(rec.Currency) != t.Currency {
+		return Tenant{}, false, nil
+	}
+	rec.TenantID = t.ID
+	if rec.Currency == "" {
+		rec.Currency = string(t.Currency)
+	}
+	return t, true, nil
 }

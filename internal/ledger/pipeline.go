@@ -3,8 +3,6 @@ package ledger
 import (
 	"context"
 	"time"
-
-	"baimo/internal/money"
 )
 
 // prepared is an operation of a batch sent ahead through a Pipeliner.
@@ -70,22 +68,15 @@ func (l *Ledger) pipeline(ctx context.Context, tx Tx, ops []*op, order []int, no
 			out[i] = prepared{tenant: t, place: st}
 		case opSettle:
 			rec := o.settle.Record
-			if !first(rec.RequestID) || checkID("request id", rec.RequestID) != nil || checkAmount(rec.CostNanos) != nil {
+			if !first(rec.RequestID) {
 				continue
 			}
-			t, err := l.tenant(ctx, tx, TenantFor(rec.TenantID))
+			t, ok, err := l.settleable(ctx, tx, &rec)
 			if err != nil {
-				if itemError(err) {
-					continue
-				}
 				return nil, err
 			}
-			if rec.CostNanos != 0 && money.Currency(rec.Currency) != t.Currency {
+			if !ok {
 				continue
-			}
-			rec.TenantID = t.ID
-			if rec.Currency == "" {
-				rec.Currency = string(t.Currency)
 			}
 			st := &PostStep{Record: rec, SettleID: rec.RequestID + "/settle", PendingID: holdID(rec.RequestID),
 				Revenue: RevenueAccount(t.Currency), At: now}
