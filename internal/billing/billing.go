@@ -130,6 +130,13 @@ type Request struct {
 	// Prompt counts the request's prompt.
 	Prompt PromptCounter
 	Start  time.Time
+	// Batch says the request is a line of a batch: it is held (and rated,
+	// by its record's endpoint) at the batch price.
+	Batch bool
+	// HeldAhead is the hold already placed under ID (a batch's line, held
+	// by Exchange when the batch started it): Admit places none. 0: Admit
+	// holds as for any request.
+	HeldAhead int64
 }
 
 // Ticket is an admitted request's claim on its tenant's money. Pass it to
@@ -176,6 +183,10 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 		t.release = release
 	}
 	if b.opt.Books == nil || w.free || !w.priced {
+		return t, nil
+	}
+	if r.HeldAhead > 0 {
+		t.Held = r.HeldAhead
 		return t, nil
 	}
 	if err := b.hold(ctx, r, &w, t); err != nil {

@@ -122,7 +122,7 @@ func (b *Biller) worst(r *Request) (worstCase, error) {
 	}
 	for _, up := range r.Upstreams {
 		out := b.outputFor(r, up)
-		c, ok := rater.worstCost(r.TenantID, r.Model, up, w.prompt, out*w.choices, r.Start)
+		c, ok := rater.worstCost(r.TenantID, r.Model, up, w.prompt, out*w.choices, r.Start, r.Batch)
 		if !ok {
 			continue
 		}
@@ -168,7 +168,7 @@ func (b *Biller) affordable(r *Request, w *worstCase, available int64) (out, amo
 		var worst int64
 		priced := false
 		for _, up := range r.Upstreams {
-			if c, ok := b.opt.Rater.worstCost(r.TenantID, r.Model, up, w.prompt, o*w.choices, r.Start); ok {
+			if c, ok := b.opt.Rater.worstCost(r.TenantID, r.Model, up, w.prompt, o*w.choices, r.Start, r.Batch); ok {
 				worst, priced = max(worst, c), true
 			}
 		}
@@ -194,11 +194,11 @@ func (b *Biller) affordable(r *Request, w *worstCase, available int64) (out, amo
 // worstCost is the most prompt and out tokens can cost at a channel's model:
 // the dearest of the ways the vendor may bill them (the prompt written to a
 // 5-minute or 1-hour cache, the output spent on reasoning priced apart).
-func (r *Rater) worstCost(tenantID, public, upstream string, prompt, out int64, at time.Time) (int64, bool) {
+func (r *Rater) worstCost(tenantID, public, upstream string, prompt, out int64, at time.Time, batch bool) (int64, bool) {
 	if r.Free[public] {
 		return 0, true
 	}
-	rc := price.RateContext{Model: r.ratingModel(public, upstream), At: at, Currency: r.Currency, Rates: r.Rates,
+	rc := price.RateContext{Model: r.ratingModel(public, upstream), At: at, Batch: batch, Currency: r.Currency, Rates: r.Rates,
 		PriceList: r.PriceList(tenantID)}
 	var lines [16]price.Line
 	shapes := [...]usage.Usage{

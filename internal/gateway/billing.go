@@ -18,6 +18,7 @@ import (
 // costs channels while routing, and settles the request with its record.
 type Biller interface {
 	Admit(ctx context.Context, r *billing.Request) (*billing.Ticket, error)
+	Quote(r *billing.Request) (billing.Quote, error)
 	Check(model, upstream string, at time.Time) error
 	Cost(tenantID, model, upstream string, prompt, out int64, at time.Time) (int64, bool)
 	Finish(t *billing.Ticket, rec usage.Record) (<-chan struct{}, error)
@@ -47,9 +48,7 @@ func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
 
 // admitBilling admits the request against its tenant's money.
 func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error {
-	req.bill = billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
-		Upstreams: g.chans.Load().upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
-		Choices: req.adm.Choices, Start: req.start, Prompt: req}
+	req.bill = g.billRequest(req)
 	t, err := g.opt.Billing.Admit(ctx, &req.bill)
 	if err != nil {
 		aerr := billingError(err, req)
@@ -60,6 +59,17 @@ func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error 
 	}
 	req.ticket = t
 	return nil
+}
+
+// billRequest is what billing needs to know of the request.
+func (g *Gateway) billRequest(req *request) billing.Request {
+	b := billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
+		Upstreams: g.chans.Load().upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
+		Choices: req.adm.Choices, Start: req.start, Prompt: req}
+	if req.line != nil {
+		b.Batch, b.HeldAhead = true, req.line.HeldAhead
+	}
+	return b
 }
 
 // billingError maps a billing error to the client's error: the one place

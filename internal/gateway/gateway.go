@@ -391,6 +391,7 @@ type request struct {
 	channel *Channel
 	secret  string // the upstream key's secret
 	tr      provider.Translator
+	line    *LineRequest // a batch's line (line.go), nil for a client's request
 }
 
 // maxTokensParam and choicesParam name the fields that set the output limit
@@ -444,30 +445,53 @@ func RequestID(r *http.Request) string {
 func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *apierr.Error {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	req := &request{gw: g, in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), id: RequestID(r)}
-	w.Header().Set("X-Request-Id", req.id)
-	req.rec = usage.Record{RequestID: req.id, Endpoint: in.Endpoint.Name, Start: req.start}
+	_, aerr := g.serve(w, r, in, nil)
+	return aerr
+}
+
+// serve is Serve, or, with line set, the serving of a batch's line
+// (ServeLine): its key and body given, no rate limits of the key's own, and
+// its record handed back unsettled. It returns the request (nil when it was
+// refused before its key was known).
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line *LineRequest) (*request, *apierr.Error) {
+	req := &request{gw: g, in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), line: line}
+	req.rec = usage.Record{Endpoint: in.Endpoint.Name, Start: req.start}
+	if line == nil {
+		req.id = RequestID(r)
+		w.Header().Set("X-Request-Id", req.id)
+	} else {
+		req.id, req.rec.Endpoint = line.ID, usage.BatchEndpoint(in.Endpoint.Name)
+	}
+	req.rec.RequestID = req.id
 	log := requestLog{g.opt.Log, req.id}
 
 	if g.closing.Load() {
-		return apierr.Unavailable("The gateway is shutting down; retry on another node.", nil)
+		return nil, apierr.Unavailable("The gateway is shutting down; retry on another node.", nil)
 	}
-	k, aerr := g.Authenticate(r, in.Format)
-	if aerr != nil {
-		return aerr // no key, no record: unauthenticated traffic is only counted in metrics
+	var aerr *apierr.Error
+	if line == nil {
+		k, aerr := g.Authenticate(r, in.Format)
+		if aerr != nil {
+			return nil, aerr // no key, no record: unauthenticated traffic is only counted in metrics
+		}
+		req.key = k
+	} else {
+		req.key = line.Key
 	}
-	req.key = k
-	req.rec.KeyID, req.rec.TenantID = k.ID, k.TenantID
+	req.rec.KeyID, req.rec.TenantID = req.key.ID, req.key.TenantID
 
-	buf := g.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer g.putBuf(buf)
-	body, aerr := g.readBody(w, r, buf)
+	if line == nil {
+		buf := g.bufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer g.putBuf(buf)
+		req.body, aerr = g.readBody(w, r, buf)
+	} else {
+		req.body = line.Body
+	}
 	if aerr == nil {
-		req.body = body
 		aerr = g.admit(req)
 	}
-	if aerr == nil && g.limited {
+	if aerr == nil && g.limited && line == nil {
 		if aerr = g.acquire(w, r, req); aerr != nil {
 			req.rec.ErrorClass = usage.ErrRateLimited
 		}
@@ -480,9 +504,9 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *api
 	}
 	if aerr != nil {
 		g.refuse(req, aerr, log)
-		return aerr
+		return req, aerr
 	}
-	return g.forward(w, r, req, log)
+	return req, g.forward(w, r, req, log)
 }
 
 // admit reads the body the way the client's format says (the one reading of
@@ -496,6 +520,9 @@ func (g *Gateway) admit(req *request) *apierr.Error {
 	req.rec.Model, req.rec.Stream = a.Model, a.Stream
 	if req.stream && !req.endpoint.Stream {
 		return apierr.BadRequest("stream", "This endpoint does not stream.")
+	}
+	if req.stream && req.line != nil {
+		return apierr.BadRequest("stream", "A batch's requests do not stream.")
 	}
 	return g.admitModel(req, a.Model)
 }
@@ -658,6 +685,9 @@ func (g *Gateway) finish(req *request, log requestLog) <-chan struct{} {
 	}
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
+	}
+	if req.line != nil {
+		return lineDeferred // ServeLine keeps the result, then settles it
 	}
 	done, err := g.opt.Billing.Finish(req.ticket, req.rec)
 	if err != nil {

@@ -135,6 +135,10 @@ func (l *Ledger) sweepTx(ctx context.Context, tx Tx, h Hold, now time.Time, sys 
 		res, err := l.settleTx(ctx, tx, rec, false, false, now, sys)
 		return pick(res.Duplicate, sweptSettled), err
 	}
+	if IsReservation(h.RequestID) { // nothing ran on it: released, not lost
+		res, err := l.voidTx(ctx, tx, h.RequestID, false, "", now, sys)
+		return pick(res.Duplicate, sweptReleased), err
+	}
 	rec, ok, err := checkpointOf(ctx, tx, h)
 	if err != nil {
 		l.log.Error("checkpoint unreadable; the hold is voided", "request_id", h.RequestID, "err", err)
@@ -164,6 +168,7 @@ const (
 	sweptSettled                   // from its usage record
 	sweptCheckpoint                // from its last checkpoint
 	sweptLost                      // voided: nothing known of what it delivered
+	sweptReleased                  // a reservation voided: nothing ran on it
 )
 
 // SweepResult counts the holds a sweep or reconciliation resolved.
@@ -271,6 +276,8 @@ func (l *Ledger) resolveHolds(ctx context.Context, holds []Hold) (SweepResult, e
 		case o.res.swept == sweptCheckpoint:
 			out.Settled++
 			out.Checkpointed++
+		case o.res.swept == sweptReleased:
+			out.Voided++
 		case o.res.swept == sweptLost:
 			out.Voided++
 			out.Lost++

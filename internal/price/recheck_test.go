@@ -90,6 +90,17 @@ func TestRecheckRecord(t *testing.T) {
 			t.Errorf("record with version %q: %+v, %v; want skipped", v, r, err)
 		}
 	}
+	// A batch's line is re-rated at the batch rule, as it was rated.
+	half, err := c.AddVersion(price.VersionSpec{Model: "acme-1", EffectiveFrom: change.Add(time.Hour).Format(time.RFC3339), Currency: "CNY",
+		Unit: "per_1m", Source: "admin", Prices: map[string]price.PriceSpec{"input": {Price: "0.5"}, "output": {Price: "1"}}, Batch: "0.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := *rated(change.Add(2 * time.Hour))
+	line.Endpoint, line.CostNanos = usage.BatchEndpoint("chat"), 3*money.Scale/4
+	if r, err := c.RecheckRecord(&line, nil); err != nil || !r.OK() || r.Want != half.ID || r.WantCost != 3*money.Scale/4 {
+		t.Errorf("batch line: %+v, %v; want its cost at the batch rule, 0.75", r, err)
+	}
 	// A model the catalog does not know cannot be re-rated: an error.
 	unknown := *old
 	unknown.Model = "nobody-9"

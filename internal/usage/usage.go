@@ -106,7 +106,7 @@ type Record struct {
 	RequestID     string
 	KeyID         string
 	TenantID      string
-	Endpoint      string // "chat", "completions", "embeddings", "messages", ...
+	Endpoint      string // "chat", "completions", "embeddings", "messages", ...; "batch:chat" for a batch's line (BatchEndpoint)
 	Model         string // public model name asked for
 	Channel       string // channel that served it
 	UpstreamModel string // model name sent upstream
@@ -138,6 +138,17 @@ type Record struct {
 	// by transfers of its own (named by its request id), or not at all.
 	SettledIn int64
 }
+
+// batchPrefix starts the endpoint of a request that is a line of a batch.
+const batchPrefix = "batch:"
+
+// BatchEndpoint is the recorded endpoint of a batch's line sent to
+// endpoint ("batch:chat"): the record says the request came through a
+// batch, which rates it at the batch price.
+func BatchEndpoint(endpoint string) string { return batchPrefix + endpoint }
+
+// IsBatch reports whether the record is of a batch's line.
+func (r *Record) IsBatch() bool { return strings.HasPrefix(r.Endpoint, batchPrefix) }
 
 // Attempt is one try at an upstream for a request.
 type Attempt struct {

@@ -53,6 +53,7 @@ func runLedgerCommon(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerStatement", func(t *testing.T) { testLedgerStatement(t, open(t)) })
 	t.Run("LedgerStatementOutcomes", func(t *testing.T) { testLedgerStatementOutcomes(t, open(t)) })
 	t.Run("LedgerBudgets", func(t *testing.T) { testLedgerBudgets(t, open(t)) })
+	t.Run("LedgerExchange", func(t *testing.T) { testLedgerExchange(t, open(t)) })
 	t.Run("LedgerModel", func(t *testing.T) { testLedgerModel(t, open) })
 	t.Run("LedgerConcurrentPrepaid", func(t *testing.T) { testLedgerConcurrent(t, open(t)) })
 	t.Run("LedgerConcurrentRedeem", func(t *testing.T) { testLedgerRedeem(t, open(t)) })

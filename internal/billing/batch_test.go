@@ -1,0 +1,179 @@
+package billing_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"baimo/internal/billing"
+	"baimo/internal/clock"
+	"baimo/internal/ledger"
+	"baimo/internal/money"
+	"baimo/internal/price"
+	"baimo/internal/store/sqlite"
+	"baimo/internal/usage"
+)
+
+// batchCatalog prices "half" at 2/4 CNY per million input/output tokens,
+// half that through a batch, with a long-context tier and reasoning priced
+// apart, and "full" without a batch rule.
+const batchCatalog = `
+vendor: test
+title: test
+models:
+  - name: half
+    kind: chat
+    max_output: 1000
+    versions:
+      - effective_from: "2024-01-01T00:00:00Z"
+        currency: CNY
+        unit: per_1m
+        source: test
+        checked: "2026-01-01"
+        prices: {input: "2", output: "4", cached_input: "0.5", reasoning: "8"}
+        batch: "0.5"
+        tiers:
+          - above: 100000
+            prices: {input: "4", output: "8", cached_input: "1", reasoning: "16"}
+  - name: full
+    kind: chat
+    versions:
+      - effective_from: "2024-01-01T00:00:00Z"
+        currency: CNY
+        unit: per_1m
+        source: test
+        checked: "2026-01-01"
+        prices: {input: "2", output: "4"}
+`
+
+var bt0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+type tokens int64
+
+func (n tokens) PromptTokens() (int64, bool) { return int64(n), true }
+
+func batchBiller(t *testing.T) (*billing.Biller, *ledger.Ledger, *sqlite.DB) {
+	t.Helper()
+	cat, err := price.LoadFiles([]string{"t.yaml"}, map[string][]byte{"t.yaml": []byte(batchCatalog)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clk := clock.NewFake(bt0)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	books := ledger.New(db, ledger.Options{Clock: clk, Logger: log})
+	t.Cleanup(func() { books.Close() })
+	b := billing.New(billing.Options{Rater: &billing.Rater{Catalog: cat, Currency: money.CNY}, Books: books, Clock: clk, Log: log})
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	if _, err := books.CreateTenant(context.Background(), ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	return b, books, db
+}
+
+// TestBatchQuoteIsTheCatalogsBatchRule: a batch's line is held at its
+// price version's batch rule, worst case included (reasoning priced apart,
+// the long-context tier its prompt selects), and a model without a batch
+// rule at its full price: never a hard-coded half.
+func TestBatchQuoteIsTheCatalogsBatchRule(t *testing.T) {
+	b, _, _ := batchBiller(t)
+	for _, tt := range []struct {
+		model  string
+		prompt int64
+		batch  bool
+		want   int64
+	}{
+		// 1000 input at 2, 100 output all reasoning at 8 (the dearer way): 0.0028 yuan.
+		{"half", 1000, false, 2_000_000 + 800_000},
+		{"half", 1000, true, 1_000_000 + 400_000},
+		// The long-context tier: 200,000 at 4, 100 at 16, halved.
+		{"half", 200_000, true, (800_000_000 + 1_600_000) / 2},
+		{"full", 1000, true, 2_000_000 + 400_000},
+	} {
+		q, err := b.Quote(&billing.Request{ID: "q", TenantID: "acme", Model: tt.model, Upstreams: []string{tt.model},
+			MaxOutput: 100, Prompt: tokens(tt.prompt), Start: bt0, Batch: tt.batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Amount != tt.want || !q.Held || q.Output != 100 {
+			t.Errorf("Quote(%s, %d, batch %v) = %+v, want %d", tt.model, tt.prompt, tt.batch, q, tt.want)
+		}
+	}
+	if _, err := b.Quote(&billing.Request{Model: "nope", Upstreams: []string{"nope"}, Prompt: tokens(1), Start: bt0}); !errors.As(err, new(*billing.NotPricedError)) {
+		t.Errorf("Quote of an unpriced model err = %v, want *NotPricedError", err)
+	}
+	if _, err := b.Quote(&billing.Request{Model: "half", Upstreams: []string{"half"}, MaxOutput: 5000, Prompt: tokens(1), Start: bt0}); !errors.As(err, new(*billing.LimitError)) {
+		t.Errorf("Quote past the model's maximum output err = %v, want *LimitError", err)
+	}
+}
+
+// TestBatchLineHeldAheadSettledAtBatchPrice: an exchange moves the
+// reservation to a line's hold; the line's Admit places none; its record,
+// a batch endpoint's, is rated at the batch rule and settled once.
+func TestBatchLineHeldAheadSettledAtBatchPrice(t *testing.T) {
+	ctx := context.Background()
+	b, books, db := batchBiller(t)
+	if _, err := books.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: money.Scale / 100}); err != nil {
+		t.Fatal(err)
+	}
+	res := ledger.ReservationID("batch_x")
+	var ie *billing.InsufficientError
+	err := b.Exchange(ctx, billing.Exchange{TenantID: "acme", KeyID: "k", Holds: []billing.Hold{{ID: res, Amount: money.Scale}}})
+	if !errors.As(err, &ie) || ie.Need != money.Scale {
+		t.Fatalf("reservation past the balance err = %v, want *InsufficientError of 1 yuan", err)
+	}
+	if err := b.Exchange(ctx, billing.Exchange{TenantID: "acme", KeyID: "k", Holds: []billing.Hold{{ID: res, Amount: 5_000_000, TTL: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	res2 := ledger.ReservationID("batch_x")
+	if err := b.Exchange(ctx, billing.Exchange{TenantID: "acme", KeyID: "k", Release: res,
+		Holds: []billing.Hold{{ID: "batch_x:1", Amount: 1_400_000, TTL: time.Hour}, {ID: res2, Amount: 3_600_000, TTL: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	bal, _ := books.Balance(ctx, "acme")
+	if bal.Pending != 5_000_000 {
+		t.Fatalf("pending %d after the exchange, want the reservation's 5,000,000", bal.Pending)
+	}
+	tk, err := b.Admit(ctx, &billing.Request{ID: "batch_x:1", TenantID: "acme", KeyID: "k", Model: "half", Upstreams: []string{"half"},
+		MaxOutput: 100, Prompt: tokens(1000), Start: bt0, Batch: true, HeldAhead: 1_400_000})
+	if err != nil || tk.Held != 1_400_000 {
+		t.Fatalf("Admit held ahead = %+v, %v", tk, err)
+	}
+	if bal, _ := books.Balance(ctx, "acme"); bal.Pending != 5_000_000 {
+		t.Fatalf("pending %d after Admit, want no new hold", bal.Pending)
+	}
+	rec := usage.Record{RequestID: "batch_x:1", TenantID: "acme", KeyID: "k", Endpoint: usage.BatchEndpoint("chat"),
+		Model: "half", Channel: "c", UpstreamModel: "half", Status: 200, Complete: true, Start: bt0,
+		Usage: usage.Usage{Input: 1000, CachedInput: 400, Output: 60, Reasoning: 20, Source: usage.SourceVendor}}
+	for i := 0; i < 2; i++ { // a line finished twice (a restart) is settled once
+		done, err := b.Finish(tk, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-done
+	}
+	// 600 input at 2, 400 cached at 0.5, 40 output at 4, 20 reasoning at 8; halved.
+	const want = (1_200_000 + 200_000 + 160_000 + 160_000) / 2
+	p, err := db.ListRecords(ctx, usage.Filter{RequestID: "batch_x:1"})
+	if err != nil || len(p.Records) != 1 || p.Records[0].CostNanos != want {
+		t.Fatalf("records %+v (%v), want one costing %d", p.Records, err, want)
+	}
+	bal, _ = books.Balance(ctx, "acme")
+	if bal.Posted != money.Scale/100-want || bal.Pending != 3_600_000 {
+		t.Fatalf("balance %+v, want posted %d and the reservation's 3,600,000 pending", bal, money.Scale/100-want)
+	}
+	if err := b.Exchange(ctx, billing.Exchange{TenantID: "acme", KeyID: "k", Release: res2}); err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := books.Balance(ctx, "acme"); bal.Pending != 0 {
+		t.Fatalf("pending %d after the release", bal.Pending)
+	}
+}
