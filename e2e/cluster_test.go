@@ -349,13 +349,16 @@ func settledBalance(t *testing.T, s *server, tenantID string, wait time.Duration
 
 // costRecord is the part of a usage record the billing checks read.
 type costRecord struct {
-	RequestID  string `json:"request_id"`
-	TenantID   string `json:"tenant_id"`
-	Status     int    `json:"status"`
-	Complete   bool   `json:"complete"`
-	ErrorClass string `json:"error_class"`
-	Cost       string `json:"cost"`
-	Currency   string `json:"currency"`
+	RequestID    string    `json:"request_id"`
+	KeyID        string    `json:"key_id"`
+	Start        time.Time `json:"start"`
+	PriceVersion string    `json:"price_version"`
+	TenantID     string    `json:"tenant_id"`
+	Status       int       `json:"status"`
+	Complete     bool      `json:"complete"`
+	ErrorClass   string    `json:"error_class"`
+	Cost         string    `json:"cost"`
+	Currency     string    `json:"currency"`
 
 	nanos int64
 }

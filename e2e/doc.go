@@ -11,8 +11,11 @@
 // restarted (holds reconciled, or on SQLite, where holds live in memory, each
 // request charged exactly its record; books audited), three gateway nodes
 // sharing PostgreSQL and Redis through one load run with a key limit and a
-// prepaid balance while one node is killed and restarted, and two nodes
-// passing a parked key, an unpark and a breaker reset to each other.
+// prepaid balance while one node is killed and restarted, two nodes
+// passing a parked key, an unpark and a breaker reset to each other, and
+// three nodes reaching PostgreSQL and Redis through TCP fault proxies
+// (package faultproxy) that cut and blackhole them under load while a
+// price version is added and a node is killed for good (TestNodesUnderFaults).
 //
 // When the test binary is built with -race, baimo is built with -race too, so
 // the SDK traffic also hunts for data races in the server; set

@@ -176,3 +176,44 @@ func holdOf(ctx context.Context, st ledger.Store, req string) (ledger.Hold, erro
 	})
 	return h, err
 }
+
+// TestPartitionedTransactionReleasesLocks: a node cut off while its
+// transaction holds a tenant's account row does not stall the other nodes
+// for as long as the partition lasts: the server ends the idle transaction
+// (idle_in_transaction_session_timeout, set by Open) and another node's
+// hold goes through.
+func TestPartitionedTransactionReleasesLocks(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	direct := openDSN(t, dsn)
+	pdsn, proxy := proxiedDSN(t, dsn)
+	cut := openDSN(t, pdsn)
+	books := ledger.New(direct, ledger.Options{Node: "other"})
+	t.Cleanup(func() { books.Close() })
+	if _, err := books.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := books.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: money.Scale}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := cut.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // the server ended it
+	if _, err := tx.Exec(ctx, `UPDATE ledger_accounts SET posted_credits = posted_credits WHERE id = 'tenant:acme'`); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Blackhole() // the node is cut off holding the row lock
+	defer proxy.Restore()
+	start := time.Now()
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := books.Hold(hctx, ledger.HoldRequest{RequestID: "r1", TenantID: "acme", Amount: money.New(money.Scale/10, money.CNY)}); err != nil {
+		t.Fatalf("a hold while another node is cut off holding the account's lock: %v", err)
+	}
+	// Ten times the idle timeout: fails only if the lock outlived it by far.
+	if took := time.Since(start); took > 10*idleInTxTimeout {
+		t.Errorf("the hold waited %s for a lock held by a partitioned node; the server ends such a transaction after %s", took, idleInTxTimeout)
+	}
+}

@@ -9,6 +9,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,7 @@ type core = sqlcore.Store
 const (
 	defaultConnectTimeout = 5 * time.Second
 	healthCheckPeriod     = 5 * time.Second
+	idleInTxTimeout       = time.Second
 )
 
 // DB is a baimo store in a PostgreSQL database.
@@ -51,6 +53,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	// Find idle connections that died in an outage within seconds, not a
 	// minute, so the pool is fresh when the database is back.
 	cfg.HealthCheckPeriod = healthCheckPeriod
+	// A node cut off in the middle of a transaction holds its row locks
+	// (a tenant's account, the revenue account every batch updates) until
+	// the server ends its session: every other node's holds and
+	// settlements wait meanwhile. Our transactions never sit idle between
+	// statements for long, so the server ends one that does within a
+	// second. The DSN's own setting wins.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTxTimeout.Milliseconds()))
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
