@@ -59,7 +59,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The records are re-rated with the prices the gateway rates with: the
 	// catalog, the versions added through the admin API, the tenants' price
 	// lists, and the configured currency, free models and exchange rates.
-	rater, _, err := newRater(ctx, cfg, st, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	rater, _, err := newRater(ctx, cfg, *cfgPath, st, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		return err
 	}

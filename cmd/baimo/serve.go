@@ -71,10 +71,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	// inConfig names the configuration in an error found in it after it was
+	// read (an exchange rate, a routing policy, the Redis options).
+	inConfig := func(err error) error { return configError(*cfgPath, err) }
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	adminHash, err := adminKeyHash(*dataDir, stdout)
+	adminHash, keepAdminKey, err := adminKey(*dataDir)
 	if err != nil {
 		return err
 	}
@@ -122,7 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
-	rater, seenVersions, err := newRater(ctx, cfg, db, log)
+	rater, seenVersions, err := newRater(ctx, cfg, *cfgPath, db, log)
 	if err != nil {
 		return err
 	}
@@ -185,7 +188,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		shared, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: rc, Prefix: rl.Prefix, FailOpen: rl.FailOpen,
 			Logger: log, Timeout: rl.Timeout.D(), LeaseTTL: rl.LeaseTTL.D()})
 		if err != nil {
-			return fmt.Errorf("rate_limits.redis: %w", err)
+			return inConfig(fmt.Errorf("rate_limits.redis: %w", err))
 		}
 		defer shared.Close()
 		limiter = shared
@@ -196,7 +199,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	routes, replicator, err := newRoutes(ctx, cfg, upstreams, db, exclusive, host+"/"+*addr, log)
 	if err != nil {
-		return err
+		return inConfig(err)
 	}
 	gw, err := gateway.New(gateway.Options{
 		Channels: upstreams, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
@@ -204,7 +207,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes,
 	})
 	if err != nil {
-		return err
+		return inConfig(err)
 	}
 	replicated := make(chan struct{})
 	if replicator != nil {
@@ -225,7 +228,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gateway.Preload(gw.Models())
 	stopProbes, err := startProbes(ctx, cfg, gw, log)
 	if err != nil {
-		return err
+		return inConfig(err)
 	}
 	defer stopProbes()
 	var stopping atomic.Bool
@@ -261,6 +264,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	// Everything the configuration decides has been built and the address
+	// is ours: only now is a generated admin key kept and shown, so that a
+	// start that fails keeps no key nobody saw.
+	if err := keepAdminKey(stdout); err != nil {
+		ln.Close()
+		return err
 	}
 	log.Info("baimo listening", "addr", ln.Addr().String(), "data", *dataDir, "models", strings.Join(gw.Models(), ", "))
 	fmt.Fprintf(stdout, "baimo listening on http://%s\n", ln.Addr().String())
@@ -407,7 +417,7 @@ func newRoutes(ctx context.Context, cfg *config.Config, channels []*gateway.Chan
 // newRater loads the shipped catalog, replays the price versions added through
 // the admin API, and sets the billing currency, free models and exchange
 // rates. It returns the ids of the versions replayed.
-func newRater(ctx context.Context, cfg *config.Config, st store, log *slog.Logger) (*billing.Rater, map[string]bool, error) {
+func newRater(ctx context.Context, cfg *config.Config, cfgPath string, st store, log *slog.Logger) (*billing.Rater, map[string]bool, error) {
 	cat, err := catalog.Load()
 	if err != nil {
 		return nil, nil, fmt.Errorf("price catalog: %w", err)
@@ -426,10 +436,10 @@ func newRater(ctx context.Context, cfg *config.Config, st store, log *slog.Logge
 	if cfg.Billing.ExchangeRates.Kind != 0 {
 		b, err := yaml.Marshal(&cfg.Billing.ExchangeRates)
 		if err != nil {
-			return nil, nil, fmt.Errorf("billing.exchange_rates: %w", err)
+			return nil, nil, configError(cfgPath, fmt.Errorf("billing.exchange_rates: %w", err))
 		}
 		if r.Rates, err = price.ParseExchangeRates(b); err != nil {
-			return nil, nil, fmt.Errorf("billing.exchange_rates: %w", err)
+			return nil, nil, configError(cfgPath, fmt.Errorf("billing.exchange_rates: %w", err))
 		}
 	}
 	// The configured rates lie over the catalog's reference table.
@@ -455,28 +465,50 @@ func registerLedgerMetrics(reg *prometheus.Registry, books *ledger.Ledger) {
 	)
 }
 
-// adminKeyHash returns the hash of the admin key: BAIMO_ADMIN_KEY if set,
-// otherwise one generated at first start, printed once, and kept (hashed) in
-// the data directory.
-func adminKeyHash(dataDir string, stdout io.Writer) (string, error) {
+// adminKey returns the hash of the admin key: BAIMO_ADMIN_KEY if set, the
+// one kept (hashed) in the data directory, or else a new one. A new key is
+// kept and shown only when keep is called, once the gateway is ready to
+// serve: a first start that fails must not store the hash of a key that was
+// never shown.
+func adminKey(dataDir string) (hash string, keep func(stdout io.Writer) error, err error) {
+	nothing := func(io.Writer) error { return nil }
 	if k := os.Getenv("BAIMO_ADMIN_KEY"); k != "" {
-		return keys.Hash(k), nil
+		return keys.Hash(k), nothing, nil
 	}
 	path := filepath.Join(dataDir, "admin_key.sha256")
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), nothing, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("admin key: %w", err)
+		return "", nil, fmt.Errorf("admin key: %w", err)
 	}
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	secret := "sk-baimo-admin-" + base64.RawURLEncoding.EncodeToString(b[:])
 	h := keys.Hash(secret)
-	if err := os.WriteFile(path, []byte(h+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("admin key: %w", err)
+	return h, func(stdout io.Writer) error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("admin key: %w", err)
+		}
+		if _, err := f.WriteString(h + "\n"); err != nil {
+			f.Close()
+			return fmt.Errorf("admin key: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("admin key: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nGenerated the admin key (shown once; set BAIMO_ADMIN_KEY to choose your own):\n\n  %s\n\n", secret)
+		return nil
+	}, nil
+}
+
+// configError names the configuration file (path; "" for the built-in
+// defaults) in an error found in it after it was read.
+func configError(path string, err error) error {
+	if path == "" {
+		return fmt.Errorf("configuration (built-in defaults): %w", err)
 	}
-	fmt.Fprintf(stdout, "\nGenerated the admin key (shown once; set BAIMO_ADMIN_KEY to choose your own):\n\n  %s\n\n", secret)
-	return h, nil
+	return fmt.Errorf("config %s: %w", path, err)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/keys"
 	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
 )
@@ -127,4 +129,61 @@ func TestAuditVendorsCommand(t *testing.T) {
 	}
 	stop()
 	<-done
+}
+
+// TestAdminKeyKeptOnlyAfterAGoodStart: a first start whose configuration
+// fails after it was read (a routing policy that does not exist, an
+// exchange rate below zero) names the file and neither shows nor keeps an
+// admin key; the next good start generates one, shows it once, and a
+// restart keeps it without showing it again.
+func TestAdminKeyKeptOnlyAfterAGoodStart(t *testing.T) {
+	t.Setenv("BAIMO_ADMIN_KEY", "")
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "data", "admin_key.sha256")
+	for _, bad := range []string{
+		"routing: {defaults: {policy: bogus}}\n",
+		`billing: {exchange_rates: [{from: USD, to: CNY, rate: "-1", effective_from: "2020-01-01T00:00:00Z", source: x}]}` + "\n",
+	} {
+		cfg := filepath.Join(dir, "bad.yaml")
+		if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errb := cli(t, "serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--config", cfg)
+		if code != 1 || !strings.Contains(errb, "config "+cfg+": ") {
+			t.Errorf("%s: exit %d, stderr %q; want a failure naming %s", bad, code, errb, cfg)
+		}
+		if strings.Contains(out, "admin key") {
+			t.Errorf("%s: a failed start showed an admin key: %s", bad, out)
+		}
+		if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: a failed start kept an admin key (%v)", bad, err)
+		}
+	}
+	start := func() string {
+		ctx, stop := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, pw, io.Discard)
+			pw.Close()
+		}()
+		var shown strings.Builder
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() && !strings.HasPrefix(sc.Text(), "baimo listening on ") {
+			shown.WriteString(sc.Text() + "\n")
+		}
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		stop()
+		<-done
+		return shown.String()
+	}
+	first := start()
+	i := strings.Index(first, "sk-baimo-admin-")
+	b, err := os.ReadFile(keyFile)
+	if i < 0 || err != nil || strings.TrimSpace(string(b)) != keys.Hash(strings.Fields(first[i:])[0]) {
+		t.Fatalf("first good start showed %q, kept %q (%v): want the hash of the key shown", first, b, err)
+	}
+	if again := start(); strings.Contains(again, "sk-baimo-admin-") {
+		t.Errorf("a restart showed a new admin key: %s", again)
+	}
 }
