@@ -8,7 +8,10 @@ import (
 	"baimo/internal/usage"
 )
 
-// operatorRoutes registers the operator's pages.
+// operatorRoutes registers the operator's pages. Pages for replica pools
+// and batches (issues 14 and 15) belong here once their admin routes exist:
+// a handler that reads them with c.call, a template under templates/, its
+// texts in messages.go (both languages) and a link in _layout.html.
 func (c *Console) operatorRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/overview", c.requireAdmin(c.overview))
 	mux.HandleFunc("GET /ui/usage", c.requireAdmin(c.explorer))
