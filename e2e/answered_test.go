@@ -172,9 +172,27 @@ channels:
 			}
 		}()
 	}
+	completeSoFar := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		c := 0
+		for _, a := range seen {
+			if a.complete {
+				c++
+			}
+		}
+		return c
+	}
+	// Each kill lands while the load runs: after at least a few complete
+	// answers since the last restart (however slow the machine), then 0 to
+	// 500 ms later.
 	const kills = 6
 	for k := 0; k < kills; k++ {
-		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		base := completeSoFar()
+		for wait := time.Now().Add(60 * time.Second); completeSoFar() < base+5 && time.Now().Before(wait); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		n.kill(t)
 		time.Sleep(50 * time.Millisecond)
 		n.start(t)
@@ -200,7 +218,7 @@ channels:
 			incomplete = append(incomplete, a.id)
 		}
 	}
-	if len(complete) < 20 || len(incomplete) == 0 {
+	if len(complete) < 5*kills || len(incomplete) == 0 {
 		t.Fatalf("%d complete and %d incomplete answers: the load did not meet the kills", len(complete), len(incomplete))
 	}
 	charged := checkChargesAfterCrash(t, ctx, st, complete)
