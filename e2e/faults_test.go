@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,20 +101,22 @@ func proxyTo(t *testing.T, addr string) *faultproxy.Proxy {
 	return p
 }
 
-// viaProxy returns dsn with its host replaced by a fault proxy to it.
+// viaProxy returns dsn pointing at a fault proxy in front of it.
 func viaProxy(t *testing.T, dsn string) (string, *faultproxy.Proxy) {
 	t.Helper()
-	u, err := url.Parse(dsn)
+	p, pdsn, err := faultproxy.StartURL(dsn, "5432")
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":5432"
+	t.Cleanup(func() { p.Close() })
+	return pdsn, p
+}
+
+// each applies fault to every proxy.
+func each(ps []*faultproxy.Proxy, fault func(*faultproxy.Proxy)) {
+	for _, p := range ps {
+		fault(p)
 	}
-	p := proxyTo(t, host)
-	u.Host = p.Addr()
-	return u.String(), p
 }
 
 // faultOutcome is one request of the run.
@@ -228,21 +229,13 @@ billing: {currency: CNY, node_timeout: %s}
 	at(time.Second)
 	version, effective := addPriceVersion(t, nodes[1].api())
 	at(2 * time.Second)
-	for _, p := range redisProxies {
-		p.Cut()
-	}
+	each(redisProxies, (*faultproxy.Proxy).Cut)
 	at(3 * time.Second)
-	for _, p := range redisProxies {
-		p.Restore()
-	}
+	each(redisProxies, (*faultproxy.Proxy).Restore)
 	at(4 * time.Second)
-	for _, p := range redisProxies {
-		p.Blackhole()
-	}
+	each(redisProxies, (*faultproxy.Proxy).Blackhole)
 	at(5 * time.Second)
-	for _, p := range redisProxies {
-		p.Restore()
-	}
+	each(redisProxies, (*faultproxy.Proxy).Restore)
 	at(6 * time.Second)
 	pgProxies[partitioned].Cut()
 	at(7500 * time.Millisecond)

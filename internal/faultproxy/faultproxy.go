@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -79,6 +80,26 @@ func Start(target string) (*Proxy, error) {
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// StartURL starts a proxy to the host of rawURL (a DSN such as
+// postgres://user@host:5432/db; defaultPort when it names none) and
+// returns it with rawURL pointing at the proxy instead.
+func StartURL(rawURL, defaultPort string) (*Proxy, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("faultproxy: %w", err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	p, err := Start(target)
+	if err != nil {
+		return nil, "", err
+	}
+	u.Host = p.Addr()
+	return p, u.String(), nil
 }
 
 // Addr returns the proxy's address (host:port) for clients to dial.

@@ -199,3 +199,20 @@ func TestClose(t *testing.T) {
 		t.Fatal("the proxy still accepts after Close")
 	}
 }
+
+func TestStartURL(t *testing.T) {
+	target := echoServer(t)
+	p, u, err := StartURL("postgres://user@"+target+"/db?search_path=s1", "5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if want := "postgres://user@" + p.Addr() + "/db?search_path=s1"; u != want {
+		t.Errorf("url %q, want %q", u, want)
+	}
+	c, r := dial(t, p)
+	mustEcho(t, c, r, "through the url's proxy")
+	if _, _, err := StartURL("postgres://%zz", "5432"); err == nil {
+		t.Error("a malformed URL was accepted")
+	}
+}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -18,25 +17,15 @@ import (
 // Tests of nodes whose connection to PostgreSQL fails: a TCP fault proxy
 // (package faultproxy) sits between a node's store and the database.
 
-// proxiedDSN returns dsn with its host replaced by a fault proxy in front
-// of it.
+// proxiedDSN returns dsn pointing at a fault proxy in front of it.
 func proxiedDSN(t *testing.T, dsn string) (string, *faultproxy.Proxy) {
 	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":5432"
-	}
-	p, err := faultproxy.Start(host)
+	p, pdsn, err := faultproxy.StartURL(dsn, "5432")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	u.Host = p.Addr()
-	return u.String(), p
+	return pdsn, p
 }
 
 // waitBound is the most a caller may wait for a partitioned store here: ten
