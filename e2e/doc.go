@@ -15,7 +15,12 @@
 // passing a parked key, an unpark and a breaker reset to each other, and
 // three nodes reaching PostgreSQL and Redis through TCP fault proxies
 // (package faultproxy) that cut and blackhole them under load while a
-// price version is added and a node is killed for good (TestNodesUnderFaults).
+// price version is added and a node is killed for good (TestNodesUnderFaults),
+// a channel added on one node serving on another within about a second
+// (TestChannelsReplicated), and the web console in headless Chromium
+// (TestConsoleBrowser: Debian's chromium through playwright-core, the flow of
+// e2e/console/console.test.js, screenshots of every page left in
+// e2e/console/artifacts).
 //
 // When the test binary is built with -race, baimo is built with -race too, so
 // the SDK traffic also hunts for data races in the server; set
