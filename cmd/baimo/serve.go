@@ -28,6 +28,7 @@ import (
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/console"
+	"baimo/internal/conversation"
 	"baimo/internal/gateway"
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
@@ -37,6 +38,7 @@ import (
 	"baimo/internal/provider/ir"
 	"baimo/internal/provider/sim"
 	"baimo/internal/ratelimit"
+	"baimo/internal/responsesapi"
 	"baimo/internal/route"
 	"baimo/internal/store/postgres"
 	"baimo/internal/store/sqlite"
@@ -246,6 +248,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if replicator != nil {
 		api.RoutingEvents = replicator
 	}
+	responses := responsesapi.New(responsesapi.Options{Gateway: gw, Store: db, Clock: clock.Real{}, Log: log,
+		MaxBody: cfg.Limits.MaxBodyBytes, StaleAfter: cfg.Limits.RequestTimeout.D() + time.Minute,
+		Retention: cfg.Responses.Retention.D(), StoreTimeout: cfg.Limits.StoreTimeout.D() + 3*time.Second})
+	api.Responses = responses
+	go responses.Run(bgCtx, time.Hour)
 	if !cfg.Console.Disabled {
 		con, err := newConsole(ctx, cfg, db, rater, adminHash, chans, log)
 		if err != nil {
@@ -299,6 +306,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer dcancel()
 	if err := gw.Drain(dctx); err != nil {
 		log.Error("requests still running after close", "err", err)
+	}
+	if err := responses.Drain(dctx); err != nil {
+		log.Error("background responses still being stored after close", "err", err)
 	}
 	if simSrv != nil {
 		_ = simSrv.Close()
@@ -372,6 +382,7 @@ type store interface {
 	route.EventStore
 	channels.Store
 	usage.Reporter
+	conversation.Store
 	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
 	Ping(ctx context.Context) error
 	Close() error

@@ -35,6 +35,16 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Console configures the web console at /ui.
 	Console Console `yaml:"console"`
+	// Responses configures the Responses API's stored responses.
+	Responses Responses `yaml:"responses"`
+}
+
+// Responses configures the responses the gateway stores for the Responses
+// API (previous_response_id, background, retrieval).
+type Responses struct {
+	// Retention is how long a stored response is kept (default 720h, 30
+	// days, as OpenAI keeps them); negative keeps them until deleted.
+	Retention Duration `yaml:"retention"`
 }
 
 // Routing tunes channel selection and health; every field has a default.
@@ -436,6 +446,7 @@ func (c *Config) applyDefaults() {
 	if c.Console.TimeZone == "" {
 		c.Console.TimeZone = "Asia/Shanghai"
 	}
+	def(&c.Responses.Retention, 30*24*time.Hour)
 	if c.Billing.Currency == "" {
 		c.Billing.Currency = "CNY"
 	}

@@ -30,9 +30,17 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 	if g.opt.Router.UsesCost(req.model) {
 		cost = g.costFunc(req)
 	}
-	plan, err := g.opt.Router.Plan(route.Request{Model: req.model, Tokens: tokens, Now: req.start, Cost: cost})
+	rr := route.Request{Model: req.model, Tokens: tokens, Now: req.start, Cost: cost}
+	if c := req.in.Call; c != nil {
+		rr.Pin = c.Pin
+	}
+	plan, err := g.opt.Router.Plan(rr)
 	if err != nil {
 		e := apierr.ModelNotFound(req.model)
+		if errors.Is(err, route.ErrPinned) {
+			e = apierr.BadRequest(req.in.Call.PinParam, "This request continues a conversation held by an upstream account that cannot serve model %s; "+
+				"continue it with the model it was started with, or start a new conversation.", req.model)
+		}
 		g.refuse(req, e, log)
 		return e
 	}
@@ -192,6 +200,9 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		return d.Retry, false
 	}
 	// From here the answer goes to the client: no more failover.
+	if c := req.in.Call; c != nil && c.Observer != nil {
+		c.Observer.Serving(ch.Name, a.Key.ID)
+	}
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
 	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {

@@ -69,6 +69,36 @@ type Inbound struct {
 	Endpoint Endpoint
 	Model    string // Gemini only
 	Stream   bool   // Gemini only
+	// Call, if set, is a request its caller built rather than read from the
+	// client (the Responses API's store replays a conversation).
+	Call *Call
+}
+
+// Call is a request built by the gateway's caller: the body to serve in
+// place of the client's, the upstream account it must reach, and who is
+// told of its progress.
+type Call struct {
+	// Body is served instead of the request's own body (which is not read).
+	// The caller bounds it.
+	Body []byte
+	// Pin, if set, is the one channel and upstream key the request may
+	// reach: a follow-up whose context lives with the account that served
+	// its predecessor. If they cannot serve the model the request is
+	// refused with a 400 naming PinParam.
+	Pin      *route.Pin
+	PinParam string
+	// Observer, if set, is told of the request's progress.
+	Observer Observer
+}
+
+// Observer is told of a Call's progress.
+type Observer interface {
+	// Admitted says the request passed admission (its hold is placed): an
+	// upstream will be tried. requestID names its usage record.
+	Admitted(requestID string)
+	// Serving says the answer of channel, with upstream key (route.Key.ID),
+	// goes to the client from now on.
+	Serving(channel, key string)
 }
 
 func (in Inbound) target() ir.Target {
@@ -480,13 +510,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line
 	}
 	req.rec.KeyID, req.rec.TenantID = req.key.ID, req.key.TenantID
 
-	if line == nil {
+	switch {
+	case line != nil:
+		req.body = line.Body
+	case in.Call != nil && in.Call.Body != nil:
+		req.body = in.Call.Body
+	default:
 		buf := g.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer g.putBuf(buf)
 		req.body, aerr = g.readBody(w, r, buf)
-	} else {
-		req.body = line.Body
 	}
 	if aerr == nil {
 		aerr = g.admit(req)
@@ -505,6 +538,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line
 	if aerr != nil {
 		g.refuse(req, aerr, log)
 		return req, aerr
+	}
+	if in.Call != nil && in.Call.Observer != nil {
+		in.Call.Observer.Admitted(req.id)
 	}
 	return req, g.forward(w, r, req, log)
 }

@@ -123,14 +123,7 @@ func (g *Gateway) waitCommit(done <-chan struct{}, log requestLog) bool {
 
 // writeError writes e before anything else was written.
 func (g *Gateway) writeError(w http.ResponseWriter, req *request, e *apierr.Error) {
-	status, body := provider.ErrorBody(req.in.Format, e)
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	provider.WriteError(w, req.in.Format, e)
 }
 
 // outputGuard cuts a stream that goes past the output its hold covers

@@ -50,7 +50,14 @@ type Server struct {
 	RoutingEvents RoutingRecorder
 	// Console, if set, adds the web console's pages and routes.
 	Console Console
+	// Responses, if set, serves the Responses API with its stored
+	// responses (package responsesapi); otherwise POST /v1/responses is
+	// served statelessly.
+	Responses Mounter
 }
+
+// Mounter registers its routes on a mux.
+type Mounter interface{ Mount(mux *http.ServeMux) }
 
 // Console is the web console (package console): it registers its pages and
 // JSON routes on the mux that also serves the admin API, which it calls
@@ -65,7 +72,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Chat}))
 	mux.HandleFunc("POST /v1/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Completions}))
 	mux.HandleFunc("POST /v1/embeddings", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Embeddings}))
-	mux.HandleFunc("POST /v1/responses", s.serve(gateway.Inbound{Format: ir.FormatResponses, Endpoint: gateway.Responses}))
+	if s.Responses != nil {
+		s.Responses.Mount(mux)
+	} else {
+		mux.HandleFunc("POST /v1/responses", s.serve(gateway.Inbound{Format: ir.FormatResponses, Endpoint: gateway.Responses}))
+	}
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countMessageTokens)
 	mux.HandleFunc("POST /v1beta/models/{rest...}", s.gemini)
@@ -140,16 +151,7 @@ func (s *Server) serve(in gateway.Inbound) http.HandlerFunc {
 
 // writeError writes e in format f's error shape (provider.ErrorBody, the one
 // writer of client errors), with Retry-After when e has one.
-func writeError(w http.ResponseWriter, f ir.Format, e *apierr.Error) {
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
-	status, b := provider.ErrorBody(f, e)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeError(w http.ResponseWriter, f ir.Format, e *apierr.Error) { provider.WriteError(w, f, e) }
 
 // WriteOpenAIError writes e in OpenAI's error shape.
 func WriteOpenAIError(w http.ResponseWriter, e *apierr.Error) { writeError(w, ir.FormatOpenAI, e) }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -209,6 +210,20 @@ func ErrorBody(f ir.Format, e *apierr.Error) (int, []byte) {
 		kind = ir.KindOverloaded
 	}
 	return c.EncodeError(ir.APIError{Status: e.Status, Kind: kind, Message: e.Message, Type: e.Type, Code: e.Code, Param: e.Param})
+}
+
+// WriteError writes e for a client of format f, before anything else was
+// written: its status, body (ErrorBody) and Retry-After. It is the one
+// writer of error answers.
+func WriteError(w http.ResponseWriter, f ir.Format, e *apierr.Error) {
+	status, body := ErrorBody(f, e)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // Redacted replaces what Scrub removes.

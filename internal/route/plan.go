@@ -16,6 +16,18 @@ var ErrExhausted = errors.New("route: attempts or time exhausted")
 // usable now (breakers open, keys parked or cooling down, limits reached).
 var ErrNoChannel = errors.New("route: no usable channel")
 
+// ErrPinned is returned by Plan when the request is pinned to a channel
+// and key that do not serve its model (any more).
+var ErrPinned = errors.New("route: the pinned channel and key do not serve the model")
+
+// Pin restricts a request to one channel and one of its keys: a follow-up
+// whose context (a stored conversation, a vendor's reasoning state) lives
+// with the account that served its predecessor.
+type Pin struct {
+	Channel string // Channel.ID
+	Key     string // Key.ID
+}
+
 // CostFunc rates one channel for the request at hand, in nano-units of the
 // caller's currency (as money.Amount.Nanos). ok is false if it cannot rate
 // the channel. It is called for each candidate of a group, so it must be
@@ -37,6 +49,8 @@ type Request struct {
 	// Now, if not zero, is the request's arrival time as the caller already
 	// read it from the same clock; it saves a clock read on the hot path.
 	Now time.Time
+	// Pin, if set, restricts the plan to one channel and key.
+	Pin *Pin
 }
 
 // Plan walks the candidates for one request. It is a value meant to live on
@@ -61,6 +75,9 @@ type Plan struct {
 	// choice failed to acquire, so saturation costs at most one extra pass
 	// per failed choice rather than a pass per saturated channel.
 	strict bool
+	// pinKey, when positive, is 1 + the index of the only key a pinned
+	// request may use.
+	pinKey int
 }
 
 // Attempt is one try at one channel with one key.
@@ -101,7 +118,36 @@ func (r *Router) Plan(req Request) (Plan, error) {
 	} else {
 		now = req.Now.UnixNano()
 	}
-	return Plan{r: r, tab: tab, m: m, req: req, start: now, deadline: now + int64(m.cfg.MaxTotal)}, nil
+	p := Plan{r: r, tab: tab, m: m, req: req, start: now, deadline: now + int64(m.cfg.MaxTotal)}
+	if req.Pin != nil {
+		if err := p.pin(*req.Pin); err != nil {
+			return Plan{}, fmt.Errorf("plan %q: %w", req.Model, err)
+		}
+	}
+	return p, nil
+}
+
+// pin marks every member but the pinned channel as tried and keeps only
+// the pinned key.
+func (p *Plan) pin(pin Pin) error {
+	found := -1
+	for i := range p.m.members {
+		if p.m.members[i].ch.cfg.ID == pin.Channel {
+			found = i
+		} else {
+			p.tried.set(i)
+		}
+	}
+	if found < 0 {
+		return ErrPinned
+	}
+	for j := range p.m.members[found].ch.keys {
+		if p.m.members[found].ch.keys[j].cfg.ID == pin.Key {
+			p.pinKey = j + 1
+			return nil
+		}
+	}
+	return ErrPinned
 }
 
 // Deadline is when the request's total time budget ends; the caller should
@@ -702,8 +748,11 @@ func (p *Plan) acquire(i int, now int64) (Attempt, bool) {
 	}
 	n := uint64(len(ch.keys))
 	start := ch.st.rr.Add(1)
+	if p.pinKey > 0 {
+		n, start = 1, uint64(p.pinKey-1)
+	}
 	for j := range n {
-		ki := int((start + j) % n)
+		ki := int((start + j) % uint64(len(ch.keys)))
 		k := &ch.keys[ki]
 		ks := k.st
 		if ks.parked.Load() > now || mem.cool[ki].Load() > now ||

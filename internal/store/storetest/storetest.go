@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"baimo/internal/channels"
+	"baimo/internal/conversation"
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
 	"baimo/internal/price"
@@ -28,6 +29,7 @@ type Store interface {
 	channels.Store
 	price.Store
 	price.ListStore
+	conversation.Store
 }
 
 // Run runs the whole suite. open must return a new, empty store for each call.
@@ -41,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Channels", func(t *testing.T) { testChannels(t, open(t)) })
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	t.Run("RoutingEvents", func(t *testing.T) { testRouting(t, open(t)) })
+	t.Run("Responses", func(t *testing.T) { testResponses(t, open(t)) })
 	runLedger(t, open)
 }
 
