@@ -664,7 +664,12 @@ func (g *Gateway) putBuf(b *bytes.Buffer) {
 }
 
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, *apierr.Error) {
-	limit := g.opt.Limits.MaxBodyBytes
+	return ReadBody(w, r, g.opt.Limits.MaxBodyBytes, buf)
+}
+
+// ReadBody reads a request body of at most limit bytes into buf: a larger
+// one is a 413, one that cannot be read a 400.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, *apierr.Error) {
 	if r.ContentLength > limit {
 		return nil, apierr.TooLarge(limit)
 	}

@@ -10,12 +10,12 @@
 package responsesapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -201,23 +201,6 @@ func (s *Service) load(ctx context.Context, k *keys.Key, id, param string) (conv
 	return r, nil
 }
 
-// readBody reads a request body of at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *apierr.Error) {
-	if r.ContentLength > max {
-		return nil, apierr.TooLarge(max)
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, apierr.TooLarge(max)
-	}
-	if err != nil {
-		return nil, &apierr.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "body_read_failed",
-			Message: "The request body could not be read.", Cause: err}
-	}
-	return b, nil
-}
-
 // turn is one POST /v1/responses on its way.
 type turn struct {
 	key  *keys.Key
@@ -269,7 +252,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	body, aerr := readBody(w, r, s.opt.MaxBody)
+	body, aerr := gateway.ReadBody(w, r, s.opt.MaxBody, new(bytes.Buffer))
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -558,13 +541,20 @@ func (s *Service) settle(tn *turn, rl *relay, e *apierr.Error, cancelled bool) {
 	s.put(context.Background(), &rec)
 }
 
-func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (*keys.Key, bool) {
+// target authenticates a request on a stored response and loads the
+// response its path names, writing the error when it cannot.
+func (s *Service) target(w http.ResponseWriter, r *http.Request) (conversation.Response, bool) {
 	k, aerr := s.opt.Gateway.Authenticate(r, ir.FormatResponses)
 	if aerr != nil {
 		writeError(w, aerr)
-		return nil, false
+		return conversation.Response{}, false
 	}
-	return k, true
+	rec, aerr := s.load(r.Context(), k, r.PathValue("id"), "")
+	if aerr != nil {
+		writeError(w, aerr)
+		return rec, false
+	}
+	return rec, true
 }
 
 // current returns a stored response as it stands: one still queued or in
@@ -586,17 +576,12 @@ func (s *Service) current(ctx context.Context, rec conversation.Response) []byte
 
 // get answers GET /v1/responses/{id}.
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
 	if r.URL.Query().Get("stream") == "true" {
 		writeError(w, apierr.BadRequest("stream", "Streaming a stored response again is not supported by this gateway; retrieve it without stream."))
 		return
 	}
-	rec, aerr := s.load(r.Context(), k, r.PathValue("id"), "")
-	if aerr != nil {
-		writeError(w, aerr)
+	rec, ok := s.target(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, s.current(r.Context(), rec))
@@ -605,13 +590,8 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 // delete answers DELETE /v1/responses/{id}; a background response running
 // here is stopped.
 func (s *Service) delete(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.authenticate(w, r)
+	rec, ok := s.target(w, r)
 	if !ok {
-		return
-	}
-	rec, aerr := s.load(r.Context(), k, r.PathValue("id"), "")
-	if aerr != nil {
-		writeError(w, aerr)
 		return
 	}
 	sctx, cancel := s.storeCtx(r.Context())
@@ -634,13 +614,8 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request) {
 // still running is stopped (here, or on its node, which watches the store)
 // and billed for what it produced; a finished one is answered as it is.
 func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.authenticate(w, r)
+	rec, ok := s.target(w, r)
 	if !ok {
-		return
-	}
-	rec, aerr := s.load(r.Context(), k, r.PathValue("id"), "")
-	if aerr != nil {
-		writeError(w, aerr)
 		return
 	}
 	if !rec.Background {
@@ -679,10 +654,6 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
 // an id, paged with limit (1..100, default 20), order (desc by default),
 // after and before.
 func (s *Service) inputItems(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
 	q := r.URL.Query()
 	limit := 20
 	if v := q.Get("limit"); v != "" {
@@ -701,9 +672,8 @@ func (s *Service) inputItems(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierr.BadRequest("order", "order must be asc or desc."))
 		return
 	}
-	rec, aerr := s.load(r.Context(), k, r.PathValue("id"), "")
-	if aerr != nil {
-		writeError(w, aerr)
+	rec, ok := s.target(w, r)
+	if !ok {
 		return
 	}
 	items, err := conversation.ListItems(rec, order == "desc")
