@@ -239,9 +239,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
 			Lists: db, Rater: rater,
-			CountPrompt: func(model string, body []byte) int64 {
-				n, _ := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, model, body)
-				return n
+			CountPrompt: func(model string, body []byte) (int64, bool) {
+				n, src := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, model, body)
+				return n, src == usage.SourceCounted
 			},
 			Lead: price.LeadFor(!exclusive)},
 	}

@@ -9,6 +9,7 @@ import (
 
 	"baimo/internal/apierr"
 	"baimo/internal/billing"
+	"baimo/internal/keys"
 	"baimo/internal/money"
 	"baimo/internal/usage"
 )
@@ -71,6 +72,38 @@ func (g *Gateway) billRequest(req *request) billing.Request {
 	}
 	return b
 }
+
+// QuoteHold is the hold a request by key for model would take at at, by
+// billing's one hold rule (Biller.Quote), holding nothing: its prompt
+// tokens (exact says whether they were counted exactly; an estimate is held
+// with a margin), the output limit per choice it sets (0: none) and its
+// choices, at the dearest channel that serves the model. served is false
+// when no channel serves the model or the key may not use it: no such
+// request would be admitted, so there is no hold to show. The error is the
+// one the request would get (an output limit beyond the model's, too many
+// choices, no price).
+func (g *Gateway) QuoteHold(key *keys.Key, model string, prompt int64, exact bool, maxOutput, choices int64, batch bool,
+	at time.Time) (q billing.Quote, served bool, aerr *apierr.Error) {
+	ups := g.chans.Load().upstreams[model]
+	if len(ups) == 0 || !key.Allows(model) {
+		return billing.Quote{}, false, nil
+	}
+	br := billing.Request{TenantID: key.TenantID, KeyID: key.ID, Model: model, Upstreams: ups, MaxOutput: maxOutput,
+		Choices: choices, Start: at, Batch: batch, Prompt: countedPrompt{prompt, exact}}
+	q, err := g.opt.Billing.Quote(&br)
+	if err != nil {
+		return q, true, billingError(err, &request{key: key, model: model})
+	}
+	return q, true, nil
+}
+
+// countedPrompt is a prompt counted already.
+type countedPrompt struct {
+	n     int64
+	exact bool
+}
+
+func (c countedPrompt) PromptTokens() (int64, bool) { return c.n, c.exact }
 
 // billingError maps a billing error to the client's error: the one place
 // that words them.

@@ -24,6 +24,7 @@ import (
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
+	"baimo/internal/provider/ir"
 	"baimo/internal/provider/sim"
 	"baimo/internal/store/sqlite"
 	"baimo/internal/usage"
@@ -82,7 +83,11 @@ func newBillingEnvHolds(t *testing.T, exclusive bool, mutate ...func(*gateway.Op
 	}
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash("adm"), Clock: clk, Log: log,
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
-		Prices:  &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY", Lists: db, Rater: rater}}
+		Prices: &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY", Lists: db, Rater: rater,
+			CountPrompt: func(model string, body []byte) (int64, bool) {
+				n, src := gateway.Tokenizer{}.CountBody(ir.FormatOpenAI, model, body)
+				return n, src == usage.SourceCounted
+			}}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
 		srv.Close()

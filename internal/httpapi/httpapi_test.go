@@ -52,10 +52,21 @@ func newEnv(t *testing.T) *env {
 	}
 	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash("adm"), Clock: clk, Log: log,
 		Prices: &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY",
-			CountPrompt: func(string, []byte) int64 { return 42 }}}
+			CountPrompt: func(string, []byte) (int64, bool) { return 42, true }}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &env{url: srv.URL, clock: clk, db: db, api: api}
+}
+
+// apiKey creates an API key of the default tenant through the admin API.
+func (e *env) apiKey(t *testing.T) string {
+	t.Helper()
+	st, m := e.do(t, "POST", "/admin/keys", "adm", `{"name":"api"}`)
+	k, _ := m["key"].(string)
+	if st != 201 || k == "" {
+		t.Fatalf("create key = %d %v", st, m)
+	}
+	return k
 }
 
 func (e *env) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {
@@ -163,16 +174,17 @@ func TestUnpricedModelRefused(t *testing.T) {
 
 func TestPrices(t *testing.T) {
 	e := newEnv(t)
+	key := e.apiKey(t)
 	st, m := e.do(t, "GET", "/v1/prices?vendor=deepseek", "", "")
 	if st != 200 || len(m["models"].([]any)) == 0 {
 		t.Fatalf("prices = %d", st)
 	}
-	st, m = e.do(t, "POST", "/v1/quote", "", `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":1000}`)
+	st, m = e.do(t, "POST", "/v1/quote", key, `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":1000}`)
 	// 42 counted input tokens at ¥2/M plus 1000 output tokens at ¥8/M.
 	if st != 200 || m["max_cost"] != "0.008084" || m["input_tokens"] != float64(42) {
 		t.Errorf("quote = %d %v", st, m)
 	}
-	if st, m := e.do(t, "POST", "/v1/quote", "", `{"model":"nope","input_tokens":5}`); st != 404 || errCode(m) != "model_not_priced" {
+	if st, m := e.do(t, "POST", "/v1/quote", key, `{"model":"nope","input_tokens":5}`); st != 404 || errCode(m) != "model_not_priced" {
 		t.Errorf("quote unknown = %d %v", st, m)
 	}
 	past := `{"model":"sim-chat","effective_from":"2026-11-01T00:00:00+08:00","currency":"CNY","unit":"per_1m","source":"ops","checked":"2026-11-28","prices":{"input":"1","output":"4"}}`
@@ -190,11 +202,11 @@ func TestPrices(t *testing.T) {
 	if st != 200 || len(m["data"].([]any)) != 1 {
 		t.Errorf("stored versions = %d %v, want exactly the one accepted", st, m)
 	}
-	_, m = e.do(t, "POST", "/v1/quote", "", `{"model":"sim-chat","input_tokens":1000000,"max_tokens":0,"at":"2026-12-02T00:00:00Z"}`)
+	_, m = e.do(t, "POST", "/v1/quote", key, `{"model":"sim-chat","input_tokens":1000000,"max_tokens":0,"at":"2026-12-02T00:00:00Z"}`)
 	if m["max_cost"] != "1" {
 		t.Errorf("quote after the new version = %v, want 1", m["max_cost"])
 	}
-	_, m = e.do(t, "POST", "/v1/quote", "", `{"model":"sim-chat","input_tokens":1000000,"max_tokens":0}`)
+	_, m = e.do(t, "POST", "/v1/quote", key, `{"model":"sim-chat","input_tokens":1000000,"max_tokens":0}`)
 	if m["max_cost"] != "2" {
 		t.Errorf("quote before the new version = %v, want 2", m["max_cost"])
 	}

@@ -12,6 +12,7 @@ import (
 	"baimo/internal/billing"
 	"baimo/internal/money"
 	"baimo/internal/price"
+	"baimo/internal/provider/ir"
 )
 
 // Prices is what the price routes need.
@@ -26,8 +27,9 @@ type Prices struct {
 	// price list routes out.
 	Lists price.ListStore
 	Rater *billing.Rater
-	// CountPrompt counts the prompt tokens of a chat request body.
-	CountPrompt func(model string, body []byte) int64
+	// CountPrompt counts the prompt tokens of a chat request body and says
+	// whether the count is exact.
+	CountPrompt func(model string, body []byte) (tokens int64, exact bool)
 	// Lead is how far ahead a new version must start so that every node
 	// has it first: price.PropagationBound when several nodes share the
 	// database, 0 for a single node. "now" means now plus Lead.
@@ -73,11 +75,25 @@ type QuoteRequest struct {
 	InputTokens         *int64          `json:"input_tokens"`
 	MaxTokens           *int64          `json:"max_tokens"`
 	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	N                   *int64          `json:"n"`
 	At                  *time.Time      `json:"at"`
 	Batch               bool            `json:"batch"`
 }
 
+// quote answers POST /v1/quote: what a request costs at the catalog's
+// prices (max_cost, its prompt and its whole output limit), and the hold
+// the gateway would take for it from the key's tenant before calling the
+// upstream (hold: billing's one rule, through the gateway). It needs an API
+// key, as /v1/tokenize does: counting a prompt of megabytes is work an
+// anonymous client must not be able to ask for without limit, and the hold
+// depends on the key's tenant (its price list) and on the models it may
+// use.
 func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
+	key, aerr := s.GW.Authenticate(r, ir.FormatOpenAI)
+	if aerr != nil {
+		WriteOpenAIError(w, aerr)
+		return
+	}
 	body, aerr := readLimited(w, r, 4<<20)
 	if aerr != nil {
 		WriteOpenAIError(w, aerr)
@@ -93,11 +109,12 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var prompt int64
+	exact := true
 	switch {
 	case q.InputTokens != nil:
 		prompt = *q.InputTokens
 	case len(q.Messages) > 0:
-		prompt = s.Prices.CountPrompt(q.Model, body)
+		prompt, exact = s.Prices.CountPrompt(q.Model, body)
 	default:
 		WriteOpenAIError(w, apierr.BadRequest("messages", "Give messages (counted by the gateway) or input_tokens."))
 		return
@@ -111,6 +128,13 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 	if prompt < 0 || out < 0 {
 		WriteOpenAIError(w, apierr.BadRequest("input_tokens", "Token counts must not be negative."))
 		return
+	}
+	var choices int64
+	if q.N != nil {
+		if choices = *q.N; choices < 1 {
+			WriteOpenAIError(w, apierr.BadRequest("n", "n must be a positive integer."))
+			return
+		}
 	}
 	at := s.Clock.Now()
 	if q.At != nil {
@@ -135,6 +159,19 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 	}
 	if !rated.ExchangeRate.IsOne() {
 		res["price_currency"], res["exchange_rate"], res["rate_source"] = rated.PriceCurrency, rated.ExchangeRate.String(), rated.RateSource
+	}
+	hold, served, aerr := s.GW.QuoteHold(key, q.Model, prompt, exact, out, choices, q.Batch, at)
+	switch {
+	case aerr != nil:
+		WriteOpenAIError(w, aerr) // the request itself would be refused so
+		return
+	case !served:
+		res["hold"], res["hold_note"] = nil, "No request for this model would be admitted: no channel serves it, or this key may not use it."
+	case !hold.Held:
+		res["hold"], res["hold_note"] = nil, "Nothing is held: the model is free, or the gateway meters without charging."
+	default:
+		res["hold"], res["hold_output_tokens"] = money.FormatNanos(hold.Amount), hold.Output
+		res["hold_note"] = "Held from the tenant's balance before the upstream call: the prompt priced at the dearest way the vendor may bill it plus the output this request may produce (its limit, or the model's maximum), times n, at the dearest channel; released down to the rated cost when the request ends."
 	}
 	writeJSON(w, http.StatusOK, res)
 }

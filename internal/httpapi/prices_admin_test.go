@@ -22,6 +22,7 @@ func (e *env) doKey(t *testing.T, method, path, key, body string) (int, map[stri
 
 func TestPriceSetNowIdempotent(t *testing.T) {
 	e := newEnv(t)
+	key := e.apiKey(t)
 	set := `{"model":"house-7b","vendor":"local","effective_from":"now","currency":"CNY","unit":"per_1m","source":"cost sheet",` +
 		`"prices":{"input":"0.5","output":"1"},"context_window":32768,"max_output":4096}`
 	st, m := e.doKey(t, "POST", "/admin/prices", "order-1", set)
@@ -64,7 +65,7 @@ func TestPriceSetNowIdempotent(t *testing.T) {
 	if st != 200 || !strings.Contains(mustJSON(v), `"origin":"operator"`) || !strings.Contains(mustJSON(v), `"max_output":4096`) {
 		t.Errorf("/v1/prices = %d %v", st, v)
 	}
-	_, q := e.do(t, "POST", "/v1/quote", "", `{"model":"house-7b","input_tokens":1000000,"max_tokens":1000000,"at":"2026-11-28T13:00:00Z"}`)
+	_, q := e.do(t, "POST", "/v1/quote", key, `{"model":"house-7b","input_tokens":1000000,"max_tokens":1000000,"at":"2026-11-28T13:00:00Z"}`)
 	if q["max_cost"] != "1.5" || q["price_origin"] != "operator" {
 		t.Errorf("quote = %v", q)
 	}
@@ -78,6 +79,7 @@ func TestPriceSetNowIdempotent(t *testing.T) {
 
 func TestPriceImportAndRetire(t *testing.T) {
 	e := newEnv(t)
+	key := e.apiKey(t)
 	imp := `{"versions":[` +
 		`{"model":"a-1","vendor":"local","currency":"CNY","unit":"per_1m","source":"s","prices":{"input":"1","output":"2"}},` +
 		`{"model":"a-2","vendor":"local","effective_from":"2026-12-01T00:00:00Z","currency":"USD","unit":"per_1m","source":"s","prices":{"input":"1"}}]}`
@@ -90,7 +92,7 @@ func TestPriceImportAndRetire(t *testing.T) {
 	if st, m := e.doKey(t, "POST", "/admin/prices/import", "", strings.Replace(bad, "a-2", "b-2", 1)); st != 400 {
 		t.Errorf("bad import = %d %v", st, m)
 	}
-	if st, _ := e.do(t, "POST", "/v1/quote", "", `{"model":"b-1","input_tokens":1}`); st != 404 {
+	if st, _ := e.do(t, "POST", "/v1/quote", key, `{"model":"b-1","input_tokens":1}`); st != 404 {
 		t.Errorf("a refused import added b-1: %d", st)
 	}
 	st, m = e.doKey(t, "POST", "/admin/prices/retire", "ret-1", `{"model":"sim-chat","effective_from":"now"}`)
@@ -98,7 +100,7 @@ func TestPriceImportAndRetire(t *testing.T) {
 		t.Fatalf("retire = %d %v", st, m)
 	}
 	e.clock.Advance(1)
-	if st, m := e.do(t, "POST", "/v1/quote", "", `{"model":"sim-chat","input_tokens":1}`); st != 404 || !strings.Contains(mustJSON(m), "retired") {
+	if st, m := e.do(t, "POST", "/v1/quote", key, `{"model":"sim-chat","input_tokens":1}`); st != 404 || !strings.Contains(mustJSON(m), "retired") {
 		t.Errorf("quote after retirement = %d %v", st, m)
 	}
 	if st, m := e.doKey(t, "POST", "/admin/prices/retire", "", `{"model":"sim-chat"}`); st != 400 {
