@@ -32,6 +32,10 @@ type Books interface {
 	SettleBatch(ctx context.Context, ss []ledger.Settlement) ([]ledger.SettleResult, error)
 	Sweep(ctx context.Context) (ledger.SweepResult, error)
 	Tenant(ctx context.Context, id string) (ledger.Tenant, error)
+	// Checkpoint notes, without waiting, what a request in flight has
+	// delivered so far, so that if this node dies the survivors settle its
+	// hold at that (ledger.Ledger.Checkpoint).
+	Checkpoint(rec usage.Record)
 }
 
 var _ Books = (*ledger.Ledger)(nil)
@@ -283,6 +287,21 @@ func (b *Biller) Finish(t *Ticket, rec usage.Record) (<-chan struct{}, error) {
 		f.held = t.Held
 	}
 	return b.rec.Submit(f)
+}
+
+// Checkpoint notes what a request in flight has delivered so far (rec: its
+// record as it would be written now, with the usage to this point), rated
+// and charged at most its hold, so that a node that dies mid-stream is
+// settled for what it delivered rather than voided. It does not wait.
+func (b *Biller) Checkpoint(t *Ticket, rec usage.Record) {
+	if b.opt.Books == nil || t == nil || t.Held == 0 {
+		return
+	}
+	if err := b.opt.Rater.RateRecord(&rec); err != nil {
+		rec.CostNanos, rec.PriceVersion, rec.Lines, rec.Currency = t.Held, Unrated, nil, string(b.opt.Rater.Currency)
+	}
+	rec.CostNanos = min(rec.CostNanos, t.Held)
+	b.opt.Books.Checkpoint(rec)
 }
 
 // Run keeps the price catalog in step with the versions and price lists other

@@ -66,12 +66,13 @@ func testRater(t *testing.T) *Rater {
 
 // fakeBooks is a ledger whose holds succeed up to an available balance.
 type fakeBooks struct {
-	mu        sync.Mutex
-	available int64 // holds above it are refused
-	kind      ledger.Kind
-	holds     []ledger.HoldRequest
-	settled   []usage.Record
-	settleErr error
+	mu          sync.Mutex
+	available   int64 // holds above it are refused
+	kind        ledger.Kind
+	holds       []ledger.HoldRequest
+	settled     []usage.Record
+	checkpoints []usage.Record
+	settleErr   error
 }
 
 func (f *fakeBooks) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold, error) {
@@ -111,6 +112,12 @@ func (f *fakeBooks) Sweep(context.Context) (ledger.SweepResult, error) {
 
 func (f *fakeBooks) Tenant(context.Context, string) (ledger.Tenant, error) {
 	return ledger.Tenant{}, ledger.ErrNotFound
+}
+
+func (f *fakeBooks) Checkpoint(rec usage.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkpoints = append(f.checkpoints, rec)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -315,5 +322,34 @@ func TestUnratedRecordChargesItsHold(t *testing.T) {
 	got := books.settled[0]
 	if got.CostNanos != tk.Held || tk.Held == 0 || got.PriceVersion != Unrated || got.Currency != "CNY" {
 		t.Fatalf("unrated record settled as %+v, want the hold %d marked %q", got, tk.Held, Unrated)
+	}
+}
+
+// TestCheckpointRatedWithinHold: a checkpoint is the request's record so far,
+// rated, and never charged above its hold.
+func TestCheckpointRatedWithinHold(t *testing.T) {
+	r := testRater(t)
+	books := &fakeBooks{available: 1 << 60, kind: ledger.Postpaid}
+	b := New(Options{Rater: r, Books: books, Log: quiet()})
+	defer b.Close(context.Background())
+	req := Request{ID: "r", Model: "m", Upstreams: []string{"cheap"}, MaxOutput: 100, Start: t0, Prompt: prompt(10, true)}
+	tk, err := b.Admit(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := usage.Record{RequestID: "r", Model: "m", Channel: "c", UpstreamModel: "cheap", Start: t0,
+		Usage: usage.Usage{Input: 10, Output: 40, Source: usage.SourceCounted}}
+	b.Checkpoint(tk, rec)
+	rec.Usage.Output = 100000 // more than the hold covers
+	b.Checkpoint(tk, rec)
+	b.Checkpoint(&Ticket{}, rec) // nothing held: nothing to checkpoint
+	if len(books.checkpoints) != 2 {
+		t.Fatalf("%d checkpoints", len(books.checkpoints))
+	}
+	if c := books.checkpoints[0]; c.CostNanos != rate(t, r, "cheap", usage.Usage{Input: 10, Output: 40}) || c.PriceVersion == "" {
+		t.Errorf("first checkpoint %+v", c)
+	}
+	if c := books.checkpoints[1]; c.CostNanos != tk.Held {
+		t.Errorf("second checkpoint costs %d, want the hold %d", c.CostNanos, tk.Held)
 	}
 }

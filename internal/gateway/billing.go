@@ -23,6 +23,7 @@ type Biller interface {
 	Check(model, upstream string, at time.Time) error
 	Cost(tenantID, model, upstream string, prompt, out int64, at time.Time) (int64, bool)
 	Finish(t *billing.Ticket, rec usage.Record) (<-chan struct{}, error)
+	Checkpoint(t *billing.Ticket, rec usage.Record)
 }
 
 var _ Biller = (*billing.Biller)(nil)

@@ -631,10 +631,11 @@ func TestVendorAuditSample(t *testing.T) {
 // fakeBooks is a ledger that records holds and can refuse them; its
 // settlements write the records to recs.
 type fakeBooks struct {
-	mu     sync.Mutex
-	holds  []ledger.HoldRequest
-	refuse error
-	recs   *records
+	mu          sync.Mutex
+	checkpoints []usage.Record
+	holds       []ledger.HoldRequest
+	refuse      error
+	recs        *records
 }
 
 func (f *fakeBooks) Hold(_ context.Context, r ledger.HoldRequest) (ledger.Hold, error) {
@@ -662,6 +663,12 @@ func (f *fakeBooks) SettleBatch(ctx context.Context, ss []ledger.Settlement) ([]
 
 func (f *fakeBooks) Sweep(context.Context) (ledger.SweepResult, error) {
 	return ledger.SweepResult{}, nil
+}
+
+func (f *fakeBooks) Checkpoint(rec usage.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkpoints = append(f.checkpoints, rec)
 }
 
 func (f *fakeBooks) Tenant(context.Context, string) (ledger.Tenant, error) {
@@ -826,5 +833,43 @@ func TestSetChannels(t *testing.T) {
 	}
 	if got := h.gw.Models(); len(got) != 1 || got[0] != "other" {
 		t.Fatalf("models %v", got)
+	}
+}
+
+// TestStreamCheckpoints: a long stream notes what it has delivered as it
+// goes (every ~4,000 bytes of answer), rated and within its hold, so that
+// a node that dies mid-stream is settled for what it delivered.
+func TestStreamCheckpoints(t *testing.T) {
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"}}]}\n\n", strings.Repeat("word ", 20))
+	}
+	b.WriteString("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1200}}\n\ndata: [DONE]\n\n")
+	books := &fakeBooks{}
+	h := newMulti(t, []http.Handler{scripted(200, "text/event-stream", b.String(), 0, nil)}, func(o *gateway.Options, bo *billing.Options) {
+		o.Channels[0].Models["other"] = "deepseek-chat"
+		o.Counter = gateway.Tokenizer{}
+		bo.Rater = &billing.Rater{Catalog: cat, Currency: "CNY"}
+		bo.Books = books
+		books.recs = bo.Records.(*records)
+	})
+	resp, body := h.post(t, "/v1/chat/completions", `{"model":"other","max_tokens":5000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	h.only(t)
+	books.mu.Lock()
+	defer books.mu.Unlock()
+	if len(books.checkpoints) < 1 || len(books.holds) != 1 {
+		t.Fatalf("%d checkpoints, %d holds", len(books.checkpoints), len(books.holds))
+	}
+	for _, c := range books.checkpoints {
+		if c.Usage.Output <= 0 || c.CostNanos <= 0 || c.CostNanos > books.holds[0].Amount.Nanos || c.RequestID != books.holds[0].RequestID {
+			t.Errorf("checkpoint %+v (hold %d)", c, books.holds[0].Amount.Nanos)
+		}
 	}
 }

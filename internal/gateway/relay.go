@@ -211,6 +211,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 	// The write deadline is renewed when a quarter of it has passed, not on
 	// every flush: a client that stops reading is cut within 1¼ of it.
 	var deadlineSet time.Time
+	cp := checkpoints{at: req.start}
 	flush := func() bool {
 		if now := g.opt.Clock.Now(); now.Sub(deadlineSet) > writeTimeout/4 {
 			_ = rc.SetWriteDeadline(now.Add(writeTimeout))
@@ -252,6 +253,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 		if trErr != nil {
 			break
 		}
+		cp.maybe(g, req, meter.Text())
 	}
 	if cap(out) > scratch.Cap() {
 		*scratch = *bytes.NewBuffer(out[:0]) // keep the grown buffer for the next stream
@@ -296,6 +298,47 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 	if _, err := w.Write(held); err == nil {
 		_ = rc.Flush()
 	}
+}
+
+// checkpoints note, every checkpointEvery or checkpointBytes of answer, what
+// a stream has delivered (billing.Checkpoint), so that if this node dies
+// mid-stream the survivors settle its hold for what was delivered.
+type checkpoints struct {
+	at     time.Time
+	len    int   // bytes of text counted
+	tokens int64 // their tokens, counted piece by piece (a checkpoint need not be exact)
+}
+
+const (
+	checkpointEvery = 10 * time.Second
+	checkpointBytes = 4000 // about 1,000 tokens of text
+)
+
+func (c *checkpoints) maybe(g *Gateway, req *request, text []byte) {
+	if req.ticket == nil || req.ticket.Held == 0 {
+		return
+	}
+	grown := len(text)-c.len >= checkpointBytes
+	if !grown && len(text) == c.len {
+		return // nothing new since the last one
+	}
+	now := g.opt.Clock.Now()
+	if !grown && now.Sub(c.at) < checkpointEvery {
+		return
+	}
+	n, src := g.opt.Counter.CountText(req.model, text[c.len:])
+	c.at, c.len, c.tokens = now, len(text), c.tokens+n
+	rec := req.rec
+	rec.Attempts = nil
+	rec.Duration = now.Sub(req.start)
+	var s1 usage.Source
+	rec.Usage.Input, s1 = g.promptTokensSource(req)
+	rec.Usage.Output, rec.Usage.Source = c.tokens, max(s1, src)
+	if vendor, ok := req.tr.StreamUsage(); ok && vendor.Input > 0 { // Anthropic reports the input side at the start
+		rec.Usage.Input, rec.Usage.CachedInput, rec.Usage.CacheWrite5m, rec.Usage.CacheWrite1h =
+			vendor.Input, vendor.CachedInput, vendor.CacheWrite5m, vendor.CacheWrite1h
+	}
+	g.opt.Billing.Checkpoint(req.ticket, rec)
 }
 
 // streamUsage is what a stream consumed: the vendor's report when the
