@@ -341,7 +341,7 @@ func newConsole(ctx context.Context, cfg *config.Config, db store, rater *billin
 	if err := db.SetReportZone(ctx, zone, time.Now()); err != nil {
 		return nil, err
 	}
-	return console.New(console.Options{Clock: clock.Real{}, Log: log, Zone: zone, AdminKeyHash: adminHash, Keys: db,
+	return console.New(console.Options{Clock: clock.Real{}, Log: log, Zone: zone, AdminKeyHash: adminHash, Keys: db, Logins: db,
 		Reports: db, Catalog: rater.Catalog, Currency: rater.Currency, Rates: rater.Rates, Channels: chans,
 		Secure: cfg.Console.SecureCookies, Billing: cfg.Billing.LedgerOn()})
 }
@@ -381,6 +381,7 @@ type store interface {
 	ledger.Store
 	route.EventStore
 	channels.Store
+	keys.LoginStore
 	usage.Reporter
 	conversation.Store
 	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error

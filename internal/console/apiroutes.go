@@ -34,6 +34,9 @@ func (c *Console) apiRoutes(mux *http.ServeMux, admin func(http.HandlerFunc) htt
 	if c.opt.Channels != nil {
 		c.channelAPIRoutes(mux, admin, writeErr)
 	}
+	if c.opt.Logins != nil {
+		c.loginAPIRoutes(mux, admin, writeErr)
+	}
 	mux.HandleFunc("GET /admin/prices/buys", admin(func(w http.ResponseWriter, r *http.Request) {
 		v, aerr := c.buys(r)
 		if aerr != nil {

@@ -41,7 +41,8 @@ type session struct {
 	Tenant  string `json:"t,omitempty"` // tenant sessions: the tenant
 	KeyHash string `json:"k,omitempty"` // tenant sessions: the hash of the key signed in with
 	KeyID   string `json:"i,omitempty"`
-	Expires int64  `json:"e"` // Unix seconds
+	Login   string `json:"l,omitempty"` // tenant sessions of a login (no key)
+	Expires int64  `json:"e"`           // Unix seconds
 	// bearer is set when the request presented a key instead of a cookie
 	// (scripts): it needs no CSRF token.
 	bearer bool
@@ -117,6 +118,12 @@ func (c *Console) session(r *http.Request) *session {
 	case roleAdmin:
 		return s
 	case roleTenant:
+		if s.Login != "" {
+			if l := c.loginNamed(r, s.Login); l == nil || l.TenantID != s.Tenant {
+				return nil
+			}
+			return s
+		}
 		if k := c.tenantKey(r, s.KeyHash); k == nil || ledger.TenantFor(k.TenantID) != s.Tenant {
 			return nil
 		}
@@ -141,6 +148,39 @@ func (c *Console) fromSecret(r *http.Request, secret string) *session {
 	}
 	return &session{Role: roleTenant, Tenant: ledger.TenantFor(k.TenantID), KeyHash: h, KeyID: k.ID, Expires: exp}
 }
+
+// loginNamed returns the login named name, or nil.
+func (c *Console) loginNamed(r *http.Request, name string) *keys.Login {
+	if c.opt.Logins == nil || name == "" {
+		return nil
+	}
+	l, err := c.opt.Logins.LoginByName(r.Context(), name)
+	if err != nil {
+		if !errors.Is(err, keys.ErrNotFound) {
+			c.logError(r, "login lookup", err)
+		}
+		return nil
+	}
+	return &l
+}
+
+// fromPassword checks a login's name and password.
+func (c *Console) fromPassword(r *http.Request, name, password string) *session {
+	l := c.loginNamed(r, name)
+	if l == nil {
+		// The same work for an unknown name, so that timing does not tell
+		// which names exist.
+		keys.CheckPassword(dummyHash, password)
+		return nil
+	}
+	if !keys.CheckPassword(l.Hash, password) {
+		return nil
+	}
+	return &session{Role: roleTenant, Tenant: l.TenantID, Login: l.Name, Expires: c.opt.Clock.Now().Add(sessionTTL).Unix()}
+}
+
+// dummyHash is checked against when a login name is unknown.
+var dummyHash, _ = keys.PasswordHash("not a password anyone has")
 
 // tenantKey returns the usable key with this hash, or nil.
 func (c *Console) tenantKey(r *http.Request, hash string) *keys.Key {
@@ -276,7 +316,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderPage(w, r, http.StatusTooManyRequests, "login", "sign_in", nil, "err_too_many_logins")
 		return
 	}
-	s := c.fromSecret(r, strings.TrimSpace(r.PostFormValue("key")))
+	var s *session
+	if name := strings.TrimSpace(r.PostFormValue("login")); name != "" {
+		s = c.fromPassword(r, name, r.PostFormValue("password"))
+	} else {
+		s = c.fromSecret(r, strings.TrimSpace(r.PostFormValue("key")))
+	}
 	if s == nil {
 		c.renderPage(w, r, http.StatusUnauthorized, "login", "sign_in", nil, "err_bad_key")
 		return

@@ -53,6 +53,9 @@ type Options struct {
 	AdminKeyHash string
 	// Keys finds the API key a tenant signs in with.
 	Keys keys.Store
+	// Logins keeps the tenant users' names and passwords; nil leaves
+	// sign-in by name out.
+	Logins keys.LoginStore
 	// Reports answers usage reports (the store).
 	Reports usage.Reporter
 	// Currency is the billing currency: charts of spend and rankings use it.

@@ -83,7 +83,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	zone, _ := time.LoadLocation("Asia/Shanghai")
-	con, err := console.New(console.Options{Clock: clk, Log: log, Zone: zone, AdminKeyHash: keys.Hash(adminKey), Keys: db,
+	con, err := console.New(console.Options{Clock: clk, Log: log, Zone: zone, AdminKeyHash: keys.Hash(adminKey), Keys: db, Logins: db,
 		Reports: db, Catalog: cat, Currency: "CNY", Billing: true, MaxTenantKeys: 3, Channels: chans})
 	if err != nil {
 		t.Fatal(err)

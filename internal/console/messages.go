@@ -292,4 +292,15 @@ var messages = map[string][2]string{
 	"done_channel_disabled":  {"Channel disabled.", "渠道已停用。"},
 	"done_channel_enabled":   {"Channel enabled.", "渠道已启用。"},
 	"done_channel_deleted":   {"Channel deleted.", "渠道已删除。"},
+	// Tenant logins.
+	"logins":               {"Logins", "登录账号"},
+	"login_name":           {"Login name", "登录名"},
+	"password":             {"Password", "密码"},
+	"create_login":         {"New login", "新建登录账号"},
+	"no_logins":            {"No logins: the tenant's users sign in with an API key.", "没有登录账号：租户用户使用 API 密钥登录。"},
+	"logins_note":          {"A login signs in to this tenant's portal with a name and a password (at least 12 characters), kept as a salted hash.", "登录账号以名称和密码（至少 12 个字符）登录此租户的门户，密码以加盐哈希保存。"},
+	"confirm_delete_login": {"Delete this login? Its sessions end at once.", "删除此登录账号？其会话将立即结束。"},
+	"login_with_name":      {"Sign in with a login name instead", "改用登录名登录"},
+	"done_login_created":   {"Login created.", "登录账号已创建。"},
+	"done_login_deleted":   {"Login deleted.", "登录账号已删除。"},
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"baimo/internal/apierr"
+	"baimo/internal/keys"
 )
 
 // The tenant portal. Every function here takes the tenant from the session
@@ -248,9 +249,11 @@ func (c *Console) portalCreateKey(r *http.Request, s *session, name string, mode
 	if len(ks) >= c.opt.MaxTenantKeys {
 		return bad("", "This tenant has "+strconv.Itoa(len(ks))+" keys, the most it may have; revoke one first.")
 	}
-	signer := c.tenantKey(r, s.KeyHash)
-	if signer == nil {
-		return keyJSON{}, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "The key you signed in with is no longer usable."}
+	signer := &keys.Key{} // a login: no key to stay within
+	if s.Login == "" {
+		if signer = c.tenantKey(r, s.KeyHash); signer == nil {
+			return keyJSON{}, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "The key you signed in with is no longer usable."}
+		}
 	}
 	if len(signer.Models) > 0 {
 		if len(models) == 0 {

@@ -302,3 +302,54 @@ func TestMoneyFormIdempotent(t *testing.T) {
 		t.Errorf("negative top-up = %d", st)
 	}
 }
+
+// TestTenantLogins: the operator creates a login for acme; its user signs
+// in with name and password, sees only acme, creates a key; a wrong
+// password is refused; deleting the login ends its session.
+func TestTenantLogins(t *testing.T) {
+	e := newEnv(t)
+	op := e.client(t, "en")
+	op.signIn(adminKey)
+	op.get("/ui/tenants/acme")
+	if st, body := op.post("/ui/tenants/acme/logins", url.Values{"name": {"ann@acme"}, "password": {"short"}}); st != http.StatusBadRequest ||
+		!strings.Contains(body, "12 to 256") {
+		t.Errorf("short password = %d", st)
+	}
+	if st, loc := op.post("/ui/tenants/acme/logins", url.Values{"name": {"ann@acme"}, "password": {"a long passphrase 42"}}); st != http.StatusSeeOther ||
+		!strings.Contains(loc, "done=login_created") {
+		t.Fatalf("create login = %d %s", st, loc)
+	}
+	if _, body := op.get("/admin/logins?tenant_id=acme", "Authorization", "Bearer "+adminKey); !strings.Contains(body, `"ann@acme"`) ||
+		strings.Contains(body, "pbkdf2") {
+		t.Errorf("logins = %s", body)
+	}
+	u := e.client(t, "en")
+	u.get("/ui/login")
+	if st, _ := u.post("/ui/login", url.Values{"login": {"ann@acme"}, "password": {"a long passphrase 43"}}); st != http.StatusUnauthorized {
+		t.Errorf("wrong password = %d", st)
+	}
+	if st, loc := u.post("/ui/login", url.Values{"login": {"ann@acme"}, "password": {"a long passphrase 42"}}); st != http.StatusSeeOther || loc != "/ui/portal" {
+		t.Fatalf("sign in by name = %d %s", st, loc)
+	}
+	st, body := u.get("/ui/portal/requests")
+	if st != http.StatusOK || !strings.Contains(body, "req_acme_") || strings.Contains(body, "req_globex") {
+		t.Errorf("portal requests by login = %d", st)
+	}
+	u.get("/ui/portal/keys")
+	if st, body := u.post("/ui/portal/keys", url.Values{"name": {"from-login"}}); st != http.StatusCreated || !strings.Contains(body, `id="new-key"`) {
+		t.Errorf("key from a login's session = %d", st)
+	}
+	if st, _ := u.get("/ui/overview"); st != http.StatusForbidden {
+		t.Errorf("a login on the operator's pages = %d", st)
+	}
+	op.get("/ui/tenants/acme")
+	if st, _ := op.post("/ui/tenants/acme/logins/ann@acme/delete", nil); st != http.StatusSeeOther {
+		t.Errorf("delete login = %d", st)
+	}
+	if st, _ := u.get("/ui/portal"); st != http.StatusFound {
+		t.Errorf("the deleted login's session goes on: %d", st)
+	}
+	if st, _ := op.post("/ui/tenants/nobody/logins", url.Values{"name": {"x"}, "password": {"a long passphrase 42"}}); st == http.StatusSeeOther {
+		t.Error("a login for a tenant that does not exist was created")
+	}
+}

@@ -17,6 +17,8 @@ func (c *Console) tenantRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/tenants/{id}", c.requireAdmin(c.tenant))
 	mux.HandleFunc("POST /ui/tenants/{id}/money", c.requireAdmin(c.moneyOp))
 	mux.HandleFunc("POST /ui/tenants/{id}/redeem", c.requireAdmin(c.redeem))
+	mux.HandleFunc("POST /ui/tenants/{id}/logins", c.requireAdmin(c.loginCreate))
+	mux.HandleFunc("POST /ui/tenants/{id}/logins/{name}/delete", c.requireAdmin(c.loginDelete))
 	mux.HandleFunc("POST /ui/budgets/{scope}/{subject}", c.requireAdmin(c.setBudget))
 	mux.HandleFunc("GET /ui/tenants/{id}/statement", c.requireAdmin(c.statement))
 	mux.HandleFunc("GET /ui/tenants/{id}/statement.csv", c.requireAdmin(c.statementCSV))
@@ -101,6 +103,8 @@ type tenantData struct {
 	Idem       string
 	NewKey     *keyJSON
 	Models     []string
+	Logins     []loginView
+	HasLogins  bool
 }
 
 func (c *Console) tenant(w http.ResponseWriter, r *http.Request, s *session) {
@@ -145,6 +149,17 @@ func (c *Console) tenantWith(w http.ResponseWriter, r *http.Request, status int,
 		if c.call(r, "GET", "/admin/budgets/key/"+url.PathEscape(k.ID), nil, &kb) == nil {
 			d.KeyBudgets[k.ID] = &kb
 		}
+	}
+	if c.opt.Logins != nil {
+		d.HasLogins = true
+		var ls struct {
+			Data []loginView `json:"data"`
+		}
+		if e := c.call(r, "GET", apiPath("/admin/logins", url.Values{"tenant_id": {id}}), nil, &ls); e != nil {
+			c.failPage(w, r, p, e)
+			return
+		}
+		d.Logins = ls.Data
 	}
 	q := url.Values{"range": {"30d"}, "group_by": {"model"}, "tenant_id": {id}, "top": {"10"}, "tz": {p.Zone.String()}}
 	if e := c.call(r, "GET", apiPath("/admin/reports/usage", q), nil, &d.Usage); e != nil {
@@ -438,4 +453,23 @@ func (c *Console) createCode(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	// Shown once, like a new key.
 	c.render(w, r, http.StatusCreated, "codes", "nav_codes", &codesData{Code: out.Code, Amount: out.Amount, Currency: out.Currency})
+}
+
+func (c *Console) loginCreate(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	body := map[string]string{"name": strings.TrimSpace(r.PostFormValue("name")), "tenant_id": id, "password": r.PostFormValue("password")}
+	if e := c.call(r, "POST", "/admin/logins", body, nil); e != nil {
+		c.tenantWith(w, r, e.Status, e.Message, nil)
+		return
+	}
+	redirectDone(w, r, "/ui/tenants/"+url.PathEscape(id), "login_created")
+}
+
+func (c *Console) loginDelete(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	if e := c.call(r, "DELETE", "/admin/logins/"+url.PathEscape(r.PathValue("name")), nil, nil); e != nil {
+		c.tenantWith(w, r, e.Status, e.Message, nil)
+		return
+	}
+	redirectDone(w, r, "/ui/tenants/"+url.PathEscape(id), "login_deleted")
 }

@@ -20,6 +20,7 @@ import (
 // Store is everything the suite exercises.
 type Store interface {
 	keys.Store
+	keys.LoginStore
 	usage.Store
 	usage.Auditor
 	usage.Reporter
@@ -41,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
 	t.Run("UsageReports", func(t *testing.T) { testReport(t, open(t)) })
 	t.Run("Channels", func(t *testing.T) { testChannels(t, open(t)) })
+	t.Run("Logins", func(t *testing.T) { testLogins(t, open(t)) })
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	t.Run("RoutingEvents", func(t *testing.T) { testRouting(t, open(t)) })
 	t.Run("Responses", func(t *testing.T) { testResponses(t, open(t)) })
