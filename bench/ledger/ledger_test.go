@@ -83,6 +83,18 @@ func BenchmarkHoldInMemory(b *testing.B) {
 }
 
 func BenchmarkHoldSettlePostgres(b *testing.B) {
+	db, size := openPostgres(b)
+	before := size()
+	benchHoldSettle(b, db, ledger.Options{Node: "bench"})
+	b.ReportMetric(float64(size()-before)/float64(b.N), "bytes/pair")
+}
+
+// openPostgres opens a store in a fresh schema of BAIMO_TEST_POSTGRES
+// (skipping without it), dropped at the end, and returns it with a function
+// that measures the schema's tables, their indexes and TOAST included, with
+// PostgreSQL's free space in them (an updated hold leaves a dead row until
+// vacuumed).
+func openPostgres(b *testing.B) (*postgres.DB, func() int64) {
 	dsn := os.Getenv("BAIMO_TEST_POSTGRES")
 	if dsn == "" {
 		b.Skip("BAIMO_TEST_POSTGRES is unset; skipping the PostgreSQL benchmark")
@@ -93,11 +105,11 @@ func BenchmarkHoldSettlePostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close(ctx)
+	b.Cleanup(func() { c.Close(ctx) })
 	if _, err := c.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		b.Fatal(err)
 	}
-	defer c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck // best effort
+	b.Cleanup(func() { c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE") }) //nolint:errcheck // best effort
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
@@ -106,8 +118,15 @@ func BenchmarkHoldSettlePostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	benchHoldSettle(b, db, ledger.Options{Node: "bench"})
+	b.Cleanup(func() { db.Close() })
+	return db, func() int64 {
+		var n int64
+		if err := db.Pool().QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+			JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
 }
 
 // settleBatcher stands in for the spine's usage writer: settlements go

@@ -120,7 +120,7 @@ type Generator struct {
 
 // NewGenerator returns a generator of records of the keys in db, rated in
 // currency at times within [from, to].
-func NewGenerator(ctx context.Context, db *sqlite.DB, currency money.Currency, seed uint64, from, to time.Time) (*Generator, error) {
+func NewGenerator(ctx context.Context, db keys.Store, currency money.Currency, seed uint64, from, to time.Time) (*Generator, error) {
 	cat, err := catalog.Load()
 	if err != nil {
 		return nil, err
@@ -219,7 +219,7 @@ func Fill(ctx context.Context, o Options) (Result, error) {
 	from := now.Add(-time.Duration(o.Days) * 24 * time.Hour)
 	l := ledger.New(db, ledger.Options{Node: "prefill", Exclusive: true, HoldTTL: time.Hour})
 	defer l.Close()
-	if err := setUp(ctx, db, l, o, now); err != nil {
+	if err := SetUp(ctx, db, l, o); err != nil {
 		return Result{}, err
 	}
 	g, err := NewGenerator(ctx, db, o.Currency, o.Seed, from, now)
@@ -269,10 +269,18 @@ func Fill(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-// setUp creates the tenants (the first is o.Tenant, prepaid; then a mix of
-// prepaid and postpaid) with money enough for every record, and the keys,
-// the first ones o.Tenant's.
-func setUp(ctx context.Context, db *sqlite.DB, l *ledger.Ledger, o Options, now time.Time) error {
+// SetUp creates, with l and in db, the tenants of o (the first is o.Tenant,
+// prepaid; then a mix of prepaid and postpaid) with money enough for every
+// record, and the keys, the first ones o.Tenant's. Fill calls it; a
+// benchmark on another store may too (o.Path is not used).
+func SetUp(ctx context.Context, db keys.Store, l *ledger.Ledger, o Options) error {
+	if o.Path == "" {
+		o.Path = "-"
+	}
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
 	ids := make([]string, o.Tenants)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("t%04d", i)
