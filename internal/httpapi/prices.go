@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"baimo/internal/apierr"
@@ -34,6 +35,11 @@ type Prices struct {
 	// has it first: price.PropagationBound when several nodes share the
 	// database, 0 for a single node. "now" means now plus Lead.
 	Lead time.Duration
+
+	// mu serialises this node's price mutations: two calls that check the
+	// catalog, then store and apply, must not interleave (the second would
+	// find the first's version and refuse, or both would pass the check).
+	mu sync.Mutex
 }
 
 func (s *Server) pricesRoutes(mux *http.ServeMux) {

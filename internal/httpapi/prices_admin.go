@@ -102,6 +102,8 @@ func (s *Server) priceCall(w http.ResponseWriter, r *http.Request, op string,
 		WriteOpenAIError(w, apierr.BadRequest("Idempotency-Key", "The Idempotency-Key must be at most %d printable characters.", maxIdempotencyKey))
 		return
 	}
+	s.Prices.mu.Lock()
+	defer s.Prices.mu.Unlock()
 	hash := price.RequestHash(op, body)
 	id := keys.NewID("pv_")
 	if key != "" {
