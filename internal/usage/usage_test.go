@@ -49,3 +49,65 @@ func TestOutcome(t *testing.T) {
 		t.Error(`ParseOutcome("") succeeded`)
 	}
 }
+
+func TestSourceNames(t *testing.T) {
+	tests := []struct {
+		s    Source
+		name string
+	}{
+		{SourceNone, "none"},
+		{SourceVendor, "vendor"},
+		{SourceCounted, "counted"},
+		{SourceEstimated, "estimated"},
+	}
+	for _, tt := range tests {
+		if got := tt.s.String(); got != tt.name {
+			t.Errorf("Source(%d).String() = %q, want %q", tt.s, got, tt.name)
+		}
+		if got := ParseSource(tt.name); got != tt.s {
+			t.Errorf("ParseSource(%q) = %v, want %v", tt.name, got, tt.s)
+		}
+	}
+	if got := Source(len(sourceNames)).String(); got != "unknown" {
+		t.Errorf("the first unnamed Source reads %q, want \"unknown\"", got)
+	}
+	if got := Source(255).String(); got != "unknown" {
+		t.Errorf("Source(255) reads %q, want \"unknown\"", got)
+	}
+	for _, s := range []string{"", "Vendor", "unknown", "vendor "} {
+		if got := ParseSource(s); got != SourceNone {
+			t.Errorf("ParseSource(%q) = %v, want none", s, got)
+		}
+	}
+}
+
+// TestUncachedInput: Input includes cache reads and both kinds of cache
+// writes, so the tokens billed at the plain input price are what is left,
+// never below zero when a vendor's parts overshoot its total.
+func TestUncachedInput(t *testing.T) {
+	tests := []struct {
+		name string
+		u    Usage
+		want int64
+	}{
+		{"no cache", Usage{Input: 100}, 100},
+		{"cache read", Usage{Input: 100, CachedInput: 30}, 70},
+		{"cache writes", Usage{Input: 100, CacheWrite5m: 20, CacheWrite1h: 10}, 70},
+		{"all kinds", Usage{Input: 100, CachedInput: 30, CacheWrite5m: 20, CacheWrite1h: 10}, 40},
+		{"exactly cached", Usage{Input: 60, CachedInput: 30, CacheWrite5m: 20, CacheWrite1h: 10}, 0},
+		{"parts above the total", Usage{Input: 50, CachedInput: 30, CacheWrite5m: 20, CacheWrite1h: 10}, 0},
+		{"empty", Usage{}, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.u.UncachedInput(); got != tt.want {
+			t.Errorf("%s: UncachedInput() = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestTotal(t *testing.T) {
+	u := Usage{Input: 100, CachedInput: 40, Output: 25, Reasoning: 10, Images: 3}
+	if got := u.Total(); got != 125 {
+		t.Errorf("Total() = %d, want 125 (input plus output; cached and reasoning are inside them)", got)
+	}
+}
