@@ -34,6 +34,10 @@ func runLedger(t *testing.T, open func(t *testing.T) Store) {
 	runLedgerCommon(t, open)
 }
 
+// RunLedger runs the ledger part of the suite alone (package ledger runs it
+// over SQLite, so that its own tests exercise its rules).
+func RunLedger(t *testing.T, open func(t *testing.T) Store) { runLedger(t, open) }
+
 // RunExclusive runs the ledger suite with holds kept in memory
 // (ledger.Options.Exclusive), for a store one process writes alone.
 func RunExclusive(t *testing.T, open func(t *testing.T) Store) {
@@ -49,6 +53,7 @@ type exclusive struct{ Store }
 func runLedgerCommon(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerRequestLife", func(t *testing.T) { testLedgerRequestLife(t, open(t)) })
 	t.Run("LedgerAdmin", func(t *testing.T) { testLedgerAdmin(t, open(t)) })
+	t.Run("LedgerRefunds", func(t *testing.T) { testLedgerRefunds(t, open(t)) })
 	t.Run("LedgerSettleBatch", func(t *testing.T) { testLedgerSettleBatch(t, open(t)) })
 	t.Run("LedgerStatement", func(t *testing.T) { testLedgerStatement(t, open(t)) })
 	t.Run("LedgerStatementOutcomes", func(t *testing.T) { testLedgerStatementOutcomes(t, open(t)) })
@@ -344,6 +349,91 @@ func testLedgerAdmin(t *testing.T, s Store) {
 
 // holdThree gives the prepaid tenant acme 10 yuan and holds 2 of them for
 // each of the requests s1, s2 and s3.
+// testLedgerRefunds: the refunds of a request may add up to everything it
+// was charged, whichever way the charge was taken (posted from its hold, an
+// overage above the hold, a charge with no hold, a debt the account could
+// not cover), and not a nano more.
+func testLedgerRefunds(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, _ := newLedger(t, s)
+	mustTenant(t, l, "acme", ledger.Prepaid, 0)
+	mustTenant(t, l, "other", ledger.Prepaid, 0)
+	for _, id := range []string{"acme", "other"} {
+		if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: id, Amount: 10 * yuan}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(req string, hold, cost int64) {
+		t.Helper()
+		if hold > 0 {
+			if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: req, TenantID: "acme", Amount: cny(hold)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.Settle(ctx, ledger.Settlement{Record: rec(req, "acme", cost)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle("within", 3*yuan, 2*yuan)   // 2 posted, 1 released
+	settle("overage", yuan, 3*yuan)    // 1 posted + 2 overage
+	settle("no-hold", 0, yuan/2)       // 0.5 charged
+	settle("into-debt", yuan, 12*yuan) // 1 posted; the 11 above the hold is more than the 3.5 left: all debt
+	wantBalance(t, l, "acme", 7*yuan/2, 0, 11*yuan)
+	refund := func(req string, amount int64, key string) error {
+		_, err := l.Refund(ctx, ledger.MoneyRequest{TenantID: "acme", RequestID: req, Amount: amount, IdempotencyKey: key})
+		return err
+	}
+	tests := []struct {
+		req    string
+		amount int64
+		ok     bool
+	}{
+		{"within", 2*yuan + 1, false},
+		{"within", 2 * yuan, true},
+		{"within", 1, false},
+		{"overage", 3*yuan + 1, false},
+		{"overage", 2 * yuan, true},
+		{"overage", yuan, true}, // refunds add up to the post and the overage
+		{"overage", 1, false},
+		{"no-hold", yuan/2 + 1, false},
+		{"no-hold", yuan / 2, true},
+		{"into-debt", 12*yuan + 1, false},
+		{"into-debt", 12 * yuan, true},
+		{"never-charged", 1, false},
+	}
+	for _, tt := range tests {
+		if err := refund(tt.req, tt.amount, ""); (err == nil) != tt.ok || (err != nil && !errors.Is(err, ledger.ErrInvalid)) {
+			t.Errorf("Refund(%s, %d) err = %v, want ok %v", tt.req, tt.amount, err, tt.ok)
+		}
+	}
+	// 17.5 refunded: the 11 of debt is paid from it first.
+	wantBalance(t, l, "acme", 10*yuan, 0, 0)
+	// A request of another tenant is not this tenant's to refund.
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "theirs", TenantID: "other", Amount: cny(yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Settle(ctx, ledger.Settlement{Record: rec("theirs", "other", yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refund("theirs", 1, ""); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("refund of another tenant's request err = %v, want ErrInvalid", err)
+	}
+	// A replayed refund is the first one, not a second.
+	settle("replayed", yuan, yuan)
+	if err := refund("replayed", yuan, "rf-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := refund("replayed", yuan, "rf-1"); err != nil {
+		t.Fatalf("replayed refund: %v", err)
+	}
+	wantBalance(t, l, "acme", 10*yuan, 0, 0)
+	// A refund without a request is bounded only by the amount limits.
+	if err := refund("", yuan, ""); err != nil {
+		t.Fatal(err)
+	}
+	wantBalance(t, l, "acme", 11*yuan, 0, 0)
+}
+
 func holdThree(t *testing.T, l *ledger.Ledger) {
 	t.Helper()
 	ctx := context.Background()
