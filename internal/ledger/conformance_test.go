@@ -21,9 +21,16 @@ import (
 // primitives with the semantics their interfaces document.
 func TestConformance(t *testing.T) {
 	open := func(t *testing.T) storetest.Store { return openStore(t) }
-	t.Run("HoldsInStore", func(t *testing.T) { storetest.RunLedger(t, open) })
-	t.Run("HoldsInMemory", func(t *testing.T) { storetest.RunExclusive(t, open) })
+	t.Run("HoldsInStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunLedger(t, open)
+	})
+	t.Run("HoldsInMemory", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunExclusive(t, open)
+	})
 	t.Run("OneStatementWriters", func(t *testing.T) {
+		t.Parallel()
 		storetest.RunLedger(t, func(t *testing.T) storetest.Store { return oneStatementStore{openStore(t)} })
 	})
 }
