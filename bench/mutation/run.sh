@@ -9,8 +9,9 @@
 #   bench/mutation/run.sh                      # every package of the money path
 #   bench/mutation/run.sh internal/money       # some of them (RESULTS.md is then
 #                                              # rewritten from every report on disk)
+#   bench/mutation/run.sh internal/gateway/billing.go   # one file of a package
 #
-# Environment: WORKERS (default 1), TIMEOUT_COEFFICIENT (default 30): gremlins
+# Environment: WORKERS (default 1), TIMEOUT_COEFFICIENT (default 10): gremlins
 # runs a package's tests once per mutant and gives each run this many times
 # the package's own test time. Raw reports go to bench/out/mutation/ (not
 # committed). Exit status 1 when a package is below 95% efficacy or coverage.
@@ -21,21 +22,23 @@ export PATH="/usr/local/go/bin:$PATH"
 
 GREMLINS=github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 WORKERS=${WORKERS:-1}
-TIMEOUT_COEFFICIENT=${TIMEOUT_COEFFICIENT:-30}
+TIMEOUT_COEFFICIENT=${TIMEOUT_COEFFICIENT:-10}
 OUT=bench/out/mutation
 
-# The money path. internal/billing joins once it exists.
+# The money path: packages, or single files of a package whose other files
+# are not about money (the request path's billing glue).
 PACKAGES=(
   internal/money
   internal/usage
   internal/price
   internal/ledger
+  internal/billing
+  internal/gateway/billing.go
   internal/provider/openai
   internal/provider/openaiwire
   internal/provider/anthropic
   internal/provider/gemini
 )
-[ -d internal/billing ] && PACKAGES+=(internal/billing)
 if [ $# -gt 0 ]; then PACKAGES=("$@"); fi
 
 mkdir -p "$OUT"
@@ -55,12 +58,20 @@ go build -o "$tmp/shim/go" ./bench/mutation/coverfix
 export GOFLAGS=-count=1
 for pkg in "${PACKAGES[@]}"; do
   name=${pkg//\//_}
+  dir=$pkg
+  exclude=()
+  if [[ $pkg == *.go ]]; then # one file: leave out the package's other files
+    dir=$(dirname "$pkg")
+    others=$(cd "$dir" && ls *.go | grep -v '_test\.go$' | grep -vx "$(basename "$pkg")" | sed 's/\./\\./g' | paste -sd '|')
+    [ -n "$others" ] && exclude=(--exclude-files "^($others)\$")
+  fi
   echo "== $pkg"
   start=$SECONDS
   PATH="$tmp/shim:$PATH" BAIMO_REAL_GO="$real_go" "$tmp/gremlins" unleash \
-    --workers "$WORKERS" --timeout-coefficient "$TIMEOUT_COEFFICIENT" \
-    --output "$OUT/$name.json" "./$pkg" > "$OUT/$name.log" 2>&1 || {
+    --workers "$WORKERS" --timeout-coefficient "$TIMEOUT_COEFFICIENT" "${exclude[@]}" \
+    --output "$OUT/$name.json" "./$dir" > "$OUT/$name.log" 2>&1 || {
       echo "gremlins failed on $pkg; see $OUT/$name.log"; tail -20 "$OUT/$name.log"; exit 1; }
+  echo "$pkg $dir" > "$OUT/$name.pkg"
   tail -4 "$OUT/$name.log"
   echo "   $((SECONDS - start)) s"
 done
@@ -69,8 +80,8 @@ unset GOFLAGS
 # Score every report on disk, so a run of a few packages keeps the others.
 args=()
 for f in "$OUT"/*.json; do
-  name=$(basename "$f" .json)
-  args+=("${name//_//}=$f")
+  read -r label dir < "${f%.json}.pkg"
+  args+=("$label@$dir=$f")
 done
 {
   echo "# Mutation testing of the money path"

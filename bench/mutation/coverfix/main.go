@@ -32,6 +32,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "coverfix: BAIMO_REAL_GO is not set")
 		os.Exit(2)
 	}
+	if self(real) {
+		// A BAIMO_REAL_GO resolved through the PATH that puts coverfix
+		// first would run coverfix again, without end.
+		fmt.Fprintf(os.Stderr, "coverfix: BAIMO_REAL_GO (%s) is coverfix itself\n", real)
+		os.Exit(2)
+	}
 	cmd := exec.Command(real, os.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -48,6 +54,17 @@ func main() {
 			os.Exit(2)
 		}
 	}
+}
+
+// self reports whether path is this executable.
+func self(path string) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	a, errA := os.Stat(exe)
+	b, errB := os.Stat(path)
+	return errA == nil && errB == nil && os.SameFile(a, b)
 }
 
 // coverProfile returns the -coverprofile of a go test command line, or "".

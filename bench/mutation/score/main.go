@@ -5,7 +5,11 @@
 // covered, so a reader sees what no test would notice.
 //
 //	go run ./bench/mutation/score -equivalent bench/mutation/equivalent.txt \
-//	    -out bench/mutation/RESULTS.md internal/money=bench/out/mutation/money.json ...
+//	    -out bench/mutation/RESULTS.md internal/money=bench/out/mutation/money.json \
+//	    internal/gateway/billing.go@internal/gateway=bench/out/mutation/gateway_billing.json ...
+//
+// An argument is [label@]pkgdir=report.json: the label names the package
+// (or the one file of it that was mutated) in the table.
 //
 // Efficacy is killed / (killed + lived); coverage is (killed + lived) /
 // (killed + lived + not covered). As in gremlins, mutants whose test run timed
@@ -38,7 +42,7 @@ func main() {
 	minCov := flag.Float64("min-coverage", 0, "exit 1 when a package's mutator coverage is below this percentage")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: score [flags] pkgdir=report.json ...")
+		fmt.Fprintln(os.Stderr, "usage: score [flags] [label@]pkgdir=report.json ...")
 		os.Exit(2)
 	}
 	eqf, err := os.Open(*eqPath)
@@ -52,9 +56,13 @@ func main() {
 	}
 	var pkgs []pkgScore
 	for _, arg := range flag.Args() {
-		dir, report, ok := strings.Cut(arg, "=")
+		spec, report, ok := strings.Cut(arg, "=")
 		if !ok {
-			fatal(fmt.Errorf("argument %q: want pkgdir=report.json", arg))
+			fatal(fmt.Errorf("argument %q: want [label@]pkgdir=report.json", arg))
+		}
+		label, dir, ok := strings.Cut(spec, "@")
+		if !ok {
+			label, dir = spec, spec
 		}
 		rep, err := readReport(report)
 		if err != nil {
@@ -64,6 +72,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
+		ps.Label = label
 		pkgs = append(pkgs, ps)
 	}
 	var head []byte
@@ -91,7 +100,7 @@ func main() {
 	for _, p := range pkgs {
 		if p.Efficacy() < *minEff || p.Coverage() < *minCov {
 			fmt.Fprintf(os.Stderr, "score: %s: efficacy %.1f%%, coverage %.1f%%: below %.1f%% / %.1f%%\n",
-				p.Dir, p.Efficacy(), p.Coverage(), *minEff, *minCov)
+				p.Label, p.Efficacy(), p.Coverage(), *minEff, *minCov)
 			failed = true
 		}
 	}
@@ -297,11 +306,12 @@ type mutant struct {
 }
 
 type pkgScore struct {
+	Label                               string // the package, or the one file of it that was mutated
 	Dir                                 string
 	Killed, Lived, NotCovered, TimedOut int
 	NotViable, Equivalent               int
 	Elapsed                             float64
-	Alive                               []mutant // lived or not covered, equivalents left out
+	Alive                               []mutant // lived, not covered or timed out; equivalents left out
 }
 
 // Efficacy is the percentage of covered mutants the tests kill.
@@ -390,7 +400,7 @@ func writeMarkdown(w io.Writer, pkgs []pkgScore, eqs []*equivalent) {
 	fmt.Fprintln(w, "| package | efficacy | mutator coverage | killed | lived | not covered | timed out | not viable | equivalent (excluded) | run time |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, p := range pkgs {
-		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s |\n", p.Dir, p.Efficacy(), p.Coverage(),
+		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s |\n", p.Label, p.Efficacy(), p.Coverage(),
 			p.Killed, p.Lived, p.NotCovered, p.TimedOut, p.NotViable, p.Equivalent, p.Elapsed)
 	}
 	fmt.Fprintln(w)
