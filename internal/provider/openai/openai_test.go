@@ -30,6 +30,25 @@ func TestChunkUsageAndText(t *testing.T) {
 	}
 }
 
+// TestAppendUnescaped: the text of a stream's content deltas (baimo counts it
+// when the vendor reports no usage) is the decoded JSON string, wherever an
+// escape sits; an invalid escape adds nothing rather than garbage.
+func TestAppendUnescaped(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{`plain`, "plain"},
+		{`a\"b\u4f60`, `a"b你`},
+		{`\nfirst`, "\nfirst"},
+		{`last\t`, "last\t"},
+		{`\`, ""},
+		{`bad\x`, ""},
+		{``, ""},
+	} {
+		if got := string(AppendUnescaped([]byte(">"), []byte(tt.raw))); got != ">"+tt.want {
+			t.Errorf("AppendUnescaped(%q) = %q, want %q", tt.raw, got, ">"+tt.want)
+		}
+	}
+}
+
 func FuzzChunk(f *testing.F) {
 	f.Add([]byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}`))
 	f.Add([]byte(`{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}`))
