@@ -338,7 +338,7 @@ func TestExchangeRateInForce(t *testing.T) {
 func TestExchangeRateErrors(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{`- {from: USD, to: USD, effective_from: "2026-01-01T00:00:00Z", rate: "1"}`, "bad pair"},
-		{`- {from: "", to: USD, effective_from: "2026-01-01T00:00:00Z", rate: "1"}`, "bad pair"},
+		{`- {from: "", to: USD, effective_from: "2026-01-01T00:00:00Z", rate: "1"}`, "ISO 4217"},
 		{`- {from: USD, to: CNY, effective_from: "2026-01-01T00:00:00Z", rate: "0"}`, "must be positive"},
 		{`- {from: USD, to: CNY, effective_from: "2026-01-01T00:00:00Z", rate: "-7"}`, "rate"},
 		{`- {from: USD, to: CNY, effective_from: "2026-01-01", rate: "7"}`, "effective_from"},
