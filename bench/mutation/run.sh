@@ -35,7 +35,6 @@ PACKAGES=(
   internal/billing
   internal/gateway/billing.go
   internal/provider/openai
-  internal/provider/openaiwire
   internal/provider/anthropic
   internal/provider/gemini
 )
