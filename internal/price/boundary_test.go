@@ -271,6 +271,7 @@ func TestExchangeRateInForce(t *testing.T) {
 - {from: USD, to: CNY, effective_from: "2026-01-01T00:00:00Z", rate: "7.1"}
 - {from: EUR, to: CNY, effective_from: "2026-01-01T00:00:00Z", rate: "7.8"}
 - {from: CNY, to: EUR, effective_from: "2026-07-01T00:00:00+08:00", rate: "0.125"}
+- {from: USD, to: EUR, effective_from: "2026-01-01T00:00:00Z", rate: "0.9"}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +293,8 @@ func TestExchangeRateInForce(t *testing.T) {
 		{"EUR", money.CNY, r2, r(39, 5)}, // the direct rate, though an inverse one started later
 		{money.CNY, "EUR", r1, r(5, 39)}, // inverse while no direct rate is in force
 		{money.CNY, "EUR", r2, r(1, 8)},  // direct from its start
-		{money.USD, "EUR", r2, money.Ratio{}},
+		{money.USD, "EUR", r2, r(9, 10)},
+		{money.USD, "JPY", r2, money.Ratio{}},
 		{money.CNY, money.CNY, r1.AddDate(-10, 0, 0), money.One},
 	}
 	for _, tt := range tests {
@@ -312,7 +314,7 @@ func TestExchangeRateInForce(t *testing.T) {
 	for _, x := range rates.Rates() {
 		order = append(order, string(x.From)+"→"+string(x.To)+" "+x.Rate.String())
 	}
-	if want := []string{"CNY→EUR 0.125", "EUR→CNY 7.8", "USD→CNY 7.1", "USD→CNY 7.2"}; strings.Join(order, ", ") != strings.Join(want, ", ") {
+	if want := []string{"CNY→EUR 0.125", "EUR→CNY 7.8", "USD→CNY 7.1", "USD→CNY 7.2", "USD→EUR 0.9"}; strings.Join(order, ", ") != strings.Join(want, ", ") {
 		t.Errorf("Rates() = %v, want %v (by from, to, then start)", order, want)
 	}
 

@@ -54,7 +54,7 @@ models:
             - {name: peak, days: [weekdays], from: "09:00", to: "12:00:30", multiplier: "2", skip_holidays: true}
             - {name: night, from: "22:00", to: "24:00", multiplier: "0.5"}
             - {name: weekend, days: [sat, sun], from: "06:00", to: "07:00", multiplier: "3"}
-            - {name: odd, days: [mon, wed], from: "05:00", to: "06:00", multiplier: "3"}
+            - {name: odd, days: [mon, wed], from: "05:45", to: "06:34:56", multiplier: "3"}
       - {effective_from: "2026-09-01T00:00:00Z", currency: CNY, unit: per_1m, source: s3, free: true}
       - {effective_from: "2026-12-01T00:00:00Z", currency: CNY, unit: per_1k, source: s4, prices: {input: "0.002", output: "0.008"}}
   - name: t-chat
@@ -66,6 +66,7 @@ models:
     kind: embedding
     versions:
       - {effective_from: "2026-01-01T00:00:00Z", currency: EUR, unit: per_1m, source: e1, prices: {input: "1"}}
+      - {effective_from: "2026-12-01T00:00:00Z", currency: EUR, unit: per_1m, source: e2, prices: {input: "2"}}
 `
 
 const viewFileB = `vendor: beta
@@ -138,7 +139,7 @@ func TestView(t *testing.T) {
 		{Name: "peak", Days: []string{"weekdays"}, From: "09:00", To: "12:00:30", Multiplier: "2", SkipHolidays: true},
 		{Name: "night", Days: []string{"all"}, From: "22:00", To: "24:00", Multiplier: "0.5"},
 		{Name: "weekend", Days: []string{"sun", "sat"}, From: "06:00", To: "07:00", Multiplier: "3"},
-		{Name: "odd", Days: []string{"mon", "wed"}, From: "05:00", To: "06:00", Multiplier: "3"},
+		{Name: "odd", Days: []string{"mon", "wed"}, From: "05:45", To: "06:34:56", Multiplier: "3"},
 	}
 	if !reflect.DeepEqual(s.Windows, wantWindows) {
 		t.Errorf("windows = %+v, want %+v", s.Windows, wantWindows)
@@ -235,6 +236,14 @@ func TestHistoryChanges(t *testing.T) {
 	}
 	if len(th[2].Changes) != 0 {
 		t.Errorf("a tier move shows price changes %+v", th[2].Changes)
+	}
+	// Kinds priced in neither version are not listed.
+	eh, err := c.History("e-only")
+	if err != nil || len(eh) != 2 {
+		t.Fatalf("e-only history = %+v, %v", eh, err)
+	}
+	if got := changes(eh[1]); !reflect.DeepEqual(got, []change{{"input", "1", "2", "+100%", 1_000_000}}) {
+		t.Errorf("e-only changes = %+v", got)
 	}
 	if _, err := c.History("nope"); !errors.Is(err, price.ErrNoPrice) {
 		t.Errorf("History(unknown) err = %v", err)
