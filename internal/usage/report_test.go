@@ -68,13 +68,13 @@ func TestSums(t *testing.T) {
 			CostNanos: 1000, Duration: time.Second, TTFT: 30 * time.Millisecond},
 		{Status: 399, Usage: Usage{Input: 1}, CostNanos: 1, Duration: time.Millisecond},
 		{Status: 400, Duration: 2 * time.Millisecond, TTFT: 2 * time.Second},
-		{Status: 503, TTFT: 0},
+		{Status: 201, TTFT: 0},
 	}
 	var s Sums
 	for i := range recs {
 		s.AddRecord(&recs[i])
 	}
-	want := Sums{Requests: 4, Errors: 2, Input: 101, CachedInput: 40, CacheWrite: 15, Output: 20, Reasoning: 8, CostNanos: 1001,
+	want := Sums{Requests: 4, Errors: 1, Input: 101, CachedInput: 40, CacheWrite: 15, Output: 20, Reasoning: 8, CostNanos: 1001,
 		DurationNs: int64(time.Second + 3*time.Millisecond), TTFTSumNanos: int64(2*time.Second + 30*time.Millisecond)}
 	want.TTFT[1], want.TTFT[10] = 1, 1
 	if s != want {
@@ -82,7 +82,7 @@ func TestSums(t *testing.T) {
 	}
 	total := want
 	total.Add(&want)
-	double := Sums{Requests: 8, Errors: 4, Input: 202, CachedInput: 80, CacheWrite: 30, Output: 40, Reasoning: 16, CostNanos: 2002,
+	double := Sums{Requests: 8, Errors: 2, Input: 202, CachedInput: 80, CacheWrite: 30, Output: 40, Reasoning: 16, CostNanos: 2002,
 		DurationNs: 2 * want.DurationNs, TTFTSumNanos: 2 * want.TTFTSumNanos}
 	double.TTFT[1], double.TTFT[10] = 2, 2
 	if total != double {

@@ -1,6 +1,8 @@
 package usage
 
 import (
+	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,48 @@ func TestTotal(t *testing.T) {
 	u := Usage{Input: 100, CachedInput: 40, Output: 25, Reasoning: 10, Images: 3}
 	if got := u.Total(); got != 125 {
 		t.Errorf("Total() = %d, want 125 (input plus output; cached and reasoning are inside them)", got)
+	}
+}
+
+// TestOutcomeEdges: a status of 400 is not served, whoever answered it; a
+// name past the known outcomes reads "unknown"; an unknown model shows as
+// UnknownModel.
+func TestOutcomeEdges(t *testing.T) {
+	for _, tc := range []struct {
+		status  int
+		channel string
+		want    Outcome
+	}{{400, "sim", Failed}, {400, "", Refused}, {200, "", Served}, {300, "sim", Served}} {
+		r := Record{Status: tc.status, Channel: tc.channel}
+		if got := r.Outcome(); got != tc.want {
+			t.Errorf("status %d channel %q: %s, want %s", tc.status, tc.channel, got, tc.want)
+		}
+	}
+	if s := Outcome(len(outcomeNames)).String(); s != "unknown" {
+		t.Errorf("the first unnamed outcome reads %q", s)
+	}
+	if OutcomeAny.String() != "" || Failed.String() != "failed" {
+		t.Error("outcome names")
+	}
+	if ShownModel("") != UnknownModel || ShownModel("m") != "m" {
+		t.Error("ShownModel")
+	}
+}
+
+// TestCursorLength: a token of 64 characters is read, one of 65 is refused
+// before it is decoded.
+func TestCursorLength(t *testing.T) {
+	// "r1." + a start padded with zeros + ".7" is 48 bytes: 64 characters of base64.
+	raw := "r1." + strings.Repeat("0", 43) + ".7"
+	tok := base64.RawURLEncoding.EncodeToString([]byte(raw))
+	if len(tok) != 64 {
+		t.Fatalf("built a token of %d characters", len(tok))
+	}
+	if c, err := ParseCursor(tok); err != nil || c != (Cursor{Start: 0, Seq: 7}) {
+		t.Errorf("a 64-character token = %+v, %v", c, err)
+	}
+	long := base64.RawURLEncoding.EncodeToString([]byte("r1." + strings.Repeat("0", 44) + ".7"))
+	if _, err := ParseCursor(long); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("a %d-character token: err = %v", len(long), err)
 	}
 }

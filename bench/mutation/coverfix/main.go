@@ -4,12 +4,18 @@
 // colon), so gremlins reports every mutant in them as NOT COVERED and never
 // runs it, however well the switch is tested.
 //
+// The same holds for the values of package-level constants and variables,
+// which no block covers: a mutant in `const MaxRange = 400 * 24 * time.Hour`
+// is never run.
+//
 // coverfix runs the real go command (BAIMO_REAL_GO) with the same arguments.
 // When that was a successful `go test ... -coverprofile FILE`, it adds to
 // FILE, for each case expression of a switch whose statement ran, a block
-// with the count of the block holding the switch. A case after the one taken
-// is never evaluated, so a mutant in it then runs and survives, showing as
-// lived rather than hidden as not covered: the conservative side.
+// with the count of the block holding the switch, and for each value of a
+// package-level const or var declaration a block with count 1 when some code
+// of its package ran. A case after the one taken is never evaluated, so a
+// mutant in it then runs and survives, showing as lived rather than hidden as
+// not covered: the conservative side.
 package main
 
 import (
@@ -150,13 +156,22 @@ func fix(profile string) error {
 	if err != nil {
 		return err
 	}
+	ran := map[string]bool{} // package directories some code of which ran
+	for name, bs := range byFile {
+		for _, b := range bs {
+			if b.count > 0 {
+				ran[filepath.Dir(name)] = true
+				break
+			}
+		}
+	}
 	var extra []block
 	for _, name := range order {
 		rel, ok := strings.CutPrefix(name, module+"/")
 		if !ok {
 			continue
 		}
-		extra = append(extra, caseBlocks(filepath.Join(root, rel), name, byFile[name])...)
+		extra = append(extra, caseBlocks(filepath.Join(root, rel), name, byFile[name], ran[filepath.Dir(name)])...)
 	}
 	if len(extra) == 0 {
 		return nil
@@ -177,14 +192,35 @@ func fix(profile string) error {
 }
 
 // caseBlocks returns a block for each case expression of each switch in
-// path whose statement ran.
-func caseBlocks(path, name string, blocks []block) []block {
+// path whose statement ran, and, when packageRan, for each value of its
+// package-level const and var declarations.
+func caseBlocks(path, name string, blocks []block, packageRan bool) []block {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 	if err != nil {
 		return nil // not a file we can read: leave its blocks as they are
 	}
 	var out []block
+	expr := func(e ast.Expr, count int) {
+		p, q := fset.Position(e.Pos()), fset.Position(e.End())
+		out = append(out, block{file: name, startLine: p.Line, startCol: p.Column, endLine: q.Line, endCol: q.Column, count: count})
+	}
+	if packageRan {
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || (gd.Tok != token.CONST && gd.Tok != token.VAR) {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				for _, v := range sp.(*ast.ValueSpec).Values {
+					if _, isFunc := v.(*ast.FuncLit); isFunc {
+						continue // a function value's body has blocks of its own
+					}
+					expr(v, 1)
+				}
+			}
+		}
+	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		sw, ok := n.(*ast.SwitchStmt)
 		if !ok {
@@ -202,11 +238,8 @@ func caseBlocks(path, name string, blocks []block) []block {
 			return true
 		}
 		for _, s := range sw.Body.List {
-			cc := s.(*ast.CaseClause)
-			for _, e := range cc.List {
-				p, q := fset.Position(e.Pos()), fset.Position(e.End())
-				out = append(out, block{file: name, startLine: p.Line, startCol: p.Column, endLine: q.Line,
-					endCol: q.Column, stmts: 0, count: count})
+			for _, e := range s.(*ast.CaseClause).List {
+				expr(e, count)
 			}
 		}
 		return true
