@@ -26,7 +26,8 @@ TIMEOUT_COEFFICIENT=${TIMEOUT_COEFFICIENT:-10}
 OUT=bench/out/mutation
 
 # The money path: packages, or single files of a package whose other files
-# are not about money (the request path's billing glue).
+# are not about money (the request path's billing glue; each wire format's
+# usage parser, beside its translators).
 PACKAGES=(
   internal/money
   internal/usage
@@ -34,9 +35,9 @@ PACKAGES=(
   internal/ledger
   internal/billing
   internal/gateway/billing.go
-  internal/provider/openai
-  internal/provider/anthropic
-  internal/provider/gemini
+  internal/provider/openai/usage.go
+  internal/provider/anthropic/anthropic.go
+  internal/provider/gemini/gemini.go
 )
 if [ $# -gt 0 ]; then PACKAGES=("$@"); fi
 

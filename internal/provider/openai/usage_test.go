@@ -58,6 +58,8 @@ var usageCases = []usageCase{
 		want: usage.Usage{Input: 60, CachedInput: 50, Output: 11}, ok: true},
 	{name: "deepseek hit and miss only, with a total", json: `{"total_tokens":71,"prompt_cache_hit_tokens":50,"prompt_cache_miss_tokens":10}`,
 		want: usage.Usage{Input: 60, CachedInput: 50, Output: 11}, ok: true},
+	{name: "deepseek hit and miss alone", json: `{"prompt_cache_hit_tokens":50,"prompt_cache_miss_tokens":10}`,
+		want: usage.Usage{Input: 60, CachedInput: 50}, ok: true},
 	{name: "deepseek all miss only", json: `{"completion_tokens":2,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":30}`,
 		want: usage.Usage{Input: 30, Output: 2}, ok: true},
 	{name: "deepseek hit only", json: `{"completion_tokens":11,"prompt_cache_hit_tokens":50}`,
