@@ -37,14 +37,7 @@ exchange_rates:
   - {from: USD, to: CNY, effective_from: "2025-05-01T00:00:00+08:00", rate: "7.2", source: "reference B"}
 `
 
-func loadAlias(t *testing.T) *price.Catalog {
-	t.Helper()
-	c, err := price.LoadFiles([]string{"a.yaml"}, map[string][]byte{"a.yaml": []byte(aliasFile)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func loadAlias(t *testing.T) *price.Catalog { return catalogOf(t, "a.yaml", aliasFile) }
 
 func TestAliasTable(t *testing.T) {
 	c := loadAlias(t)

@@ -69,9 +69,18 @@ models:
       - {effective_from: "2026-02-01T00:00:00Z", currency: USD, unit: per_1m, source: test, prices: {input: "1"}}
 `
 
-func boundaryCatalog(t *testing.T) *price.Catalog {
+func boundaryCatalog(t *testing.T) *price.Catalog { return catalogOf(t, "b.yaml", boundaryFile) }
+
+// catalogOf loads a catalog from files given as name, content, name, ...
+func catalogOf(t testing.TB, nameContent ...string) *price.Catalog {
 	t.Helper()
-	c, err := price.LoadFiles([]string{"b.yaml"}, map[string][]byte{"b.yaml": []byte(boundaryFile)})
+	var names []string
+	files := map[string][]byte{}
+	for i := 0; i+1 < len(nameContent); i += 2 {
+		names = append(names, nameContent[i])
+		files[nameContent[i]] = []byte(nameContent[i+1])
+	}
+	c, err := price.LoadFiles(names, files)
 	if err != nil {
 		t.Fatal(err)
 	}

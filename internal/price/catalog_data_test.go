@@ -36,14 +36,7 @@ exclusions:
   - {name: m-eu, vendor: other, reason: region-only}
 `
 
-func dataCatalog(t *testing.T) *price.Catalog {
-	t.Helper()
-	c, err := price.LoadFiles([]string{"d.yaml"}, map[string][]byte{"d.yaml": []byte(dataFile)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func dataCatalog(t *testing.T) *price.Catalog { return catalogOf(t, "d.yaml", dataFile) }
 
 func TestLimitsAndModalities(t *testing.T) {
 	head := "vendor: v\nmodels:\n  - name: m\n"

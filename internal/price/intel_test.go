@@ -77,12 +77,7 @@ models:
 `
 
 func viewCatalog(t *testing.T) *price.Catalog {
-	t.Helper()
-	c, err := price.LoadFiles([]string{"b.yaml", "a.yaml"}, map[string][]byte{"a.yaml": []byte(viewFileA), "b.yaml": []byte(viewFileB)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return catalogOf(t, "b.yaml", viewFileB, "a.yaml", viewFileA)
 }
 
 func utc(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
