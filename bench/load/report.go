@@ -217,6 +217,28 @@ func (r *report) writeBudget(w io.Writer) {
 			fmt.Fprintf(w, "| %d concurrent streams < 200 MB RSS | stream | %s | %s |\n", h.Result.Wanted, fmtMB(h.Result.RSSOpen), verdict(ok))
 		}
 	}
+	if r.Seq["floor"] == nil {
+		return
+	}
+	// Issue 18's targets are relative to the reference floor, in the same run.
+	for _, stream := range []bool{false, true} {
+		b, f := r.Conc["baimo"][stream], r.Conc["floor"][stream]
+		ratio := 0.0
+		if rps(f) > 0 {
+			ratio = rps(b) / rps(f)
+		}
+		target := 0.75
+		if stream {
+			target = 0.97 // streams keep their figures: near the floor
+		}
+		fmt.Fprintf(w, "| requests/s ≥ %.0f%% of the floor's at c=%d | %s | %.0f%% (%.0f / %.0f) | %s |\n", target*100, r.Config.C,
+			kindName(stream), ratio*100, rps(b), rps(f), verdict(ratio >= target))
+	}
+	for _, stream := range []bool{false, true} {
+		b, f := r.Seq["baimo"][stream], r.Seq["floor"][stream]
+		d := percentile(b.Latencies, 50) - percentile(f.Latencies, 50)
+		fmt.Fprintf(w, "| added p50 at c=1 within 60 µs of the floor's | %s | %s | %s |\n", kindName(stream), fmtAdded(d), verdict(d <= 60*time.Microsecond))
+	}
 }
 
 // kindName names a kind of request in the report.

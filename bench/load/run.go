@@ -27,6 +27,8 @@ const (
 type config struct {
 	Direct, Proxy, Baimo          string
 	DirectPID, ProxyPID, BaimoPID int
+	Floor                         string
+	FloorPID                      int
 	BaimoKey, BaimoAdminKey       string
 	BaimoTenant                   string
 	Model                         string
@@ -48,6 +50,8 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.DirectPID, "direct-pid", 0, "pid of the upstream, for its CPU and RSS")
 	fs.StringVar(&c.Proxy, "proxy", "", "base URL of the bare ReverseProxy in front of the upstream (optional)")
 	fs.IntVar(&c.ProxyPID, "proxy-pid", 0, "pid of the bare ReverseProxy")
+	fs.StringVar(&c.Floor, "floor", "", "base URL of the reference floor gateway (../shared/bench/floor) in front of the upstream (optional)")
+	fs.IntVar(&c.FloorPID, "floor-pid", 0, "pid of the floor gateway")
 	fs.StringVar(&c.Baimo, "baimo", "", "base URL of baimo in front of the upstream (optional)")
 	fs.IntVar(&c.BaimoPID, "baimo-pid", 0, "pid of baimo")
 	fs.StringVar(&c.BaimoKey, "baimo-key", "", "API key for baimo; if empty, one is created with -baimo-admin-key")
@@ -72,7 +76,7 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Direct == "" {
 		return c, fmt.Errorf("%w: -direct is required", errUsage)
 	}
-	for _, u := range []string{c.Direct, c.Proxy, c.Baimo} {
+	for _, u := range []string{c.Direct, c.Proxy, c.Floor, c.Baimo} {
 		if u == "" {
 			continue
 		}
@@ -113,11 +117,17 @@ func checkTargetURL(raw string) error {
 	return checkLoopback(u.Host)
 }
 
-// chatBody returns the JSON body of a chat request.
+// chatBody returns the JSON body of a chat request. Its pacing is said two
+// ways: the "sim" field (baimo's simulator) and a marker in the message
+// (the shared stub: "[stub delay=Dms chunks=N]").
 func chatBody(model string, stream bool, tokens, tpotMS int) []byte {
+	content := "Say something short."
+	if tpotMS > 0 {
+		content += fmt.Sprintf(" [stub delay=%dms chunks=%d]", tpotMS, max(tokens, 1))
+	}
 	m := map[string]any{
 		"model":    model,
-		"messages": []map[string]string{{"role": "user", "content": "Say something short."}},
+		"messages": []map[string]string{{"role": "user", "content": content}},
 	}
 	if stream {
 		m["stream"] = true
@@ -137,6 +147,9 @@ func chatBody(model string, stream bool, tokens, tpotMS int) []byte {
 	return b
 }
 
+// floorKey is the one API key the reference floor gateway knows.
+const floorKey = "sk-floor-bench"
+
 // runCmd runs every phase and prints the report.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseRunFlags(args, stderr)
@@ -147,6 +160,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	targets := []*target{newTarget("direct", cfg.Direct, cfg.DirectPID, "", conns)}
 	if cfg.Proxy != "" {
 		targets = append(targets, newTarget("proxy", cfg.Proxy, cfg.ProxyPID, "", conns))
+	}
+	if cfg.Floor != "" {
+		targets = append(targets, newTarget("floor", cfg.Floor, cfg.FloorPID, floorKey, conns))
 	}
 	var baimoKeyID string
 	if cfg.Baimo != "" {

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the load benchmark of issue 2: the upstream (`baimo sim`, zero latency)
-# called directly, a bare httputil.ReverseProxy in front of it, and baimo in
-# front of it with usage records on, side by side. Prints a markdown report and
-# keeps a copy under bench/out/.
+# Runs the load benchmark: a zero-latency upstream (the shared stub in
+# ../shared/bench/stub by default) called directly, the reference floor
+# gateway (../shared/bench/floor: key check, JSON parse, relay, usage parse,
+# nothing persisted) and a bare httputil.ReverseProxy in front of it, and
+# baimo in front of it, side by side in one run. baimo bills: a price is added
+# as an operator version (POST /admin/prices) and, with PREFILL, requests come
+# from a prepaid tenant of a database that already holds millions of records.
+# Prints a markdown report and keeps a copy under bench/out/.
 #
 # Usage: bench/load/run.sh [flags for `load run`, e.g. -n1 5000 -dur 10s]
 #
@@ -10,10 +14,16 @@
 #   PIN=split  (default) process under test on core 1, load generator and upstream on core 0
 #   PIN=same   everything on core 0 (no cross-core wake-ups; shows what pinning costs)
 #   PIN=none   no pinning
-#   UPSTREAM=sim   (default) `baimo sim --ttft 0 --tpot 0`
+#   UPSTREAM=stub  (default) ../shared/bench/stub
+#   UPSTREAM=sim   `baimo sim --ttft 0 --tpot 0`
 #   UPSTREAM=fake  the load tool's own minimal upstream (`load upstream`)
+#   FLOOR=0    leave the floor gateway out
+#   SHARED=dir where the stub and floor sources are (default ../shared/bench)
+#   CURRENCY=CNY (default) or USD: baimo's billing currency (a prefilled
+#              database's tenant must be in it: mkdb -currency)
+#   PRICE="0.15 0.60"  input and output price per 1M tokens of the operator version
 #   BAIMO=0    leave baimo out (the direct and proxy columns only)
-#   PORT=18090 first of three loopback ports (upstream, proxy, baimo)
+#   PORT=18090 first of four loopback ports (upstream, proxy, baimo, floor)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
 #   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config, e.g. "billing: {ledger: false}"
 #   PREFILL=path.db  start baimo on a copy of this database (go run ./bench/prefill/mkdb -db path.db), with its
@@ -25,12 +35,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 pin=${PIN:-split}
-upstream_kind=${UPSTREAM:-sim}
+upstream_kind=${UPSTREAM:-stub}
+want_floor=${FLOOR:-1}
+currency=${CURRENCY:-CNY}
+read -r price_in price_out <<<"${PRICE:-0.15 0.60}"
+shared=${SHARED:-"$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench"}
 want_baimo=${BAIMO:-1}
 port=${PORT:-18090}
 up_addr=127.0.0.1:$port
 proxy_addr=127.0.0.1:$((port + 1))
 baimo_addr=127.0.0.1:$((port + 2))
+floor_addr=127.0.0.1:$((port + 3))
 
 case $pin in
 split) gen_cpu=0 sut_cpu=1 ;;
@@ -68,7 +83,7 @@ wait_for() {
 	return 1
 }
 
-for p in "$port" $((port + 1)) $((port + 2)); do
+for p in "$port" $((port + 1)) $((port + 2)) $((port + 3)); do
 	if (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "run.sh: something already listens on 127.0.0.1:$p; pick other ports with PORT=" >&2
 		exit 1
@@ -77,6 +92,14 @@ done
 
 echo "run.sh: building" >&2
 go build -o "$work/load" ./bench/load
+if [ "$upstream_kind" = stub ] || [ "$want_floor" = 1 ]; then
+	if [ ! -d "$shared/stub" ] || [ ! -d "$shared/floor" ]; then
+		echo "run.sh: $shared/{stub,floor} not found; use UPSTREAM=sim FLOOR=0" >&2
+		exit 1
+	fi
+	(cd "$shared/stub" && GOFLAGS= go build -o "$work/stub" .)
+	(cd "$shared/floor" && GOFLAGS= go build -o "$work/floor" .)
+fi
 have_baimo=0
 if [ -n "${BAIMO_BIN:-}" ]; then
 	cp "$BAIMO_BIN" "$work/baimo"
@@ -89,12 +112,26 @@ elif [ "$upstream_kind" = sim ] || [ "$want_baimo" = 1 ]; then
 	exit 1
 fi
 
+# wait_port ADDR: poll until ADDR accepts a connection, for at most 20 s.
+wait_port() {
+	for _ in $(seq 200); do
+		if (echo >"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "run.sh: $1 did not listen within 20 s" >&2
+	return 1
+}
+
 case $upstream_kind in
+stub) taskset -c "$gen_cpu" "$work/stub" -addr "$up_addr" >"$work/sim.log" 2>&1 &
+	up_pid=$! ;;
 sim) taskset -c "$gen_cpu" "$work/baimo" sim --addr "$up_addr" --ttft 0 --tpot 0 >"$work/sim.log" 2>&1 &
 	up_pid=$! ;;
 fake) taskset -c "$gen_cpu" "$work/load" upstream -addr "$up_addr" >"$work/sim.log" 2>&1 &
 	up_pid=$! ;;
-*) echo "run.sh: UPSTREAM must be sim or fake" >&2; exit 2 ;;
+*) echo "run.sh: UPSTREAM must be stub, sim or fake" >&2; exit 2 ;;
 esac
 pids+=("$up_pid")
 wait_for "http://$up_addr/v1/models"
@@ -105,14 +142,22 @@ pids+=("$proxy_pid")
 wait_for "http://$proxy_addr/v1/models"
 
 args=(-direct "http://$up_addr" -direct-pid "$up_pid" -proxy "http://$proxy_addr" -proxy-pid "$proxy_pid")
+if [ "$want_floor" = 1 ]; then
+	taskset -c "$sut_cpu" "$work/floor" -addr "$floor_addr" -upstream "http://$up_addr" >"$work/floor.log" 2>&1 &
+	floor_pid=$!
+	pids+=("$floor_pid")
+	wait_port "$floor_addr"
+	args+=(-floor "http://$floor_addr" -floor-pid "$floor_pid")
+fi
 if [ "$want_baimo" = 1 ] && [ "$have_baimo" = 1 ]; then
 	cat >"$work/config.yaml" <<EOF
 channels:
   - name: local
     kind: openai
     base_url: http://$up_addr/v1
-    models: [sim-chat, sim-embed]
+    models: [sim-chat, sim-embed, bench-model]
 sim: {enabled: false}
+billing: {currency: $currency}
 ${BAIMO_CONFIG_EXTRA:-}
 EOF
 	if [ -n "${PREFILL:-}" ]; then
@@ -130,7 +175,15 @@ EOF
 		cat "$work/baimo.log" >&2
 		exit 1
 	fi
-	args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key")
+	# The price the run bills at is an operator's version, added as an
+	# operator adds one (in force from now).
+	if ! curl -sf -o /dev/null -X POST "http://$baimo_addr/admin/prices" -H "Authorization: Bearer $admin_key" \
+		-H 'Content-Type: application/json' -d "{\"model\":\"bench-model\",\"vendor\":\"bench\",\"effective_from\":\"now\",\"currency\":\"$currency\",\"unit\":\"per_1m\",\"source\":\"load run\",\"prices\":{\"input\":\"$price_in\",\"output\":\"$price_out\"},\"context_window\":128000,\"max_output\":16384}"; then
+		echo "run.sh: adding the operator price failed" >&2
+		cat "$work/baimo.log" >&2
+		exit 1
+	fi
+	args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key" -model bench-model)
 fi
 
 mkdir -p "$root/bench/out"
