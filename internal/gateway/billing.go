@@ -66,7 +66,7 @@ func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error 
 // billRequest is what billing needs to know of the request.
 func (g *Gateway) billRequest(req *request) billing.Request {
 	b := billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
-		Upstreams: g.chans.Load().upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
+		Upstreams: req.tab.upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
 		Choices: req.adm.Choices, Start: req.start, Prompt: req}
 	if req.line != nil {
 		b.Batch, b.HeldAhead = true, req.line.HeldAhead

@@ -37,7 +37,7 @@ func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in In
 	if err != nil {
 		return admitError(err)
 	}
-	req := &request{gw: g, key: k, in: in}
+	req := &request{gw: g, tab: g.chans.Load(), key: k, in: in}
 	if aerr := g.admitModel(req, a.Model); aerr != nil {
 		return aerr
 	}

@@ -23,7 +23,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, req *request, 
 	ctx, cancel := context.WithTimeout(r.Context(), g.opt.Limits.RequestTimeout.D())
 	defer cancel()
 	var tokens int64
-	if g.chans.Load().tpm[req.model] { // count the prompt for vendor TPM limits only when there are some
+	if req.tab.tpm[req.model] { // count the prompt for vendor TPM limits only when there are some
 		tokens = g.reservation(req)
 	}
 	var cost route.CostFunc

@@ -398,6 +398,7 @@ func (g *Gateway) AuthenticateSecret(ctx context.Context, secret string) (*keys.
 // request is the state of one request through the gateway.
 type request struct {
 	gw       *Gateway
+	tab      *channelTable // the channels as the request found them, read once
 	id       string
 	key      *keys.Key
 	in       Inbound
@@ -484,7 +485,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, in Inbound) *api
 // its record handed back unsettled. It returns the request (nil when it was
 // refused before its key was known).
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line *LineRequest) (*request, *apierr.Error) {
-	req := &request{gw: g, in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), line: line}
+	req := &request{gw: g, tab: g.chans.Load(), in: in, endpoint: in.Endpoint, start: g.opt.Clock.Now(), line: line}
 	req.rec = usage.Record{Endpoint: in.Endpoint.Name, Start: req.start}
 	if line == nil {
 		req.id = RequestID(r)
@@ -578,7 +579,7 @@ func admitError(err error) *apierr.Error {
 // admitModel checks that the model is served and the key may use it.
 func (g *Gateway) admitModel(req *request, m string) *apierr.Error {
 	req.model, req.rec.Model = m, m
-	if len(g.chans.Load().byModel[m]) == 0 {
+	if len(req.tab.byModel[m]) == 0 {
 		return apierr.ModelNotFound(m)
 	}
 	if !req.key.Allows(m) {

@@ -187,7 +187,7 @@ type LineCheck struct {
 // the key, and its worst case at the batch price. The error is the one the
 // line would get.
 func (g *Gateway) CheckLine(key *keys.Key, f ir.Format, ep Endpoint, body []byte, at time.Time) (LineCheck, *apierr.Error) {
-	req := &request{gw: g, in: Inbound{Format: f, Endpoint: ep}, endpoint: ep, start: at, key: key, body: body,
+	req := &request{gw: g, tab: g.chans.Load(), in: Inbound{Format: f, Endpoint: ep}, endpoint: ep, start: at, key: key, body: body,
 		line: &LineRequest{Key: key, Format: f, Endpoint: ep, Body: body}}
 	if aerr := g.admit(req); aerr != nil {
 		return LineCheck{Model: req.model}, aerr
