@@ -127,6 +127,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
+	poolCtx, stopPools := context.WithCancel(context.Background())
+	defer stopPools()
+	poolChannels, poolMetrics, err := startPools(poolCtx, cfg, log)
+	if err != nil {
+		return err
+	}
+	upstreams = append(upstreams, poolChannels...)
+
 	rater, seenVersions, err := newRater(ctx, cfg, *cfgPath, db, log)
 	if err != nil {
 		return err
@@ -146,7 +154,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), poolMetrics)
 	host, _ := os.Hostname()
 	var onAlert func(ledger.BudgetAlert) // the ledger logs each alert once; this posts it
 	if cfg.Billing.AlertWebhook != "" {

@@ -28,9 +28,11 @@ type Config struct {
 	Sim      Sim       `yaml:"sim"`
 	Limits   Limits    `yaml:"limits"`
 	Channels []Channel `yaml:"channels"`
-	Usage    Usage     `yaml:"usage"`
-	Billing  Billing   `yaml:"billing"`
-	Routing  Routing   `yaml:"routing"`
+	// Pools are self-hosted replica pools (pools.go).
+	Pools   []Pool  `yaml:"pools"`
+	Usage   Usage   `yaml:"usage"`
+	Billing Billing `yaml:"billing"`
+	Routing Routing `yaml:"routing"`
 	// RateLimits are the limits baimo puts on its own users.
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Console configures the web console at /ui.
@@ -545,6 +547,9 @@ func (c *Config) check() error {
 		if err := CheckChannel(ch, fmt.Sprintf("channels[%d].", i)); err != nil {
 			return err
 		}
+	}
+	if err := c.checkPools(seen); err != nil {
+		return err
 	}
 	if w := c.Billing.AlertWebhook; w != "" {
 		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -158,8 +158,29 @@ const costOutputEstimate = 256
 func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, req *request,
 	plan *route.Plan, a *route.Attempt, up ir.Upstream, last **apierr.Error, log requestLog) (retry, served bool) {
 	ch := req.channel
+	base := ch.BaseURL
+	if ch.pool != nil {
+		lease, overflow, aerr := g.acquireReplica(ctx, r, req)
+		switch {
+		case overflow:
+			plan.Skip(a) // saturated, not failing: the next channel takes it
+			return true, false
+		case aerr != nil:
+			plan.Done(a, route.Outcome{Canceled: true})
+			*last = aerr
+			return false, false
+		case lease == nil: // the client left while queued
+			plan.Done(a, route.Outcome{Canceled: true})
+			req.rec.Status, req.rec.ErrorClass = 499, usage.ErrClientDisconnect
+			*last = nil
+			return false, false
+		}
+		defer lease.End()
+		req.replica, base = lease, lease.BaseURL
+		defer func() { req.replica = nil }()
+	}
 	t0 := g.opt.Clock.Now()
-	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.BaseURL+up.Path, bytes.NewReader(up.Body))
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+up.Path, bytes.NewReader(up.Body))
 	if err != nil {
 		plan.Done(a, route.Outcome{Canceled: true})
 		*last = apierr.Internal(err)

@@ -33,6 +33,7 @@ import (
 	"baimo/internal/provider"
 	"baimo/internal/provider/ir"
 	"baimo/internal/ratelimit"
+	"baimo/internal/replica"
 	"baimo/internal/route"
 	"baimo/internal/sse"
 	"baimo/internal/usage"
@@ -117,6 +118,7 @@ type Channel struct {
 	format   ir.Format
 	header   http.Header // extra headers sent upstream
 	secrets  []string    // each upstream key; "" for none
+	pool     *poolRoute  // a replica pool's, or nil for a vendor channel (pool.go)
 }
 
 // NewChannel builds a channel from its configuration. An Anthropic base URL
@@ -206,6 +208,9 @@ type Options struct {
 	// this many with baimo's exact tokenizer, to audit vendors' bills;
 	// 0 audits none.
 	AuditEvery int
+	// FreeTier, if set, tells whether a tenant is on the free tier: replica
+	// pools shed its requests first when saturated.
+	FreeTier func(tenantID string) bool
 }
 
 // Gateway serves the client APIs.
@@ -220,6 +225,7 @@ type Gateway struct {
 	readers  sync.Pool // *sse.Reader, with their 16 KiB buffers
 	limited  bool      // some rate limit is configured
 	audits   atomic.Uint64
+	pools    []*Channel // replica pools' channels, kept through ApplyChannels
 }
 
 // channelTable is one set of channels, resolved for the request path. It is
@@ -275,6 +281,11 @@ func New(opt Options) (*Gateway, error) {
 	g := &Gateway{opt: opt, client: &http.Client{Transport: opt.Transport},
 		keyCache: newKeyCache(opt.Keys, opt.Clock, opt.Limits.StoreTimeout.D())}
 	g.chans.Store(newChannelTable(opt.Channels))
+	for _, ch := range opt.Channels {
+		if ch.pool != nil {
+			g.pools = append(g.pools, ch)
+		}
+	}
 	g.bufs.New = func() any { return new(bytes.Buffer) }
 	if g.opt.Router == nil {
 		r, err := route.New(RouteConfig(opt.Routing, opt.Channels), route.Options{Clock: opt.Clock, Logger: opt.Log})
@@ -313,7 +324,8 @@ func (g *Gateway) ApplyChannels(chans []config.Channel) error {
 			out = append(out, NewChannel(c))
 		}
 	}
-	return g.SetChannels(out)
+	// Replica pools come from the configuration file and stay.
+	return g.SetChannels(append(out, g.pools...))
 }
 
 // Channels returns the channels served now.
@@ -419,6 +431,7 @@ type request struct {
 	leased  bool
 	bill    billing.Request // what billing admitted
 	ticket  *billing.Ticket // the request's claim on its tenant's money
+	replica *replica.Lease  // the replica's load, when the channel is a pool
 	channel *Channel
 	secret  string // the upstream key's secret
 	tr      provider.Translator

@@ -46,7 +46,11 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 		g.finish(req, log)
 		return
 	}
-	req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
+	now := g.opt.Clock.Now()
+	req.rec.TTFT = now.Sub(req.start)
+	if req.replica != nil {
+		req.replica.FirstToken(now)
+	}
 	out, u, err := req.tr.Response(buf.Bytes())
 	if err != nil {
 		log.Warn("upstream answer not translated", "channel", req.channel.Name, "err", err)
@@ -229,8 +233,14 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, req *reque
 		}
 		timer.Reset(idle)
 		if first {
-			req.rec.TTFT = g.opt.Clock.Now().Sub(req.start)
+			now := g.opt.Clock.Now()
+			req.rec.TTFT = now.Sub(req.start)
 			first = false
+			if req.replica != nil {
+				req.replica.FirstToken(now)
+			}
+		} else if req.replica != nil {
+			req.replica.Token(g.opt.Clock.Now())
 		}
 		out, trErr = tr.Stream(out[:0], ev)
 		if guard.over(g, req, meter.Text()) {

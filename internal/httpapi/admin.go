@@ -17,6 +17,7 @@ import (
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/price"
+	"baimo/internal/replica"
 	"baimo/internal/route"
 	"baimo/internal/usage"
 )
@@ -364,11 +365,14 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request) {
 type routingView struct {
 	route.Snapshot
 	Probes []route.ProbeStatus
+	// Pools are the replica pools: each replica's load, scraped metrics and
+	// prefix hit rates, and the queue's counters per traffic class.
+	Pools []replica.Stats `json:",omitempty"`
 }
 
 func (s *Server) routingState(w http.ResponseWriter, r *http.Request) {
 	rt := s.GW.Router()
-	writeJSON(w, http.StatusOK, routingView{Snapshot: rt.Snapshot(), Probes: rt.Probes()})
+	writeJSON(w, http.StatusOK, routingView{Snapshot: rt.Snapshot(), Probes: rt.Probes(), Pools: s.GW.PoolStats()})
 }
 
 // RoutingRecorder is told of each routing change an operator makes through

@@ -778,6 +778,19 @@ func (p *Plan) acquire(i int, now int64) (Attempt, bool) {
 	return Attempt{}, false
 }
 
+// Skip ends an attempt its channel declined before sending anything (a
+// saturated replica pool that passes its overflow on): it counts for the
+// channel's health neither way, does not use up an attempt, and the plan
+// does not offer the channel again.
+func (p *Plan) Skip(a *Attempt) {
+	if a.done || a.mem == nil {
+		return
+	}
+	p.Done(a, Outcome{Canceled: true})
+	p.tried.set(a.idx)
+	p.attempts--
+}
+
 // Done ends an attempt: it releases the attempt's slots, settles its token
 // reservation with o.Tokens, updates breakers, parks or rests the key as the
 // outcome demands, feeds the latency averages, and returns Classify's

@@ -918,3 +918,29 @@ func TestRequestFaultParksNothing(t *testing.T) {
 		t.Fatalf("state after request faults: %+v", s)
 	}
 }
+
+func TestSkipPassesToTheNextChannelWithoutBlame(t *testing.T) {
+	r, _ := newRouter(t, Config{Channels: []Channel{
+		{ID: "pool", Priority: 0, Models: []string{"m"}, Keys: []Key{{ID: "k"}}},
+		{ID: "vendor", Priority: 1, Models: []string{"m"}, Keys: []Key{{ID: "k"}}},
+	}, Defaults: Model{MaxAttempts: 1}})
+	for range 5 {
+		p, err := r.Plan(Request{Model: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := p.Next()
+		if err != nil || a.Channel.ID != "pool" {
+			t.Fatalf("first attempt %v %v", a.Channel, err)
+		}
+		p.Skip(&a)
+		b, err := p.Next()
+		if err != nil || b.Channel.ID != "vendor" {
+			t.Fatalf("after a skip (one attempt allowed): %v %v", b.Channel, err)
+		}
+		p.Done(&b, Outcome{Status: 200})
+	}
+	if s := r.Snapshot(); s.Channels[0].Breaker.State != "closed" || s.Channels[0].Breaker.Failures != 0 {
+		t.Fatalf("skips opened the pool's breaker: %+v", s.Channels[0])
+	}
+}

@@ -1,6 +1,9 @@
 package schedule
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Block hashes name a prompt's blocks of BlockTokens tokens. Each hash covers
 // its block and, through the previous hash, everything before it, so two
@@ -78,6 +81,29 @@ func AppendTraceBlocks(dst []uint64, seed uint64, ids []uint64, idTokens, prompt
 			dst = append(dst, h)
 			n++
 		}
+	}
+	return dst
+}
+
+// TextBlockBytes is the size of a text block: 64 bytes, about 16 tokens of
+// English at 4 bytes a token (the Gateway API inference extension's
+// approximation).
+const TextBlockBytes = 64
+
+// AppendTextBlocks appends the hashes of the full TextBlockBytes-byte blocks
+// of a rendered prompt, chained from seed: what a gateway can hash without
+// tokenizing. Prompts that share a prefix of text share its blocks.
+func AppendTextBlocks(dst []uint64, seed uint64, text []byte) []uint64 {
+	h := seed
+	for i := 0; i+TextBlockBytes <= len(text); i += TextBlockBytes {
+		b := text[i : i+TextBlockBytes : i+TextBlockBytes]
+		x, y := h^mulB, h^mulC
+		for j := 0; j < TextBlockBytes; j += 16 {
+			x = bits.RotateLeft64((x^binary.LittleEndian.Uint64(b[j:]))*mulA, 29)
+			y = bits.RotateLeft64((y^binary.LittleEndian.Uint64(b[j+8:]))*mulB, 31)
+		}
+		h = mix(x ^ mix(y))
+		dst = append(dst, h)
 	}
 	return dst
 }

@@ -3,6 +3,7 @@ package schedule
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,6 +37,12 @@ func TestTokenBlocksNameSharedPrefixes(t *testing.T) {
 	}
 	if d := AppendTokenBlocks(nil, ModelSeed("other"), tokens(1, 100)); d[0] == a[0] {
 		t.Fatal("the same prompt to another model shares a block")
+	}
+	// Text blocks: 64 bytes each, shared by shared prefixes.
+	ta := AppendTextBlocks(nil, seed, []byte(strings.Repeat("system prompt. ", 20)+"question one"))
+	tb := AppendTextBlocks(nil, seed, []byte(strings.Repeat("system prompt. ", 20)+"another question entirely"))
+	if len(ta) != 4 || len(tb) != 5 || !slices.Equal(ta[:4], tb[:4]) {
+		t.Fatalf("text blocks %d and %d, shared prefix not shared", len(ta), len(tb))
 	}
 	// Mooncake-style ids: a follow-up turn shares the leading ids.
 	x := AppendTraceBlocks(nil, seed, []uint64{0, 5, 6}, 512, 3*512)

@@ -47,15 +47,29 @@ func ParseClass(s string) (Class, error) {
 type Request struct {
 	Model        string
 	PromptTokens int
-	// Blocks are the prompt's block hashes (AppendTokenBlocks); nil
-	// disables prefix affinity for the request.
+	// Blocks are the prompt's block hashes (AppendTokenBlocks, or
+	// AppendTextBlocks); nil disables prefix affinity for the request.
 	Blocks []uint64
-	Class  Class
-	Tenant string
+	// BlockTokens is how many prompt tokens one of Blocks stands for:
+	// BlockTokens (16) when 0, as for token blocks; text blocks set it from
+	// the prompt's bytes per token.
+	BlockTokens float64
+	Class       Class
+	Tenant      string
 	// Free marks free-tier traffic, shed first when the pool is saturated.
 	Free bool
 	// Deadline bounds a batch request; zero means none.
 	Deadline time.Time
+}
+
+// uncached is the request's prompt tokens not covered by its first matched
+// blocks.
+func (r *Request) uncached(matched int) int64 {
+	per := r.BlockTokens
+	if per <= 0 {
+		per = BlockTokens
+	}
+	return max(int64(r.PromptTokens)-int64(float64(matched)*per), 0)
 }
 
 // Reason says why a replica was chosen.
@@ -226,13 +240,12 @@ func (p *Pool) pickScored(req *Request, now time.Time, sticky bool) Decision {
 		best = p.index.Match(req.Blocks, now, match)
 	}
 	t := now.UnixNano()
-	prompt := int64(req.PromptTokens)
 	var open uint64 // replicas with room
 	var l Load
 	for i := range n {
 		p.load(i, t, &l)
 		prefillBuf[i] = l.Prefill
-		scores[i] = p.score(&l, max(prompt-int64(match[i])*BlockTokens, 0))
+		scores[i] = p.score(&l, req.uncached(match[i]))
 		if !p.saturated(&l) {
 			open |= 1 << i
 		}
@@ -254,8 +267,7 @@ func (p *Pool) pickScored(req *Request, now time.Time, sticky bool) Decision {
 			}
 		}
 		if i := lowest(scores, start, open&affine); i >= 0 {
-			uncached := max(prompt-int64(match[i])*BlockTokens, 0)
-			if prefillBuf[i]+uncached <= p.cfg.StickyPrefill {
+			if prefillBuf[i]+req.uncached(match[i]) <= p.cfg.StickyPrefill {
 				return Decision{Replica: i, Matched: match[i], Reason: ReasonSticky}
 			}
 		}

@@ -304,7 +304,7 @@ type Ticket struct {
 // the request goes out; End the ticket however the request ends.
 func (p *Pool) Dispatch(req *Request, d Decision, now time.Time) *Ticket {
 	r := p.reps[d.Replica]
-	uncached := max(int64(req.PromptTokens)-int64(d.Matched)*BlockTokens, 0)
+	uncached := req.uncached(d.Matched)
 	r.inflight.Add(1)
 	r.prefill.Add(uncached)
 	if req.Class != Batch {
