@@ -23,6 +23,7 @@ import (
 
 	"baimo/catalog"
 	"baimo/internal/alert"
+	"baimo/internal/batch"
 	"baimo/internal/billing"
 	"baimo/internal/channels"
 	"baimo/internal/clock"
@@ -241,8 +242,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return inConfig(err)
 	}
 	defer stopProbes()
+	batches, stopBatches, err := startBatches(cfg, db, gw, biller, exclusive, *dataDir, host+"/"+*addr, log, reg)
+	if err != nil {
+		return err
+	}
 	var stopping atomic.Bool
-	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
+	api := &httpapi.Server{Batches: batches, GW: gw, Store: db, AdminKeyHash: adminHash, Clock: clock.Real{}, Log: log, Gatherer: reg,
 		Ready:   func() bool { return !stopping.Load() },
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices: &httpapi.Prices{Catalog: rater.Catalog, Store: db, Currency: rater.Currency, Rates: rater.Rates,
@@ -312,6 +317,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer dcancel()
+	stopBatches(dctx)
 	if err := gw.Drain(dctx); err != nil {
 		log.Error("requests still running after close", "err", err)
 	}
@@ -393,6 +399,8 @@ type store interface {
 	usage.Reporter
 	conversation.Store
 	SetReportZone(ctx context.Context, zone *time.Location, now time.Time) error
+	BatchStore() batch.Store
+	BatchBlobs() batch.Blobs
 	Ping(ctx context.Context) error
 	Close() error
 }

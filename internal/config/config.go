@@ -39,6 +39,8 @@ type Config struct {
 	Console Console `yaml:"console"`
 	// Responses configures the Responses API's stored responses.
 	Responses Responses `yaml:"responses"`
+	// Batches configures batch work (batches.go).
+	Batches Batches `yaml:"batches"`
 }
 
 // Responses configures the responses the gateway stores for the Responses
@@ -449,6 +451,7 @@ func (c *Config) applyDefaults() {
 		c.Console.TimeZone = "Asia/Shanghai"
 	}
 	def(&c.Responses.Retention, 30*24*time.Hour)
+	c.Batches.applyDefaults()
 	if c.Billing.Currency == "" {
 		c.Billing.Currency = "CNY"
 	}
@@ -558,6 +561,9 @@ func (c *Config) check() error {
 	}
 	if c.Billing.FreeTier.DailyTokens < 0 || c.Billing.FreeTier.DailyRequests < 0 {
 		return fmt.Errorf("billing.free_tier: quotas must not be negative")
+	}
+	if err := c.Batches.check(); err != nil {
+		return err
 	}
 	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil {
 		return fmt.Errorf("console.time_zone: %q: %v", c.Console.TimeZone, err)

@@ -41,6 +41,9 @@ type LineRequest struct {
 	// Persist keeps the line's final result before it is settled; an error
 	// leaves the line unsettled, to run again.
 	Persist func(*LineResult) error
+	// LastTry makes any outcome final: a failure worth another run is kept
+	// as the line's result.
+	LastTry bool
 }
 
 // LineResult is how a line ended.
@@ -93,7 +96,7 @@ func (g *Gateway) ServeLine(ctx context.Context, l LineRequest) LineResult {
 		return res
 	}
 	res.Record = req.rec
-	if wait, ok := lineRetry(req, aerr, w); ok {
+	if wait, ok := lineRetry(req, aerr, w); ok && (!l.LastTry || req.rec.ErrorClass == usage.ErrClientDisconnect) {
 		req.ticket.Finish(0) // what admission reserved outside the ledger; the hold stays for the next run
 		return LineResult{Status: res.Status, Body: res.Body, Retry: wait}
 	}
@@ -177,6 +180,9 @@ var errLineTooLarge = errors.New("gateway: a batch line's answer is over 64 MiB"
 type LineCheck struct {
 	Model  string
 	Prompt int64 // prompt tokens
+	// Output is the output the line may produce (its limit times its
+	// choices, or the model's maximum; 0 when none is known).
+	Output int64
 	// Hold is the line's worst case at the batch price (0 when nothing is
 	// held: free, unpriced for metering, or no ledger).
 	Hold int64
@@ -198,5 +204,5 @@ func (g *Gateway) CheckLine(key *keys.Key, f ir.Format, ep Endpoint, body []byte
 	if err != nil {
 		return LineCheck{Model: req.model, Prompt: prompt}, billingError(err, req)
 	}
-	return LineCheck{Model: req.model, Prompt: prompt, Hold: q.Amount}, nil
+	return LineCheck{Model: req.model, Prompt: prompt, Output: q.Output * max(req.adm.Choices, 1), Hold: q.Amount}, nil
 }

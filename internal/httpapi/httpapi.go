@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"baimo/internal/apierr"
+	"baimo/internal/batch"
 	"baimo/internal/clock"
 	"baimo/internal/gateway"
 	"baimo/internal/keys"
@@ -54,6 +55,9 @@ type Server struct {
 	// responses (package responsesapi); otherwise POST /v1/responses is
 	// served statelessly.
 	Responses Mounter
+	// Batches, if set, serves the Files and Batches APIs (OpenAI's) and
+	// Message Batches (Anthropic's), and /admin/batches.
+	Batches *batch.Service
 }
 
 // Mounter registers its routes on a mux.
@@ -89,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/tokenize", s.tokenize)
 	mux.HandleFunc("GET /v1/models/{model...}", byClient(s.getModel, s.getAnthropicModel))
 	s.pricesRoutes(mux)
+	s.batchRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound("Unknown request URL: "+r.Method+" "+r.URL.Path+"."))
 	})

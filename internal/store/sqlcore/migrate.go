@@ -18,7 +18,7 @@ var migrations embed.FS
 type Dialect struct {
 	// Name is "sqlite" or "postgres".
 	Name string
-	// types renders a migration's type tokens: {{int}} a 64-bit integer,
+	// types renders a migration's type tokens: {{int}} a 64-bit integer, {{blob}} bytes,
 	// {{bool}} a boolean and {{false}} its false, {{serial}} an increasing
 	// integer primary key, {{strict}} SQLite's STRICT table option.
 	types *strings.Replacer
@@ -34,12 +34,12 @@ type Dialect struct {
 // The two dialects.
 var (
 	SQLite = Dialect{Name: "sqlite",
-		types: strings.NewReplacer("{{int}}", "INTEGER", "{{bool}}", "INTEGER", "{{false}}", "0",
+		types: strings.NewReplacer("{{int}}", "INTEGER", "{{bool}}", "INTEGER", "{{false}}", "0", "{{blob}}", "BLOB",
 			"{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{strict}}", " STRICT"),
 		migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`,
 		markApplied:     `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)`}
 	Postgres = Dialect{Name: "postgres",
-		types: strings.NewReplacer("{{int}}", "BIGINT", "{{bool}}", "BOOLEAN", "{{false}}", "false",
+		types: strings.NewReplacer("{{int}}", "BIGINT", "{{bool}}", "BOOLEAN", "{{false}}", "false", "{{blob}}", "BYTEA",
 			"{{serial}}", "BIGSERIAL PRIMARY KEY", "{{strict}}", ""),
 		migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
 		markApplied:     `INSERT INTO schema_migrations (name, applied_at) VALUES ($1, to_timestamp(CAST($2 AS BIGINT) / 1e9))`,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"baimo/internal/batch"
 	"baimo/internal/channels"
 	"baimo/internal/conversation"
 	"baimo/internal/keys"
@@ -31,6 +32,8 @@ type Store interface {
 	price.Store
 	price.ListStore
 	conversation.Store
+	BatchStore() batch.Store
+	BatchBlobs() batch.Blobs
 }
 
 // Run runs the whole suite. open must return a new, empty store for each call.
@@ -46,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("PriceVersions", func(t *testing.T) { testPrices(t, open(t)) })
 	t.Run("RoutingEvents", func(t *testing.T) { testRouting(t, open(t)) })
 	t.Run("Responses", func(t *testing.T) { testResponses(t, open(t)) })
+	t.Run("Batches", func(t *testing.T) { testBatches(t, open(t)) })
+	t.Run("BatchBlobs", func(t *testing.T) { testBatchBlobs(t, open(t)) })
 	runLedger(t, open)
 }
 
