@@ -76,8 +76,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	title := fs.String("title", "", "title of the plots (default: the trace's name)")
 	workers := fs.Int("workers", 0, "simulations run in parallel (0: GOMAXPROCS)")
 	quiet := fs.Bool("quiet", false, "no line per run")
+	replot := fs.String("replot", "", "redraw the SVG plots of a results directory from its runs.csv and goodput.csv, and stop")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	slo := simulate.SLO{TTFT: *sloTTFT, TPOT: *sloTPOT, Attain: *sloAttain}
+	if *replot != "" {
+		return replotDir(*replot, *title, slo, stdout)
 	}
 	if *tracePath == "" {
 		return fmt.Errorf("%w: --trace is required", errUsage)
@@ -109,7 +114,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			ShareIndex: *share, ShareDelay: *shareDelay},
 		Policies: strings.Split(*policies, ","),
 		Rates:    rs,
-		SLO:      simulate.SLO{TTFT: *sloTTFT, TPOT: *sloTPOT, Attain: *sloAttain},
+		SLO:      slo,
 		Costs:    simulate.Costs{GPUHour: *gpuHour, VendorInput: *vendorIn, VendorOutput: *vendorOut},
 		Refine:   *refine,
 		Workers:  *workers,
@@ -189,31 +194,12 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	files := map[string]func(io.Writer) error{
 		"runs.csv":    func(w io.Writer) error { return simulate.WriteRunsCSV(w, rep.Runs) },
 		"goodput.csv": func(w io.Writer) error { return simulate.WriteGoodputCSV(w, rep.Goodput) },
-		"attainment.svg": func(w io.Writer) error {
-			_, err := io.WriteString(w, simulate.AttainmentSVG(name+": requests meeting the SLO (simulator)", rep.Runs, sw.SLO))
-			return err
-		},
-		"ttft.svg": func(w io.Writer) error {
-			_, err := io.WriteString(w, simulate.TTFTSVG(name+": TTFT p90 (simulator)", rep.Runs, sw.SLO))
-			return err
-		},
-		"goodput.svg": func(w io.Writer) error {
-			_, err := io.WriteString(w, simulate.GoodputSVG(name+": SLO goodput, mean and range over seeds (simulator)", simulate.GoodputByPolicy(rep.Goodput)))
-			return err
-		},
 	}
-	for f, write := range files {
-		fh, err := os.Create(filepath.Join(*out, f))
-		if err != nil {
-			return err
-		}
-		err = write(fh)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", f, err)
-		}
+	for f, write := range plots(name, rep.Runs, rep.Goodput, slo) {
+		files[f] = write
+	}
+	if err := writeFiles(*out, files); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s/{runs.csv,goodput.csv,attainment.svg,ttft.svg,goodput.svg}\n", *out)
 	return nil
@@ -272,4 +258,64 @@ func runBatchStudy(sw *simulate.Sweep, at float64, operating []*simulate.Trace, 
 	}
 	fmt.Fprintf(stdout, "wrote %s/batch.csv\n", out)
 	return cw.Error()
+}
+
+// plots are the SVG charts of a sweep.
+func plots(name string, runs []simulate.Summary, goodput []simulate.Goodput, slo simulate.SLO) map[string]func(io.Writer) error {
+	svg := func(text string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, text); return err }
+	}
+	return map[string]func(io.Writer) error{
+		"attainment.svg": svg(simulate.AttainmentSVG(name+": requests meeting the SLO (simulator)", runs, slo)),
+		"ttft.svg":       svg(simulate.TTFTSVG(name+": TTFT p90 (simulator)", runs, slo)),
+		"goodput.svg":    svg(simulate.GoodputSVG(name+": SLO goodput, mean and range over seeds (simulator)", simulate.GoodputByPolicy(goodput))),
+	}
+}
+
+func writeFiles(dir string, files map[string]func(io.Writer) error) error {
+	for f, write := range files {
+		fh, err := os.Create(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		err = write(fh)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// replotDir redraws a results directory's plots from its CSV files.
+func replotDir(dir, title string, slo simulate.SLO, stdout io.Writer) error {
+	read := func(name string) (*os.File, error) { return os.Open(filepath.Join(dir, name)) }
+	rf, err := read("runs.csv")
+	if err != nil {
+		return err
+	}
+	defer rf.Close()
+	runs, err := simulate.ReadRunsCSV(rf)
+	if err != nil {
+		return fmt.Errorf("runs.csv: %w", err)
+	}
+	gf, err := read("goodput.csv")
+	if err != nil {
+		return err
+	}
+	defer gf.Close()
+	goodput, err := simulate.ReadGoodputCSV(gf)
+	if err != nil {
+		return fmt.Errorf("goodput.csv: %w", err)
+	}
+	if title == "" && len(runs) > 0 {
+		title = runs[0].Trace
+	}
+	if err := writeFiles(dir, plots(title, runs, goodput, slo)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "redrew %s/{attainment,ttft,goodput}.svg\n", dir)
+	return nil
 }

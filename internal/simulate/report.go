@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -9,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"baimo/internal/schedule"
 )
 
 func ftoa(x float64, prec int) string { return strconv.FormatFloat(x, 'f', prec, 64) }
@@ -96,6 +100,17 @@ type series struct {
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
 
+// colour gives each policy the same colour in every chart: the baselines
+// and the prefix-aware policies in schedule.PolicyNames order.
+func colour(policy string, fallback int) string {
+	for i, p := range schedule.PolicyNames {
+		if p == policy {
+			return palette[i%len(palette)]
+		}
+	}
+	return palette[(len(schedule.PolicyNames)+fallback)%len(palette)]
+}
+
 // curves averages a metric over seeds at each rate multiplier, per policy,
 // against the mean offered request rate.
 func curves(runs []Summary, metric func(Summary) float64) []series {
@@ -122,12 +137,16 @@ func curves(runs []Summary, metric func(Summary) float64) []series {
 		a.y += metric(s)
 		a.n++
 	}
+	most := 0.0
+	for _, a := range sums {
+		most = max(most, a.n)
+	}
 	var out []series
 	for _, p := range policies {
 		sr := series{name: p}
 		var ks []key
-		for k := range sums {
-			if k.p == p {
+		for k, a := range sums {
+			if k.p == p && a.n == most { // the grid, which every seed ran; not one seed's refinements
 				ks = append(ks, k)
 			}
 		}
@@ -187,7 +206,7 @@ func lineChart(title, xlabel, ylabel string, ss []series, ymin, ymax, hline floa
 		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="gray" stroke-dasharray="5,4"/>`+"\n", ml, ty(hline), w-mr, ty(hline))
 	}
 	for i, s := range ss {
-		c := palette[i%len(palette)]
+		c := colour(s.name, i)
 		var pts []string
 		for k := range s.x {
 			pts = append(pts, ftoa(tx(s.x[k]), 1)+","+ftoa(ty(min(max(s.y[k], ymin), ymax)), 1))
@@ -237,7 +256,7 @@ func GoodputSVG(title string, stats []GoodputStats) string {
 	fmt.Fprintf(&b, `<text transform="translate(16,%g) rotate(-90)" text-anchor="middle">SLO goodput (requests/s)</text>`+"\n", mt+(h-mt-mb)/2)
 	for i, s := range stats {
 		x := ml + bw*float64(i) + bw*0.15
-		c := palette[i%len(palette)]
+		c := colour(s.Policy, i)
 		fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" fill="%s"/>`+"\n", x, ty(s.Mean), bw*0.7, h-mb-ty(s.Mean), c)
 		cx := x + bw*0.35
 		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="black"/>`+"\n", cx, ty(s.Min), cx, ty(s.Max))
@@ -246,4 +265,68 @@ func GoodputSVG(title string, stats []GoodputStats) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// ReadRunsCSV reads what WriteRunsCSV wrote, the columns the plots need:
+// policy, seed, rate, offered rate, SLO attainment and TTFT p90.
+func ReadRunsCSV(r io.Reader) ([]Summary, error) {
+	rows, err := readCSV(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, 0, len(rows))
+	for _, row := range rows {
+		s := Summary{Trace: row["trace"], Policy: row["policy"]}
+		s.Seed, _ = strconv.ParseUint(row["seed"], 10, 64)
+		s.Rate, _ = strconv.ParseFloat(row["rate"], 64)
+		s.ReqPerS, _ = strconv.ParseFloat(row["req_per_s"], 64)
+		s.Attainment, _ = strconv.ParseFloat(row["slo_attainment"], 64)
+		t90, _ := strconv.ParseFloat(row["ttft_p90_s"], 64)
+		s.TTFT[1] = time.Duration(t90 * float64(time.Second))
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ReadGoodputCSV reads what WriteGoodputCSV wrote: policy, seed, rate and
+// goodput (the run summaries are left empty).
+func ReadGoodputCSV(r io.Reader) ([]Goodput, error) {
+	rows, err := readCSV(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Goodput, 0, len(rows))
+	for _, row := range rows {
+		g := Goodput{Policy: row["policy"]}
+		g.Seed, _ = strconv.ParseUint(row["seed"], 10, 64)
+		g.Rate, _ = strconv.ParseFloat(row["rate"], 64)
+		g.ReqPerS, _ = strconv.ParseFloat(row["goodput_req_per_s"], 64)
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func readCSV(r io.Reader) ([]map[string]string, error) {
+	cr := csv.NewReader(r)
+	head, err := cr.Read()
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, len(head))
+		for i, h := range head {
+			if i < len(rec) {
+				m[h] = rec[i]
+			}
+		}
+		out = append(out, m)
+	}
 }
