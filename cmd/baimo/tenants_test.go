@@ -27,9 +27,15 @@ func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // admin commands at it through BAIMO_URL and BAIMO_ADMIN_KEY.
 func startBilling(t *testing.T) string {
 	t.Helper()
+	return startBillingArgs(t, "--data", t.TempDir())
+}
+
+// startBillingArgs is startBilling with serve's arguments.
+func startBillingArgs(t *testing.T, args ...string) string {
+	t.Helper()
 	t.Setenv("BAIMO_ADMIN_KEY", "adm")
 	ctx, stop := context.WithCancel(context.Background())
-	base, done := startServe(t, ctx, "--data", t.TempDir())
+	base, done := startServe(t, ctx, args...)
 	t.Cleanup(func() {
 		stop()
 		<-done

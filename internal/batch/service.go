@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -580,19 +581,26 @@ func (s *Service) Cancel(ctx context.Context, k *keys.Key, id string) (Batch, Co
 	return b, c, nil
 }
 
-// Results opens a batch's results file (Anthropic's: every line's result),
-// once it has ended.
-func (s *Service) Results(ctx context.Context, k *keys.Key, id string) (io.ReadCloser, *apierr.Error) {
+// Results opens a batch's results file once it has ended: its output file
+// (Anthropic's: every line's result), or its error file (OpenAI's).
+func (s *Service) Results(ctx context.Context, k *keys.Key, id string, errors bool) (io.ReadCloser, *apierr.Error) {
 	b, _, aerr := s.Get(ctx, k, id)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if !b.Status.Ended() || b.Doc.OutputFileID == "" {
+	file := b.Doc.OutputFileID
+	if errors {
+		file = b.Doc.ErrorFileID
+	}
+	if !b.Status.Ended() {
 		e := apierr.BadRequest("batch_id", "The batch %s has not ended: its results are not ready.", id)
 		e.Status, e.Code = http.StatusConflict, "results_not_ready"
 		return nil, e
 	}
-	_, rc, aerr := s.FileContent(ctx, nil, b.Doc.OutputFileID)
+	if file == "" {
+		return io.NopCloser(strings.NewReader("")), nil // no line has a result of that kind
+	}
+	_, rc, aerr := s.FileContent(ctx, nil, file)
 	return rc, aerr
 }
 

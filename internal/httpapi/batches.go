@@ -339,24 +339,35 @@ func nilIfEmpty(s string) any {
 }
 
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, k *keys.Key) *apierr.Error {
-	limit, aerr := limitParam(r, "limit", 20, 100)
+	data, more, aerr := s.batchPage(r, k, "", "after", batch.OpenAI, batchView)
 	if aerr != nil {
 		return aerr
-	}
-	after, aerr := idParam(r, "after")
-	if aerr != nil {
-		return aerr
-	}
-	ls, more, aerr := s.Batches.List(r.Context(), k, "", after, limit, batch.OpenAI)
-	if aerr != nil {
-		return aerr
-	}
-	data := make([]map[string]any, len(ls))
-	for i, l := range ls {
-		data[i] = batchView(l.Batch, l.Counts)
 	}
 	writeJSON(w, http.StatusOK, listView(data, more))
 	return nil
+}
+
+// batchPage reads a page of batches as the query asks (limit, and the id
+// to list after in afterParam) and shows each with view.
+func (s *Server) batchPage(r *http.Request, k *keys.Key, tenant, afterParam string, api batch.API,
+	view func(batch.Batch, batch.Counts) map[string]any) ([]map[string]any, bool, *apierr.Error) {
+	limit, aerr := limitParam(r, "limit", 20, 100)
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	after, aerr := idParam(r, afterParam)
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	ls, more, aerr := s.Batches.List(r.Context(), k, tenant, after, limit, api)
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	data := make([]map[string]any, len(ls))
+	for i, l := range ls {
+		data[i] = view(l.Batch, l.Counts)
+	}
+	return data, more, nil
 }
 
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, k *keys.Key) *apierr.Error {
@@ -518,21 +529,11 @@ func baseURL(r *http.Request) string {
 }
 
 func (s *Server) listMessageBatches(w http.ResponseWriter, r *http.Request, k *keys.Key) *apierr.Error {
-	limit, aerr := limitParam(r, "limit", 20, 100)
+	data, more, aerr := s.batchPage(r, k, "", "after_id", batch.Anthropic, func(b batch.Batch, c batch.Counts) map[string]any {
+		return messageBatchView(r, b, c)
+	})
 	if aerr != nil {
 		return aerr
-	}
-	after, aerr := idParam(r, "after_id")
-	if aerr != nil {
-		return aerr
-	}
-	ls, more, aerr := s.Batches.List(r.Context(), k, "", after, limit, batch.Anthropic)
-	if aerr != nil {
-		return aerr
-	}
-	data := make([]map[string]any, len(ls))
-	for i, l := range ls {
-		data[i] = messageBatchView(r, l.Batch, l.Counts)
 	}
 	v := map[string]any{"data": data, "has_more": more, "first_id": nil, "last_id": nil}
 	if len(data) > 0 {
@@ -561,12 +562,12 @@ func (s *Server) cancelMessageBatch(w http.ResponseWriter, r *http.Request, k *k
 }
 
 func (s *Server) messageBatchResults(w http.ResponseWriter, r *http.Request, k *keys.Key) *apierr.Error {
-	return s.results(r.Context(), w, k, r.PathValue("id"))
+	return s.results(r.Context(), w, k, r.PathValue("id"), false)
 }
 
 // results streams a batch's results file as JSON lines.
-func (s *Server) results(ctx context.Context, w http.ResponseWriter, k *keys.Key, id string) *apierr.Error {
-	rc, aerr := s.Batches.Results(ctx, k, id)
+func (s *Server) results(ctx context.Context, w http.ResponseWriter, k *keys.Key, id string, errors bool) *apierr.Error {
+	rc, aerr := s.Batches.Results(ctx, k, id, errors)
 	if aerr != nil {
 		return aerr
 	}
@@ -578,25 +579,17 @@ func (s *Server) results(ctx context.Context, w http.ResponseWriter, k *keys.Key
 }
 
 func (s *Server) adminListBatches(w http.ResponseWriter, r *http.Request) {
-	limit, aerr := limitParam(r, "limit", 20, 100)
+	tenant, aerr := idParam(r, "tenant_id")
+	var data []map[string]any
+	var more bool
 	if aerr == nil {
-		var after, tenant string
-		if after, aerr = idParam(r, "after"); aerr == nil {
-			if tenant, aerr = idParam(r, "tenant_id"); aerr == nil {
-				var ls []batch.Listed
-				var more bool
-				if ls, more, aerr = s.Batches.List(r.Context(), nil, tenant, after, limit, ""); aerr == nil {
-					data := make([]map[string]any, len(ls))
-					for i, l := range ls {
-						data[i] = adminBatchView(l.Batch, l.Counts)
-					}
-					writeJSON(w, http.StatusOK, listView(data, more))
-					return
-				}
-			}
-		}
+		data, more, aerr = s.batchPage(r, nil, tenant, "after", "", adminBatchView)
 	}
-	WriteOpenAIError(w, aerr)
+	if aerr != nil {
+		WriteOpenAIError(w, aerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, listView(data, more))
 }
 
 // adminBatchView is a batch as OpenAI shows it, with its tenant, key and
@@ -627,7 +620,7 @@ func (s *Server) adminCancelBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminBatchResults(w http.ResponseWriter, r *http.Request) {
-	if aerr := s.results(r.Context(), w, nil, r.PathValue("id")); aerr != nil {
+	if aerr := s.results(r.Context(), w, nil, r.PathValue("id"), r.URL.Query().Get("errors") == "true"); aerr != nil {
 		WriteOpenAIError(w, aerr)
 	}
 }
