@@ -118,14 +118,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		simSrv = &http.Server{Handler: sim.New(opt), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = simSrv.Serve(ln) }()
 		models := config.ModelMap{}
-		for _, m := range append(opt.ChatModels, opt.EmbedModels...) {
+		mm := opt.MediaModels
+		for _, m := range slices.Concat(opt.ChatModels, opt.EmbedModels, mm.Rerank, mm.Image, mm.Transcribe, mm.Speech) {
 			models[m] = m
 		}
 		simChannel := config.Channel{Name: "sim", Kind: config.KindOpenAI, BaseURL: "http://" + ln.Addr().String() + "/v1",
 			Models: models, Active: true}
 		upstreams = append(upstreams, gateway.NewChannel(simChannel))
 		fileChannels = append(fileChannels, simChannel)
-		log.Info("simulated upstream started", "models", "sim-chat, sim-embed", "ttft", opt.TTFT, "tpot", opt.TPOT)
+		log.Info("simulated upstream started", "models", "sim-chat, sim-embed, sim-rerank, sim-image, sim-whisper, sim-tts", "ttft", opt.TTFT, "tpot", opt.TPOT)
 	}
 
 	poolCtx, stopPools := context.WithCancel(context.Background())

@@ -141,6 +141,13 @@ type Request struct {
 	// by Exchange when the batch started it): Admit places none. 0: Admit
 	// holds as for any request.
 	HeldAhead int64
+	// Units are what a media request uses that its body says (images asked
+	// for, seconds of audio sent, characters to speak): held with its
+	// tokens, in the kinds its model is priced in.
+	Units usage.Usage
+	// Variant is the request's variant a model may price apart (images:
+	// "size/quality"); "" for none.
+	Variant string
 }
 
 // Ticket is an admitted request's claim on its tenant's money. Pass it to

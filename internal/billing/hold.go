@@ -122,7 +122,7 @@ func (b *Biller) worst(r *Request) (worstCase, error) {
 	}
 	for _, up := range r.Upstreams {
 		out := b.outputFor(r, up)
-		c, ok := rater.worstCost(r.TenantID, r.Model, up, w.prompt, out*w.choices, r.Start, r.Batch)
+		c, ok := rater.worstCost(r, up, w.prompt, out*w.choices)
 		if !ok {
 			continue
 		}
@@ -168,7 +168,7 @@ func (b *Biller) affordable(r *Request, w *worstCase, available int64) (out, amo
 		var worst int64
 		priced := false
 		for _, up := range r.Upstreams {
-			if c, ok := b.opt.Rater.worstCost(r.TenantID, r.Model, up, w.prompt, o*w.choices, r.Start, r.Batch); ok {
+			if c, ok := b.opt.Rater.worstCost(r, up, w.prompt, o*w.choices); ok {
 				worst, priced = max(worst, c), true
 			}
 		}
@@ -194,13 +194,14 @@ func (b *Biller) affordable(r *Request, w *worstCase, available int64) (out, amo
 // worstCost is the most prompt and out tokens can cost at a channel's model:
 // the dearest of the ways the vendor may bill them (the prompt written to a
 // 5-minute or 1-hour cache, the output spent on reasoning priced apart).
-func (r *Rater) worstCost(tenantID, public, upstream string, prompt, out int64, at time.Time, batch bool) (int64, bool) {
-	if r.Free[public] {
+func (r *Rater) worstCost(req *Request, upstream string, prompt, out int64) (int64, bool) {
+	if r.Free[req.Model] {
 		return 0, true
 	}
-	rc := price.RateContext{Model: r.ratingModel(public, upstream), At: at, Batch: batch, Currency: r.Currency, Rates: r.Rates,
-		PriceList: r.PriceList(tenantID)}
+	rc := price.RateContext{Model: r.ratingModel(req.Model, upstream), At: req.Start, Batch: req.Batch, Currency: r.Currency,
+		Rates: r.Rates, PriceList: r.PriceList(req.TenantID), Variant: req.Variant}
 	var lines [16]price.Line
+	u := req.Units // images, seconds of audio, characters: known from the request
 	shapes := [...]usage.Usage{
 		{Input: prompt, Output: out},
 		{Input: prompt, Output: out, Reasoning: out},
@@ -208,8 +209,9 @@ func (r *Rater) worstCost(tenantID, public, upstream string, prompt, out int64, 
 		{Input: prompt, CacheWrite1h: prompt, Output: out, Reasoning: out},
 	}
 	var worst int64
-	for i, u := range shapes {
-		rated, err := r.Catalog.Rate(u, rc, lines[:0])
+	for i, s := range shapes {
+		s.Images, s.AudioSeconds, s.Characters, s.SearchCalls = u.Images, u.AudioSeconds, u.Characters, u.SearchCalls
+		rated, err := r.Catalog.Rate(s, rc, lines[:0])
 		if err != nil {
 			if i == 0 {
 				return 0, false

@@ -93,7 +93,7 @@ func (r *Rater) RateRecord(rec *usage.Record) error {
 	m := r.ratingModel(rec.Model, rec.UpstreamModel)
 	var lines [16]price.Line
 	rated, err := r.Catalog.Rate(rec.Usage, price.RateContext{Model: m, At: rec.Start, Batch: rec.IsBatch(), Currency: r.Currency,
-		Rates: r.Rates, PriceList: r.PriceList(rec.TenantID)}, lines[:0])
+		Rates: r.Rates, PriceList: r.PriceList(rec.TenantID), Variant: rec.Variant()}, lines[:0])
 	if err != nil {
 		return fmt.Errorf("rate %s (%s): %w", rec.RequestID, m, err)
 	}

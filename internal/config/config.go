@@ -223,7 +223,10 @@ func (s Sim) On() bool { return s.Enabled == nil || *s.Enabled }
 
 // Limits bounds what one request may take.
 type Limits struct {
-	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxUploadBytes bounds the body of an upload (image edits, audio to
+	// transcribe): default 25 MiB, OpenAI's own limit.
+	MaxUploadBytes    int64    `yaml:"max_upload_bytes"`
 	MaxResponseBytes  int64    `yaml:"max_response_bytes"`
 	FirstByteTimeout  Duration `yaml:"first_byte_timeout"`
 	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
@@ -424,6 +427,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 8 << 20
+	}
+	if c.Limits.MaxUploadBytes == 0 {
+		c.Limits.MaxUploadBytes = 25 << 20
 	}
 	if c.Limits.MaxResponseBytes == 0 {
 		c.Limits.MaxResponseBytes = 64 << 20

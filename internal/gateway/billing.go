@@ -67,7 +67,7 @@ func (g *Gateway) admitBilling(ctx context.Context, req *request) *apierr.Error 
 func (g *Gateway) billRequest(req *request) billing.Request {
 	b := billing.Request{ID: req.id, TenantID: req.key.TenantID, KeyID: req.key.ID, Model: req.model,
 		Upstreams: req.tab.upstreams[req.model], NoOutput: req.endpoint.NoOutput, MaxOutput: req.adm.MaxOutput,
-		Choices: req.adm.Choices, Start: req.start, Prompt: req}
+		Choices: req.adm.Choices, Start: req.start, Prompt: req, Units: req.adm.Units, Variant: req.adm.Variant}
 	if req.line != nil {
 		b.Batch, b.HeldAhead = true, req.line.HeldAhead
 	}

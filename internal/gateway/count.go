@@ -28,7 +28,7 @@ func (g *Gateway) ServeCountTokens(w http.ResponseWriter, r *http.Request, in In
 	buf := g.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer g.putBuf(buf)
-	body, aerr := g.readBody(w, r, buf)
+	body, aerr := g.readBody(w, r, buf, in.Endpoint)
 	if aerr != nil {
 		return aerr
 	}

@@ -226,9 +226,12 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	}
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
-	if req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	switch {
+	case req.endpoint.Raw:
+		g.relayRaw(w, r, req, resp, log)
+	case req.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 		g.relayStream(w, r, req, resp, cancel, log)
-	} else {
+	default:
 		g.relayBody(w, r, req, resp, log)
 	}
 	at.Duration = g.opt.Clock.Now().Sub(t0)

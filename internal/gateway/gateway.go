@@ -48,8 +48,14 @@ type Endpoint struct {
 	// translated to a channel of another format, and are sampled for the
 	// vendor audit.
 	Conversation bool
-	// NoOutput says the endpoint generates no tokens (embeddings).
+	// NoOutput says the endpoint generates no tokens (embeddings, rerank).
 	NoOutput bool
+	// Upload says the endpoint takes file uploads: its bodies may reach
+	// limits.max_upload_bytes rather than limits.max_body_bytes.
+	Upload bool
+	// Raw says the answer is relayed as raw bytes as they come (speech's
+	// audio), metered by the units its request says.
+	Raw bool
 }
 
 // The endpoints.
@@ -60,6 +66,12 @@ var (
 	Messages        = Endpoint{Name: ir.EndpointMessages, Stream: true, Conversation: true}
 	GenerateContent = Endpoint{Name: ir.EndpointGenerate, Stream: true, Conversation: true}
 	Responses       = Endpoint{Name: ir.EndpointResponses, Stream: true, Conversation: true}
+	Rerank          = Endpoint{Name: ir.EndpointRerank, NoOutput: true}
+	Images          = Endpoint{Name: ir.EndpointImages}
+	ImageEdits      = Endpoint{Name: ir.EndpointImageEdits, Upload: true}
+	Transcriptions  = Endpoint{Name: ir.EndpointTranscriptions, Upload: true}
+	Translations    = Endpoint{Name: ir.EndpointTranslations, Upload: true}
+	Speech          = Endpoint{Name: ir.EndpointSpeech, Raw: true}
 )
 
 // Inbound says which API a request came in on: its wire format and endpoint.
@@ -102,8 +114,8 @@ type Observer interface {
 	Serving(channel, key string)
 }
 
-func (in Inbound) target() ir.Target {
-	return ir.Target{Endpoint: in.Endpoint.Name, Model: in.Model, Stream: in.Stream}
+func (in Inbound) target(contentType string) ir.Target {
+	return ir.Target{Endpoint: in.Endpoint.Name, Model: in.Model, Stream: in.Stream, ContentType: contentType}
 }
 
 // Channel is one upstream the gateway can send a model's requests to.
@@ -272,6 +284,9 @@ func New(opt Options) (*Gateway, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if opt.Limits.MaxUploadBytes <= 0 {
+		opt.Limits.MaxUploadBytes = max(opt.Limits.MaxBodyBytes, 25<<20)
+	}
 	if opt.Counter == nil {
 		opt.Counter = Estimator{}
 	}
@@ -424,18 +439,19 @@ type request struct {
 		tokens         int64
 		exact, counted bool
 	}
-	body    []byte
-	rec     usage.Record
-	start   time.Time
-	lease   ratelimit.Lease
-	leased  bool
-	bill    billing.Request // what billing admitted
-	ticket  *billing.Ticket // the request's claim on its tenant's money
-	replica *replica.Lease  // the replica's load, when the channel is a pool
-	channel *Channel
-	secret  string // the upstream key's secret
-	tr      provider.Translator
-	line    *LineRequest // a batch's line (line.go), nil for a client's request
+	body        []byte
+	contentType string // the client's Content-Type (multipart uploads)
+	rec         usage.Record
+	start       time.Time
+	lease       ratelimit.Lease
+	leased      bool
+	bill        billing.Request // what billing admitted
+	ticket      *billing.Ticket // the request's claim on its tenant's money
+	replica     *replica.Lease  // the replica's load, when the channel is a pool
+	channel     *Channel
+	secret      string // the upstream key's secret
+	tr          provider.Translator
+	line        *LineRequest // a batch's line (line.go), nil for a client's request
 }
 
 // maxTokensParam and choicesParam name the fields that set the output limit
@@ -533,7 +549,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line
 		buf := g.bufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer g.putBuf(buf)
-		req.body, aerr = g.readBody(w, r, buf)
+		req.body, aerr = g.readBody(w, r, buf, in.Endpoint)
+		req.contentType = r.Header.Get("Content-Type")
 	}
 	if aerr == nil {
 		aerr = g.admit(req)
@@ -562,12 +579,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line
 // admit reads the body the way the client's format says (the one reading of
 // it) and checks the key's right to the model.
 func (g *Gateway) admit(req *request) *apierr.Error {
-	a, err := provider.ClientOf(req.in.Format).Admit(req.in.target(), req.body)
+	a, err := provider.ClientOf(req.in.Format).Admit(req.in.target(req.contentType), req.body)
 	if err != nil {
 		return admitError(err)
 	}
 	req.adm, req.model, req.stream = a, a.Model, a.Stream
 	req.rec.Model, req.rec.Stream = a.Model, a.Stream
+	req.rec.Endpoint = usage.VariantEndpoint(req.rec.Endpoint, a.Variant)
 	if req.stream && !req.endpoint.Stream {
 		return apierr.BadRequest("stream", "This endpoint does not stream.")
 	}
@@ -604,7 +622,7 @@ func (g *Gateway) admitModel(req *request, m string) *apierr.Error {
 // promptText is the request's prompt, read from its body once.
 func (g *Gateway) promptText(req *request) ir.Prompt {
 	if !req.prompt.read {
-		req.prompt.text, req.prompt.read = provider.ClientOf(req.in.Format).Prompt(req.in.target(), req.body), true
+		req.prompt.text, req.prompt.read = provider.ClientOf(req.in.Format).Prompt(req.in.target(req.contentType), req.body), true
 	}
 	return req.prompt.text
 }
@@ -677,8 +695,12 @@ func (g *Gateway) putBuf(b *bytes.Buffer) {
 	}
 }
 
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, *apierr.Error) {
-	return ReadBody(w, r, g.opt.Limits.MaxBodyBytes, buf)
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, e Endpoint) ([]byte, *apierr.Error) {
+	limit := g.opt.Limits.MaxBodyBytes
+	if e.Upload {
+		limit = g.opt.Limits.MaxUploadBytes
+	}
+	return ReadBody(w, r, limit, buf)
 }
 
 // ReadBody reads a request body of at most limit bytes into buf: a larger

@@ -67,7 +67,7 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	req.rec.Status, req.rec.Complete = http.StatusOK, true
 	g.audit(req)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", answerType(req, resp))
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	g.setLimitHeader(h, req)
 	committed := g.waitCommit(g.finish(req, log), log)
@@ -82,6 +82,94 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(g.opt.Limits.ClientWriteTimeout.D()))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// answerType is the content type of an answer for the client: the
+// upstream's when it passes through (a transcription as text, speech as
+// audio), JSON when translated.
+func answerType(req *request, resp *http.Response) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" && req.in.Format == req.channel.format {
+		return ct
+	}
+	return "application/json"
+}
+
+// rawChunk is the most of a raw answer read at once.
+const rawChunk = 32 << 10
+
+// relayRaw relays a raw answer (speech's audio) as it comes, in chunks,
+// up to limits.max_response_bytes. Its usage is what the request said
+// (the characters to speak: Translator.Response with no body); the last
+// chunk waits for the record's commit, so a client that holds the whole
+// answer was billed for it.
+func (g *Gateway) relayRaw(w http.ResponseWriter, r *http.Request, req *request, resp *http.Response, log requestLog) {
+	h := w.Header()
+	h.Set("Content-Type", answerType(req, resp))
+	g.setLimitHeader(h, req)
+	rc := http.NewResponseController(w)
+	writeTimeout := g.opt.Limits.ClientWriteTimeout.D()
+	buf := make([]byte, rawChunk)
+	var held []byte
+	var total int64
+	var readErr error
+	started, gone := false, false
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if !started {
+				req.rec.TTFT, started = g.opt.Clock.Now().Sub(req.start), true
+				w.WriteHeader(http.StatusOK)
+				req.rec.Status = http.StatusOK
+			}
+			total += int64(n)
+			if total > g.opt.Limits.MaxResponseBytes {
+				readErr = errors.New("upstream answer over the size limit")
+				break
+			}
+			// The previous chunk goes out; this one is held until the next
+			// arrives or the record commits.
+			if len(held) > 0 {
+				_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(writeTimeout))
+				if _, err := w.Write(held); err != nil || rc.Flush() != nil {
+					gone = true
+					break
+				}
+			}
+			held = append(held[:0], buf[:n]...)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
+		}
+	}
+	_, u, _ := req.tr.Response(nil)
+	req.rec.Usage = u
+	switch {
+	case gone || r.Context().Err() != nil:
+		req.rec.ErrorClass, req.rec.Complete = usage.ErrClientDisconnect, false
+		if !started {
+			req.rec.Status = 499
+		}
+	case readErr != nil:
+		req.rec.ErrorClass = usage.ErrStreamBroken
+		log.Warn("raw answer ended early", "channel", req.channel.Name, "err", readErr)
+	default:
+		req.rec.Complete = true
+		if !started {
+			req.rec.Status = http.StatusOK
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	committed := g.waitCommit(g.finish(req, log), log)
+	if !req.rec.Complete || !committed || len(held) == 0 {
+		return
+	}
+	_ = rc.SetWriteDeadline(g.opt.Clock.Now().Add(writeTimeout))
+	if _, err := w.Write(held); err == nil {
+		_ = rc.Flush()
+	}
 }
 
 // countUsage counts what an upstream that reported no usage consumed: the

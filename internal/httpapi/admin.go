@@ -209,33 +209,39 @@ func (s *Server) setDisabled(disabled bool) http.HandlerFunc {
 
 // recordView is a usage record as the admin API shows it.
 type recordView struct {
-	RequestID     string          `json:"request_id"`
-	KeyID         string          `json:"key_id"`
-	TenantID      string          `json:"tenant_id"`
-	Endpoint      string          `json:"endpoint"`
-	Model         string          `json:"model"`
-	Channel       string          `json:"channel"`
-	UpstreamModel string          `json:"upstream_model"`
-	Stream        bool            `json:"stream"`
-	Status        int             `json:"status"`
-	Outcome       string          `json:"outcome"`
-	Input         int64           `json:"input_tokens"`
-	CachedInput   int64           `json:"cached_input_tokens"`
-	CacheWrite5m  int64           `json:"cache_write_5m_tokens"`
-	CacheWrite1h  int64           `json:"cache_write_1h_tokens"`
-	Output        int64           `json:"output_tokens"`
-	Reasoning     int64           `json:"reasoning_tokens"`
-	Source        string          `json:"source"`
-	Complete      bool            `json:"complete"`
-	ErrorClass    string          `json:"error_class"`
-	Start         time.Time       `json:"start"`
-	TTFTms        float64         `json:"ttft_ms"`
-	DurationMs    float64         `json:"duration_ms"`
-	Attempts      []usage.Attempt `json:"attempts"`
-	Cost          string          `json:"cost"`
-	Currency      string          `json:"currency"`
-	PriceVersion  string          `json:"price_version"`
-	Lines         json.RawMessage `json:"lines,omitempty"`
+	RequestID     string `json:"request_id"`
+	KeyID         string `json:"key_id"`
+	TenantID      string `json:"tenant_id"`
+	Endpoint      string `json:"endpoint"`
+	Model         string `json:"model"`
+	Channel       string `json:"channel"`
+	UpstreamModel string `json:"upstream_model"`
+	Stream        bool   `json:"stream"`
+	Status        int    `json:"status"`
+	Outcome       string `json:"outcome"`
+	Input         int64  `json:"input_tokens"`
+	CachedInput   int64  `json:"cached_input_tokens"`
+	CacheWrite5m  int64  `json:"cache_write_5m_tokens"`
+	CacheWrite1h  int64  `json:"cache_write_1h_tokens"`
+	Output        int64  `json:"output_tokens"`
+	Reasoning     int64  `json:"reasoning_tokens"`
+	// The units of media requests: images, seconds of audio, characters
+	// spoken, search units (rerank) or calls.
+	Images       int64           `json:"images"`
+	AudioSeconds int64           `json:"audio_seconds"`
+	Characters   int64           `json:"characters"`
+	SearchCalls  int64           `json:"search_calls"`
+	Source       string          `json:"source"`
+	Complete     bool            `json:"complete"`
+	ErrorClass   string          `json:"error_class"`
+	Start        time.Time       `json:"start"`
+	TTFTms       float64         `json:"ttft_ms"`
+	DurationMs   float64         `json:"duration_ms"`
+	Attempts     []usage.Attempt `json:"attempts"`
+	Cost         string          `json:"cost"`
+	Currency     string          `json:"currency"`
+	PriceVersion string          `json:"price_version"`
+	Lines        json.RawMessage `json:"lines,omitempty"`
 	// SettledIn is the ledger transfer (its seq) that posted the cost with
 	// the other settlements of its batch; 0 when the request's own
 	// transfers did (or it cost nothing).
@@ -247,7 +253,8 @@ func viewRecord(r usage.Record) recordView {
 		Model: usage.ShownModel(r.Model), Channel: r.Channel, UpstreamModel: r.UpstreamModel, Stream: r.Stream,
 		Status: r.Status, Outcome: r.Outcome().String(), Input: r.Usage.Input,
 		CachedInput: r.Usage.CachedInput, CacheWrite5m: r.Usage.CacheWrite5m, CacheWrite1h: r.Usage.CacheWrite1h,
-		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Source: r.Usage.Source.String(), Complete: r.Complete,
+		Output: r.Usage.Output, Reasoning: r.Usage.Reasoning, Images: r.Usage.Images, AudioSeconds: r.Usage.AudioSeconds,
+		Characters: r.Usage.Characters, SearchCalls: r.Usage.SearchCalls, Source: r.Usage.Source.String(), Complete: r.Complete,
 		ErrorClass: string(r.ErrorClass), Start: r.Start, Attempts: r.Attempts,
 		TTFTms: float64(r.TTFT.Microseconds()) / 1000, DurationMs: float64(r.Duration.Microseconds()) / 1000,
 		Cost: money.FormatNanos(r.CostNanos), Currency: r.Currency, PriceVersion: r.PriceVersion, SettledIn: r.SettledIn}

@@ -76,6 +76,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Chat}))
 	mux.HandleFunc("POST /v1/completions", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Completions}))
 	mux.HandleFunc("POST /v1/embeddings", s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: gateway.Embeddings}))
+	for path, e := range map[string]gateway.Endpoint{"/v1/rerank": gateway.Rerank, "/v1/images/generations": gateway.Images,
+		"/v1/images/edits": gateway.ImageEdits, "/v1/audio/transcriptions": gateway.Transcriptions,
+		"/v1/audio/translations": gateway.Translations, "/v1/audio/speech": gateway.Speech} {
+		mux.HandleFunc("POST "+path, s.serve(gateway.Inbound{Format: ir.FormatOpenAI, Endpoint: e}))
+	}
 	if s.Responses != nil {
 		s.Responses.Mount(mux)
 	} else {

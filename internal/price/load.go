@@ -126,6 +126,10 @@ type VersionSpec struct {
 	Batch        string               `yaml:"batch,omitempty" json:"batch,omitempty"` // multiplier, e.g. "0.5"
 	ServiceTiers map[string]string    `yaml:"service_tiers,omitempty" json:"service_tiers,omitempty"`
 	Schedule     *ScheduleSpec        `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	// Variants price the variants of a request that a model prices apart
+	// (images by size and quality: "1024x1792/hd", "1024x1024", "hd"):
+	// each overrides the version's prices for the kinds it names.
+	Variants map[string]map[string]PriceSpec `yaml:"variants,omitempty" json:"variants,omitempty"`
 
 	// Model data for AddVersion (the admin API): a new model's kind and
 	// limits, or new limits for a known one. Catalog files give these on
@@ -714,6 +718,23 @@ func (s *snapshot) buildVersion(vs VersionSpec, model, vendor string) (*Version,
 		}
 		v.Tiers = append(v.Tiers, Tier{Above: ts.Above, Prices: p})
 	}
+	if len(vs.Variants) > maxVariants {
+		return nil, ferr("variants", "%d variants, at most %d", len(vs.Variants), maxVariants)
+	}
+	for name, ps := range vs.Variants {
+		field := "variants." + name
+		if !validVariant(name) {
+			return nil, ferr(field, "a variant is a size, a quality or size/quality (letters, digits, x, '.', '-'), at most 64 bytes")
+		}
+		p, err := buildPrices(ps, per, &v.Prices)
+		if err != nil {
+			return nil, under(field, err)
+		}
+		if v.Variants == nil {
+			v.Variants = map[string]*Prices{}
+		}
+		v.Variants[name] = &p
+	}
 	if vs.Batch != "" {
 		if v.Batch, err = positiveRatio(vs.Batch); err != nil {
 			return nil, ferr("batch", "%v", err)
@@ -738,6 +759,23 @@ func (s *snapshot) buildVersion(vs VersionSpec, model, vendor string) (*Version,
 		}
 	}
 	return v, nil
+}
+
+// maxVariants bounds the variants of a version.
+const maxVariants = 64
+
+// validVariant reports whether s names a variant: a size, a quality or
+// size/quality, of letters, digits, '.', '-' and 'x'.
+func validVariant(s string) bool {
+	if s == "" || len(s) > 64 || strings.Count(s, "/") > 1 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '/' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func anySet(p *Prices) bool {

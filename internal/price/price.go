@@ -20,6 +20,7 @@ package price
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"baimo/internal/money"
@@ -228,6 +229,30 @@ type Version struct {
 	Batch         money.Ratio
 	ServiceTiers  map[string]money.Ratio
 	Schedule      *Schedule
+	// Variants are the prices of the variants a model prices apart
+	// (images by size and quality), each the version's prices with its
+	// overrides; see Version.variant.
+	Variants map[string]*Prices
+}
+
+// variant returns the prices of a request's variant, "size/quality" with
+// either part possibly empty: those of size/quality, else of the size,
+// else of the quality; ok is false when the version prices none of them
+// apart.
+func (v *Version) variant(name string) (*Prices, bool) {
+	if len(v.Variants) == 0 || name == "" {
+		return nil, false
+	}
+	size, quality, _ := strings.Cut(name, "/")
+	for _, k := range [...]string{name, size, quality} {
+		if k == "" {
+			continue
+		}
+		if p, ok := v.Variants[k]; ok {
+			return p, true
+		}
+	}
+	return nil, false
 }
 
 // Where a version comes from.

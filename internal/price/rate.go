@@ -68,6 +68,9 @@ type RateContext struct {
 	PriceList   *List          // the tenant's price list, or nil
 	Currency    money.Currency // the account's currency
 	Rates       *ExchangeRates // dated exchange rates, or nil
+	// Variant is the request's variant a model may price apart (images:
+	// "size/quality"); "" for none.
+	Variant string
 }
 
 // Line is one priced part of a request.
@@ -100,6 +103,7 @@ type Rated struct {
 	ExchangeRate  money.Ratio    // account units per price unit; 1 when the same
 	RateSource    string         // where ExchangeRate comes from ("" when 1)
 	Tier          int            // 0 for the base prices, i for Tiers[i-1]
+	Variant       string         // the variant priced apart, "" when none was
 	Period        string         // schedule window in force, "" when none
 	Free          bool
 	PriceList     string // tenant price list applied, "" when none
@@ -157,6 +161,9 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 	}
 	r.Version, r.PriceCurrency, r.Free, r.Origin = v.ID, v.Currency, v.Free, v.Origin
 	tier, prices := v.pricesFor(u.Input)
+	if vp, ok := v.variant(rc.Variant); ok {
+		prices, r.Variant = vp, rc.Variant
+	}
 	r.Tier = tier
 
 	// Multipliers: tokens get time of day, batch and service tier; every
@@ -208,6 +215,11 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 	q[KindCharacter] = u.Characters
 	q[KindSearchCall] = u.SearchCalls
 
+	// A media request (images, seconds of audio, characters) is rated in
+	// the kinds its model is priced in: per image, second or character, or
+	// per token (gpt-image-1, gpt-4o-transcribe); what it is not priced in
+	// is recorded for information. Usage in no priced kind is refused.
+	media := u.Images > 0 || u.AudioSeconds > 0 || u.Characters > 0
 	total := money.Zero(rc.Currency)
 	for k := Kind(0); k < numKinds; k++ {
 		n := q[k]
@@ -223,6 +235,9 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 			}
 		}
 		if !p.Set() && !v.Free {
+			if media {
+				continue
+			}
 			return r, &NoPriceError{Model: r.Model, Currency: v.Currency, At: rc.At, Kind: k.String()}
 		}
 		mul := flat
@@ -251,6 +266,10 @@ func (c *Catalog) Rate(u usage.Usage, rc RateContext, dst []Line) (Rated, error)
 			return r, fmt.Errorf("rate %s: total: %w", rc.Model, err)
 		}
 		r.Lines = append(r.Lines, line)
+	}
+	if media && len(r.Lines) == 0 {
+		return r, &NoPriceError{Model: r.Model, Currency: v.Currency, At: rc.At, Kind: "media",
+			Detail: "priced in none of the units this request used"}
 	}
 	r.Total = total
 	return r, nil

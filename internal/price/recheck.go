@@ -101,7 +101,7 @@ func (c *Catalog) RecheckRecord(rec *usage.Record, rates *ExchangeRates) (Rechec
 	r.Model = c.RatingName(rec.Model, rec.UpstreamModel)
 	var lines [16]Line
 	rated, err := c.Rate(rec.Usage, RateContext{Model: r.Model, At: rec.Start, Batch: rec.IsBatch(), Currency: money.Currency(rec.Currency),
-		Rates: rates}, lines[:0])
+		Rates: rates, Variant: rec.Variant()}, lines[:0])
 	if err != nil {
 		return r, fmt.Errorf("recheck %s: %w", rec.RequestID, err)
 	}

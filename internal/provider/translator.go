@@ -89,6 +89,8 @@ type passthrough struct {
 	meter       ir.Meter // made on the first event: an answer that is not streamed needs none
 	clientUsage bool
 	secret      string // the upstream key (SetHeaders), scrubbed from error events
+	endpoint    string
+	adm         *ir.Admission
 }
 
 var _ Translator = (*passthrough)(nil)
@@ -99,6 +101,7 @@ func (p *passthrough) Request(r Request) (ir.Upstream, error) {
 	if a == nil {
 		a = &ir.Admission{Stream: r.Stream}
 	}
+	p.endpoint, p.adm = r.Endpoint, a
 	body, err := p.vendor.Prepare(r.Body, a, r.Endpoint, r.Model, r.Limit)
 	if err != nil {
 		return ir.Upstream{}, &ir.BadRequestError{Msg: "the request body could not be patched for the upstream", Err: err}
@@ -106,7 +109,15 @@ func (p *passthrough) Request(r Request) (ir.Upstream, error) {
 	return ir.Upstream{Body: body, Path: p.vendor.Path(r.Endpoint, r.Model, r.Stream)}, nil
 }
 
+// Response passes body on with its usage: read by the vendor's parser
+// for the endpoint (the units a media request says where its answer says
+// none; body is nil for an answer relayed as raw bytes).
 func (p *passthrough) Response(body []byte) ([]byte, usage.Usage, error) {
+	if um, ok := p.vendor.(ir.UnitMeter); ok {
+		if u, handled := um.EndpointUsage(p.endpoint, p.adm, body); handled {
+			return body, u, nil
+		}
+	}
 	u, _ := p.vendor.BodyUsage(body)
 	return body, u, nil
 }
@@ -169,6 +180,9 @@ func (p *passthrough) BodyText(dst, body []byte) []byte { return p.vendor.BodyTe
 func (p *passthrough) SetHeaders(dst, client http.Header, secret string) {
 	p.secret = secret
 	p.vendor.SetAuth(dst, secret)
+	if p.adm != nil && p.adm.ContentType != "" {
+		dst.Set("Content-Type", p.adm.ContentType) // a multipart upload, with its boundary
+	}
 	if hp, ok := p.vendor.(ir.HeaderPasser); ok {
 		hp.PassHeaders(dst, client)
 	}

@@ -150,6 +150,25 @@ func BatchEndpoint(endpoint string) string { return batchPrefix + endpoint }
 // IsBatch reports whether the record is of a batch's line.
 func (r *Record) IsBatch() bool { return strings.HasPrefix(r.Endpoint, batchPrefix) }
 
+// variantSep ends an endpoint's name before the variant of its request.
+const variantSep = "@"
+
+// VariantEndpoint is the recorded endpoint of a request whose variant its
+// model may price apart ("images@1024x1792/hd": an image's size and
+// quality): the record keeps what rates it.
+func VariantEndpoint(endpoint, variant string) string {
+	if variant == "" {
+		return endpoint
+	}
+	return endpoint + variantSep + variant
+}
+
+// Variant returns the variant the record's endpoint names, "" for none.
+func (r *Record) Variant() string {
+	_, v, _ := strings.Cut(r.Endpoint, variantSep)
+	return v
+}
+
 // Attempt is one try at an upstream for a request.
 type Attempt struct {
 	Channel    string        `json:"channel"`

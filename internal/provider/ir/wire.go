@@ -17,6 +17,14 @@ const (
 	EndpointMessages    = "messages"         // Anthropic Messages
 	EndpointGenerate    = "generate_content" // Gemini generateContent
 	EndpointResponses   = "responses"        // OpenAI Responses
+	// The endpoints that are not conversations, in the OpenAI-compatible
+	// API: their answers are passed through, metered in their own units.
+	EndpointRerank         = "rerank"         // Cohere/Jina rerank
+	EndpointImages         = "images"         // image generations
+	EndpointImageEdits     = "image_edits"    // image edits (multipart)
+	EndpointTranscriptions = "transcriptions" // speech to text (multipart)
+	EndpointTranslations   = "translations"   // speech to English text (multipart)
+	EndpointSpeech         = "speech"         // text to speech
 )
 
 // Admission is what the gateway acts on in a client's request, read once,
@@ -35,6 +43,16 @@ type Admission struct {
 	// candidateCount), 0 when unset; ChoicesField names the field.
 	Choices      int64
 	ChoicesField string
+	// Units are what the request uses that its body says, for endpoints
+	// metered in other units than tokens: images asked for, seconds of
+	// audio sent (read from the file), characters to speak.
+	Units usage.Usage
+	// Variant is what a model may price apart ("size/quality" of an
+	// image); "" for none.
+	Variant string
+	// ContentType is the body's content type when the upstream must get
+	// it as it came (a multipart upload, with its boundary); "" for JSON.
+	ContentType string
 }
 
 // Target says what a client called, beyond its body: the endpoint, and for
@@ -43,6 +61,9 @@ type Target struct {
 	Endpoint string
 	Model    string // Gemini: from models/{model}:method
 	Stream   bool   // Gemini: streamGenerateContent
+	// ContentType is the request's Content-Type header, for the endpoints
+	// that take multipart uploads.
+	ContentType string
 }
 
 // FieldError says a client's request body is refused because of a field:
@@ -114,6 +135,18 @@ type Vendor interface {
 	// NewMeter returns the meter of one upstream stream of this format.
 	// clientUsage is Admission.ClientUsage of a same-format client.
 	NewMeter(clientUsage bool) Meter
+}
+
+// UnitMeter is a Vendor whose endpoints that are not conversations
+// (rerank, images, audio) answer in shapes of their own: it reads their
+// usage, with the units the request itself says (Admission.Units) where
+// the answer says none.
+type UnitMeter interface {
+	// EndpointUsage reads the usage of a whole answer of endpoint (nil
+	// for an answer relayed as raw bytes, such as speech); handled is
+	// false for the endpoints whose answers BodyUsage reads. A usage with
+	// SourceNone asks the gateway to count it.
+	EndpointUsage(endpoint string, a *Admission, body []byte) (u usage.Usage, handled bool)
 }
 
 // HeaderPasser is a Vendor that passes some of a same-format client's

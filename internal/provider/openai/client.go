@@ -43,6 +43,9 @@ const (
 // be positive integers; a service_tier other than auto or default (flex,
 // priority, scale, which vendors price apart) is refused.
 func (client) Admit(t ir.Target, body []byte) (ir.Admission, error) {
+	if isMedia(t.Endpoint) {
+		return admitMedia(t, body) // media.go
+	}
 	var a ir.Admission
 	if !json.Valid(body) {
 		return a, ir.ErrInvalidJSON
@@ -154,7 +157,10 @@ type wireMessage struct {
 // tool calls as their JSON, the tools' definitions as a system message), or
 // of a completions or embeddings request (its texts; token ids are counted
 // as they are).
-func (client) Prompt(_ ir.Target, body []byte) ir.Prompt {
+func (client) Prompt(t ir.Target, body []byte) ir.Prompt {
+	if isMedia(t.Endpoint) {
+		return mediaPrompt(t, body)
+	}
 	var p ir.Prompt
 	if s, ok := jsonfield.Find(body, "messages"); ok {
 		var wm []wireMessage

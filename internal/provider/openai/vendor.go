@@ -26,6 +26,9 @@ func (vendor) BaseURL(configured string) string { return strings.TrimRight(confi
 // https://api.openai.com/v1; requests translated from other formats are
 // chat completions.
 func (vendor) Path(endpoint, _ string, _ bool) string {
+	if isMedia(endpoint) {
+		return mediaPath(endpoint)
+	}
 	switch endpoint {
 	case ir.EndpointCompletions:
 		return "/completions"
@@ -48,7 +51,10 @@ var includeUsage = []byte(`{"include_usage":true}`)
 // the usage chunk again when the client did not ask for it), and sets an
 // output limit: max_completion_tokens for OpenAI's reasoning models, which
 // refuse max_tokens, max_tokens for everyone else.
-func (vendor) Prepare(body []byte, a *ir.Admission, _, model string, limit int64) ([]byte, error) {
+func (vendor) Prepare(body []byte, a *ir.Admission, endpoint, model string, limit int64) ([]byte, error) {
+	if isMedia(endpoint) {
+		return prepareMedia(body, a, model)
+	}
 	out := body
 	var err error
 	if model != a.Model {

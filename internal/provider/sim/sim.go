@@ -29,7 +29,9 @@ type Options struct {
 	OutputTokens int           // tokens generated when the request does not say
 	ChatModels   []string
 	EmbedModels  []string
-	MaxBody      int64
+	// MediaModels are served by the media endpoints (media.go).
+	MediaModels MediaModels
+	MaxBody     int64
 }
 
 // DefaultOptions returns a pace that looks like a real model in a demo.
@@ -37,6 +39,8 @@ func DefaultOptions() Options {
 	return Options{
 		TTFT: 200 * time.Millisecond, TPOT: 20 * time.Millisecond, OutputTokens: 16,
 		ChatModels: []string{"sim-chat"}, EmbedModels: []string{"sim-embed"}, MaxBody: 8 << 20,
+		MediaModels: MediaModels{Rerank: []string{"sim-rerank"}, Image: []string{"sim-image"}, Transcribe: []string{"sim-whisper"},
+			Speech: []string{"sim-tts"}},
 	}
 }
 
@@ -100,6 +104,7 @@ func New(opt Options) *Server {
 	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.formatRoutes() // Anthropic and Gemini, in formats.go
+	s.mediaRoutes()  // rerank, images, audio, in media.go
 	return s
 }
 
