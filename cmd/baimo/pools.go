@@ -11,6 +11,7 @@ import (
 	"baimo/internal/clock"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
+	"baimo/internal/ledger"
 	"baimo/internal/replica"
 	"baimo/internal/schedule"
 )
@@ -54,4 +55,16 @@ func startPools(ctx context.Context, cfg *config.Config, log *slog.Logger) ([]*g
 		channels = append(channels, gateway.NewPoolChannel(c, p))
 	}
 	return channels, replica.NewCollector(pools), nil
+}
+
+// freeTier tells the replica pools whether a tenant is on the free tier
+// (they shed its requests first): a free account in the ledger, whose
+// tenants it caches after the first read.
+func freeTier(books *ledger.Ledger) func(string) bool {
+	return func(tenant string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		t, err := books.Tenant(ctx, tenant)
+		return err == nil && t.Kind == ledger.Free
+	}
 }

@@ -216,7 +216,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gw, err := gateway.New(gateway.Options{
 		Channels: upstreams, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
 		Metrics: gateway.NewMetrics(reg), Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
-		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes,
+		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes, FreeTier: freeTier(books),
 	})
 	if err != nil {
 		return inConfig(err)
