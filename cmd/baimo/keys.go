@@ -178,7 +178,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if models == "" {
 				models = "(all)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, models, state, k.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, models, state, when(k.CreatedAt))
 		}
 		return tw.Flush()
 	case "delete", "disable", "enable":

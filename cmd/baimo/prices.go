@@ -270,6 +270,15 @@ func dash(s string) string {
 	return s
 }
 
+// when prints a time as RFC 3339, or "-" for none (a zero time, which
+// would print as 0001-01-01).
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
 func perText(per int64, kind string) string {
 	unit := "token"
 	switch kind {

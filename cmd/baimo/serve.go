@@ -174,6 +174,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if res.Settled+res.Voided > 0 {
 		log.Warn("reconciled holds left by a previous run", "settled", res.Settled, "voided", res.Voided)
 	}
+	if cfg.Billing.LedgerOn() {
+		// A fresh install's default tenant takes billing.currency; a tenant
+		// left in another currency is a configuration error, said now (its
+		// requests get a 403 that says it too).
+		if _, err := books.PrepareDefault(ctx, rater.Currency); err != nil {
+			return err
+		}
+		others, err := books.OtherCurrency(ctx, rater.Currency)
+		if err != nil {
+			return err
+		}
+		for _, t := range others {
+			log.Error("configuration error: a tenant is billed in another currency than billing.currency; its requests are refused until an operator fixes one or the other",
+				"tenant", t.ID, "tenant_currency", t.Currency, "billing_currency", rater.Currency, "config", *cfgPath)
+		}
+	}
 	bopt := billing.Options{Rater: rater, Records: db, HoldTTL: holdTTL, StoreTimeout: cfg.Limits.StoreTimeout.D(), Clock: clock.Real{}, Log: log,
 		Holds:    billing.HoldRules{MaxChoices: cfg.Limits.MaxChoices},
 		Recorder: billing.RecorderOptions{BatchSize: cfg.Usage.BatchSize, QueueSize: cfg.Usage.QueueSize, Delay: cfg.Usage.BatchDelay.D()}}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -186,4 +187,52 @@ func TestAdminKeyKeptOnlyAfterAGoodStart(t *testing.T) {
 	if again := start(); strings.Contains(again, "sk-baimo-admin-") {
 		t.Errorf("a restart showed a new admin key: %s", again)
 	}
+}
+
+// TestFreshInstallBillsInConfiguredCurrency: with billing.currency USD on a
+// fresh data directory the default tenant is in USD, so requests are held,
+// served and charged in USD (they used to fail, every one, with a
+// retryable 503 "cannot reserve"); its creation date is the first start,
+// never 0001-01-01.
+func TestFreshInstallBillsInConfiguredCurrency(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("BAIMO_ADMIN_KEY", "adm")
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("billing: {currency: USD}\nsim: {ttft: 0s, tpot: 0s, output_tokens: 5}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	base, done := startServe(t, ctx, "--data", filepath.Join(dir, "data"), "--config", cfg)
+	admin := func(method, path, body string) map[string]any {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer adm")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+	key, _ := admin("POST", "/admin/keys", `{"name":"k"}`)["key"].(string)
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"sim-chat","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("request on a fresh USD install: %d %s", resp.StatusCode, b)
+	}
+	bal := admin("GET", "/admin/tenants/default/balance", "")
+	tenants := admin("GET", "/admin/tenants", "")
+	if bal["currency"] != "USD" || bal["posted"] == "0" || strings.Contains(fmt.Sprint(tenants), "0001-01-01") {
+		t.Errorf("default tenant: balance %v, tenants %v", bal, tenants)
+	}
+	stop()
+	<-done
 }

@@ -222,7 +222,7 @@ func tenantsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tKIND\tCURRENCY\tCREDIT LIMIT\tCREATED")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, dash(t.Name), t.Kind, t.Currency, t.CreditLimit, t.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, dash(t.Name), t.Kind, t.Currency, t.CreditLimit, when(t.CreatedAt))
 	}
 	return tw.Flush()
 }
@@ -365,8 +365,11 @@ func tenantsStatement(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func printStatement(w io.Writer, st statementJSON) error {
-	fmt.Fprintf(w, "Statement of %s in %s, %s to %s\n\n", st.TenantID, st.Currency,
-		st.From.Format(time.RFC3339), st.To.Format(time.RFC3339))
+	from := "the beginning"
+	if !st.From.IsZero() {
+		from = st.From.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "Statement of %s in %s, %s to %s\n\n", st.TenantID, st.Currency, from, st.To.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tREQUESTS\tREFUSED\tFAILED\tINPUT TOKENS\tOUTPUT TOKENS\tEXACT\tAMOUNT")
 	for _, l := range st.Lines {

@@ -294,3 +294,19 @@ func TestPrintStatementShowsExchangeRates(t *testing.T) {
 		t.Errorf("statement:\n%s", b.String())
 	}
 }
+
+// TestCLINoZeroDates: the CLI never prints 0001-01-01: the default tenant
+// of a fresh store was created at the first start, and a statement with no
+// --from runs from "the beginning".
+func TestCLINoZeroDates(t *testing.T) {
+	startBilling(t)
+	for _, args := range [][]string{{"tenants", "list"}, {"keys", "list"}, {"tenants", "statement", "default"}} {
+		code, out, errb := cli(t, args...)
+		if code != 0 || strings.Contains(out, "0001-01-01") {
+			t.Errorf("%v: exit %d, %s %s", args, code, out, errb)
+		}
+	}
+	if _, out, _ := cli(t, "tenants", "statement", "default"); !strings.Contains(out, "the beginning to ") {
+		t.Errorf("statement: %s", out)
+	}
+}

@@ -170,7 +170,7 @@ type Ticket struct {
 // for free accounts, then a hold of the request's worst case. It returns a
 // typed error the gateway maps to a client error: *LimitError,
 // *NotPricedError, ErrNotFree, *QuotaError, *InsufficientError,
-// ErrBudgetExceeded, ErrNoAccount or *UnavailableError.
+// ErrBudgetExceeded, ErrNoAccount, *CurrencyError or *UnavailableError.
 func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 	t := &Ticket{}
 	w, err := b.worst(r)
@@ -263,6 +263,12 @@ func (b *Biller) place(ctx context.Context, r *Request, amount int64) error {
 		return &InsufficientError{Need: amount, Currency: b.opt.Rater.Currency, Err: err}
 	case errors.Is(err, ledger.ErrNotFound):
 		return fmt.Errorf("%w: %w", ErrNoAccount, err)
+	case errors.Is(err, ledger.ErrInvalid):
+		// The ledger refuses a hold in another currency than the account's.
+		if t, terr := b.opt.Books.Tenant(ctx, r.TenantID); terr == nil && t.Currency != b.opt.Rater.Currency {
+			return &CurrencyError{TenantID: t.ID, Tenant: t.Currency, Billing: b.opt.Rater.Currency}
+		}
+		return fmt.Errorf("billing: hold %s: %w", r.ID, err)
 	default:
 		return &UnavailableError{What: "reserve the request's cost", Err: err}
 	}

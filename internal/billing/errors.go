@@ -57,3 +57,16 @@ func (e *UnavailableError) Error() string { return "billing: cannot " + e.What +
 
 // Unwrap returns the cause.
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// CurrencyError says a tenant's account is in another currency than the
+// gateway bills in: a configuration error (billing.currency, or the tenant
+// made in the wrong currency), not a passing fault. Retrying cannot help.
+type CurrencyError struct {
+	TenantID string
+	Tenant   money.Currency // the tenant's account's currency
+	Billing  money.Currency // the gateway's billing currency
+}
+
+func (e *CurrencyError) Error() string {
+	return fmt.Sprintf("billing: tenant %s is billed in %s but the gateway bills in %s", e.TenantID, e.Tenant, e.Billing)
+}

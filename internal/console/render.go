@@ -103,7 +103,12 @@ func (p *page) Time(t time.Time) string {
 }
 
 // Day formats t as a date in the page's zone.
-func (p *page) Day(t time.Time) string { return t.In(p.Zone).Format("2006-01-02") }
+func (p *page) Day(t time.Time) string {
+	if t.IsZero() {
+		return "—" // not known (the admin API's null), never 0001-01-01
+	}
+	return t.In(p.Zone).Format("2006-01-02")
+}
 
 // ZoneName is the reporting zone's name.
 func (p *page) ZoneName() string { return p.Zone.String() }

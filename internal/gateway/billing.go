@@ -115,6 +115,7 @@ func billingError(err error, req *request) *apierr.Error {
 		le *billing.LimitError
 		np *billing.NotPricedError
 		ue *billing.UnavailableError
+		ce *billing.CurrencyError
 	)
 	switch {
 	case errors.As(err, &ie):
@@ -124,6 +125,12 @@ func billingError(err error, req *request) *apierr.Error {
 	case errors.Is(err, billing.ErrBudgetExceeded):
 		return &apierr.Error{Status: 429, Type: "insufficient_quota", Code: "budget_exceeded",
 			Message: "This API key or tenant has reached its spending budget for the period.", Cause: err}
+	case errors.As(err, &ce):
+		// The operator's configuration, not the client, must change: a
+		// status clients do not retry.
+		return &apierr.Error{Status: 403, Type: "permission_error", Code: "billing_currency_mismatch",
+			Message: fmt.Sprintf("This API key's tenant is billed in %s, but the gateway bills in %s: the operator must fix the configuration (billing.currency) or the tenant. Retrying will not help.",
+				ce.Tenant, ce.Billing), Cause: err}
 	case errors.Is(err, billing.ErrNoAccount):
 		return &apierr.Error{Status: 403, Type: "permission_error", Code: "no_account",
 			Message: "This API key's tenant has no billing account.", Cause: err}

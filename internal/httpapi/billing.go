@@ -63,18 +63,27 @@ func ledgerError(err error) *apierr.Error {
 }
 
 type tenantView struct {
-	ID          string    `json:"id"`
-	Object      string    `json:"object"`
-	Name        string    `json:"name"`
-	Kind        string    `json:"kind"`
-	Currency    string    `json:"currency"`
-	CreditLimit string    `json:"credit_limit"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          string     `json:"id"`
+	Object      string     `json:"object"`
+	Name        string     `json:"name"`
+	Kind        string     `json:"kind"`
+	Currency    string     `json:"currency"`
+	CreditLimit string     `json:"credit_limit"`
+	CreatedAt   *time.Time `json:"created_at"` // null when not known (a default tenant older than its creation time)
 }
 
 func viewTenant(t ledger.Tenant) tenantView {
 	return tenantView{ID: t.ID, Object: "tenant", Name: t.Name, Kind: string(t.Kind), Currency: string(t.Currency),
-		CreditLimit: money.FormatNanos(t.CreditLimit), CreatedAt: t.CreatedAt}
+		CreditLimit: money.FormatNanos(t.CreditLimit), CreatedAt: knownTime(t.CreatedAt)}
+}
+
+// knownTime is t, or nil for the zero time: the admin API writes null
+// rather than 0001-01-01T00:00:00Z.
+func knownTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func viewBalance(b ledger.Balance) map[string]any {
@@ -259,7 +268,14 @@ func (s *Server) statement(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	if st.Lines == nil {
+		st.Lines = []ledger.StatementLine{}
+	}
+	// From is null for a statement from the beginning.
+	writeJSON(w, http.StatusOK, struct {
+		ledger.Statement
+		From *time.Time `json:"from"`
+	}{st, knownTime(st.From)})
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {

@@ -59,6 +59,59 @@ func (l *Ledger) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	return t, nil
 }
 
+// PrepareDefault readies the default tenant for a gateway that bills in c,
+// at its start, before it serves: on a fresh install (its accounts have
+// never moved) the tenant takes currency c, with the system accounts of c,
+// and its creation time is set, since the schema creates it with neither
+// known. A tenant with activity keeps its currency; the caller reports a
+// mismatch. It returns the tenant as it stands.
+func (l *Ledger) PrepareDefault(ctx context.Context, c money.Currency) (Tenant, error) {
+	t, err := l.Tenant(ctx, DefaultTenantID)
+	if err != nil || (t.Currency == c && !t.CreatedAt.IsZero()) {
+		return t, err
+	}
+	now := l.clock.Now()
+	changed := false
+	err = l.update(ctx, func(tx Tx) error {
+		ok, err := tx.RestartTenant(ctx, DefaultTenantID, c, now)
+		if err != nil || !ok {
+			changed = false
+			return err
+		}
+		changed = true
+		for _, id := range []string{RevenueAccount(c), FundingAccount(c)} {
+			if err := tx.CreateAccount(ctx, Account{ID: id, Kind: System, Currency: c, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return t, fmt.Errorf("prepare the default tenant: %w", err)
+	}
+	if !changed {
+		return t, nil
+	}
+	l.tenants.Delete(DefaultTenantID)
+	return l.Tenant(ctx, DefaultTenantID)
+}
+
+// OtherCurrency lists the tenants whose accounts are in another currency
+// than c: a gateway billing in c can serve none of their priced requests.
+func (l *Ledger) OtherCurrency(ctx context.Context, c money.Currency) ([]Tenant, error) {
+	ts, err := l.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Tenant
+	for _, t := range ts {
+		if t.Currency != c {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
 // Tenants lists every tenant.
 func (l *Ledger) Tenants(ctx context.Context) ([]Tenant, error) {
 	var out []Tenant

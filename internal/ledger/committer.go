@@ -65,7 +65,7 @@ type Ledger struct {
 	clock   clock.Clock
 	opts    Options
 	log     *slog.Logger
-	tenants sync.Map // id -> Tenant; kind and currency never change
+	tenants sync.Map // id -> Tenant; kind and currency never change once money moved (PrepareDefault)
 	budgets budgetCache
 	adm     *admission // holds in memory (Options.Exclusive); nil otherwise
 

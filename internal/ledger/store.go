@@ -116,6 +116,10 @@ type Snapshot interface {
 type Tx interface {
 	View
 	CreateTenant(ctx context.Context, t Tenant) error // ErrExists
+	// RestartTenant gives a tenant whose accounts have never moved (every
+	// cached column zero) another currency and creation time, its accounts
+	// the currency; false, changing nothing, if one of them has moved.
+	RestartTenant(ctx context.Context, id string, c money.Currency, createdAt time.Time) (bool, error)
 	// CreateAccount inserts a, or does nothing if its id exists.
 	CreateAccount(ctx context.Context, a Account) error
 	// ApplyDelta adds d to the account's cached columns if g holds.

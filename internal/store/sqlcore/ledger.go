@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"baimo/internal/ledger"
+	"baimo/internal/money"
 	"baimo/internal/usage"
 )
 
@@ -211,6 +212,27 @@ func (l *Ledger) CreateTenant(ctx context.Context, x ledger.Tenant) error {
 		return fmt.Errorf("tenant %s: %w", x.ID, ledger.ErrExists)
 	}
 	return nil
+}
+
+// RestartTenant implements ledger.Tx.
+func (l *Ledger) RestartTenant(ctx context.Context, id string, c money.Currency, createdAt time.Time) (bool, error) {
+	var moved int64
+	err := l.q.QueryRow(ctx, `SELECT COUNT(*) FROM ledger_accounts WHERE tenant_id = $1
+		AND (posted_debits <> 0 OR posted_credits <> 0 OR pending_debits <> 0 OR pending_credits <> 0)`, id).Scan(&moved)
+	if err != nil {
+		return false, fmt.Errorf("restart tenant %s: %w", id, err)
+	}
+	if moved > 0 {
+		return false, nil
+	}
+	if _, err := l.q.Exec(ctx, `UPDATE ledger_accounts SET currency = $2 WHERE tenant_id = $1`, id, string(c)); err != nil {
+		return false, fmt.Errorf("restart tenant %s: %w", id, err)
+	}
+	n, err := l.q.Exec(ctx, `UPDATE ledger_tenants SET currency = $2, created_at = $3 WHERE id = $1`, id, string(c), UnixNanos(createdAt))
+	if err != nil {
+		return false, fmt.Errorf("restart tenant %s: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // CreateAccount implements ledger.Tx.

@@ -54,6 +54,7 @@ func runLedgerCommon(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("LedgerRequestLife", func(t *testing.T) { testLedgerRequestLife(t, open(t)) })
 	t.Run("LedgerAdmin", func(t *testing.T) { testLedgerAdmin(t, open(t)) })
 	t.Run("LedgerRefunds", func(t *testing.T) { testLedgerRefunds(t, open(t)) })
+	t.Run("LedgerPrepareDefault", func(t *testing.T) { testLedgerPrepareDefault(t, open(t)) })
 	t.Run("LedgerSettleBatch", func(t *testing.T) { testLedgerSettleBatch(t, open(t)) })
 	t.Run("LedgerStatement", func(t *testing.T) { testLedgerStatement(t, open(t)) })
 	t.Run("LedgerStatementOutcomes", func(t *testing.T) { testLedgerStatementOutcomes(t, open(t)) })
@@ -971,4 +972,33 @@ func testLedgerSweepInMemory(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	wantBalance(t, next, "acme", yuan/2, 0, 0)
+}
+
+// testLedgerPrepareDefault: on a fresh store the default tenant takes the
+// gateway's currency and a creation time (a USD gateway can hold and
+// settle on it at once, and the books balance); once it has moved money it
+// keeps its currency.
+func testLedgerPrepareDefault(t *testing.T, s Store) {
+	ctx := context.Background()
+	l, clk := newLedger(t, s)
+	d, err := l.PrepareDefault(ctx, money.USD)
+	if err != nil || d.Currency != money.USD || !d.CreatedAt.Equal(clk.Now()) {
+		t.Fatalf("fresh default tenant = %+v, %v; want USD, created now", d, err)
+	}
+	if b, err := l.Balance(ctx, ""); err != nil || b.Currency != money.USD || b.CreditLimit != ledger.DefaultCreditLimit {
+		t.Fatalf("balance = %+v, %v", b, err)
+	}
+	if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "u1", Amount: money.New(2*yuan, money.USD)}); err != nil {
+		t.Fatalf("USD hold on the default tenant: %v", err)
+	}
+	r := rec("u1", "", yuan)
+	r.Currency = "USD"
+	if _, err := l.Settle(ctx, ledger.Settlement{Record: r}); err != nil {
+		t.Fatal(err)
+	}
+	// It has moved money now: another currency does not take.
+	if d, err := l.PrepareDefault(ctx, money.CNY); err != nil || d.Currency != money.USD {
+		t.Errorf("default tenant with activity = %+v, %v; want it kept in USD", d, err)
+	}
+	AuditClean(t, s, clk.Now())
 }
