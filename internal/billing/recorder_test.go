@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,5 +138,52 @@ func TestRecorderBounded(t *testing.T) {
 	}
 	if st := r.Stats(); st.Written != 3 {
 		t.Fatalf("wrote %d", st.Written)
+	}
+}
+
+// TestRecorderGathersRunnableSubmitters: with one processor, requests that
+// are ready to submit when the first one wakes the writer are committed in
+// its batch, not each in a batch of its own behind it (the woken writer
+// runs first; it must yield to them before cutting the batch).
+func TestRecorderGathersRunnableSubmitters(t *testing.T) {
+	if raceBuild {
+		t.Skip("the race detector randomises which runnable goroutine runs next, which this test is about")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var sizes []int // written by the writer goroutine alone, read after Close
+	write := func(_ context.Context, batch []finished) error {
+		sizes = append(sizes, len(batch))
+		return nil
+	}
+	r := NewRecorder(write, RecorderOptions{}, clock.Real{}, quiet())
+	const n = 16
+	start := make(chan struct{})
+	var ready, wg sync.WaitGroup
+	for i := range n {
+		ready.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Done()
+			<-start
+			done, err := r.Submit(finished{rec: usage.Record{RequestID: fmt.Sprint("r", i)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-done
+		}()
+	}
+	ready.Wait()
+	close(start) // all n become runnable at once
+	wg.Wait()
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Almost always one batch of n; the scheduler's periodic turn of its
+	// global queue may hand the writer back before all have run, but never
+	// twice in a row before the first of them has.
+	if sizes[0] < 2 {
+		t.Fatalf("batches %v: the first holds only the record that woke the writer", sizes)
 	}
 }

@@ -1,0 +1,6 @@
+//go:build !race
+
+package billing
+
+// raceBuild is true when the tests run with -race.
+const raceBuild = false
