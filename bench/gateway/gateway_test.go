@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"baimo/bench/internal/cputime"
 	"baimo/internal/billing"
 	"baimo/internal/config"
 	"baimo/internal/gateway"
@@ -104,6 +105,7 @@ func bench(b *testing.B, body string) {
 	defer done()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cputime.StartProcess()
 	for i := 0; i < b.N; i++ {
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+secret)
@@ -113,6 +115,8 @@ func bench(b *testing.B, body string) {
 			b.Fatalf("status %d: %s", w.Code, w.Body.String())
 		}
 	}
+	b.StopTimer()
+	cpu.Stop(b)
 }
 
 // BenchmarkPlain is one non-streamed chat request through the gateway,

@@ -38,3 +38,28 @@ func (m Meter) Stop(b *testing.B) {
 		b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// process is the whole process's user plus system time (RUSAGE_SELF).
+func process() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ProcessMeter brackets a benchmark loop that runs on many goroutines: it
+// counts the CPU time of the whole process (the garbage collector and
+// background goroutines included), so nothing else should run meanwhile.
+type ProcessMeter struct{ begin time.Duration }
+
+// StartProcess notes the process's CPU time.
+func StartProcess() ProcessMeter { return ProcessMeter{begin: process()} }
+
+// Stop reports "cpu-ns/op" for the loop since StartProcess.
+func (m ProcessMeter) Stop(b *testing.B) {
+	spent := process() - m.begin
+	if b.N > 0 {
+		b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
