@@ -33,9 +33,11 @@ type Pool struct {
 	// queueing them.
 	Overflow bool `yaml:"overflow"`
 	// Traffic classes: DefaultClass (interactive, standard or batch;
-	// default interactive), per tenant in Tenants, and, if ClassHeader is
-	// set, from that request header (clients may only lower their class).
+	// default interactive), per API key id in Keys, per tenant in Tenants,
+	// and, if ClassHeader is set, from that request header (clients may only
+	// lower their class).
 	DefaultClass string            `yaml:"default_class"`
+	Keys         map[string]string `yaml:"key_classes"`
 	Tenants      map[string]string `yaml:"tenant_classes"`
 	ClassHeader  string            `yaml:"class_header"`
 	Queue        PoolQueue         `yaml:"queue"`
@@ -130,6 +132,11 @@ func (c *Config) checkPools(channelNames map[string]bool) error {
 		for t, cl := range p.Tenants {
 			if !trafficClasses[cl] {
 				return fmt.Errorf("%s[%s]: %q is not interactive, standard or batch", field("tenant_classes"), t, cl)
+			}
+		}
+		for k, cl := range p.Keys {
+			if !trafficClasses[cl] {
+				return fmt.Errorf("%s[%s]: %q is not interactive, standard or batch", field("key_classes"), k, cl)
 			}
 		}
 		q := p.Queue

@@ -25,6 +25,7 @@ import (
 type poolRoute struct {
 	pool         *replica.Pool
 	defaultClass schedule.Class
+	keys         map[string]schedule.Class
 	tenants      map[string]schedule.Class
 	header       string
 }
@@ -35,8 +36,11 @@ func NewPoolChannel(c config.Pool, p *replica.Pool) *Channel {
 	h.Set("Content-Type", "application/json")
 	ch := &Channel{Name: c.Name, Kind: config.KindOpenAI, BaseURL: strings.TrimRight(c.Replicas[0], "/"), Models: c.Models,
 		header: h, Priority: c.Priority, Weight: 1, format: ir.FormatOpenAI, secrets: []string{c.APIKey.Value()}}
-	pr := &poolRoute{pool: p, tenants: map[string]schedule.Class{}, header: c.ClassHeader}
+	pr := &poolRoute{pool: p, keys: map[string]schedule.Class{}, tenants: map[string]schedule.Class{}, header: c.ClassHeader}
 	pr.defaultClass, _ = schedule.ParseClass(c.DefaultClass)
+	for k, cl := range c.Keys {
+		pr.keys[k], _ = schedule.ParseClass(cl)
+	}
 	for t, cl := range c.Tenants {
 		pr.tenants[t], _ = schedule.ParseClass(cl)
 	}
@@ -59,15 +63,17 @@ func WithTraffic(ctx context.Context, class schedule.Class, deadline time.Time) 
 }
 
 // class decides a request's traffic class: the context's mark, else the
-// tenant's class, else the pool's default; a client's header may lower it
-// (never raise it).
-func (pr *poolRoute) class(r *http.Request, tenant string) (schedule.Class, time.Time) {
+// key's class, else the tenant's, else the pool's default; a client's header
+// may lower it (never raise it).
+func (pr *poolRoute) class(r *http.Request, keyID, tenant string) (schedule.Class, time.Time) {
 	if t, ok := r.Context().Value(trafficKey{}).(traffic); ok {
 		return t.class, t.deadline
 	}
-	c, ok := pr.tenants[tenant]
+	c, ok := pr.keys[keyID]
 	if !ok {
-		c = pr.defaultClass
+		if c, ok = pr.tenants[tenant]; !ok {
+			c = pr.defaultClass
+		}
 	}
 	if pr.header != "" {
 		if v := r.Header.Get(pr.header); v != "" {
@@ -113,7 +119,7 @@ func renderPrompt(p ir.Prompt) []byte {
 func (g *Gateway) acquireReplica(ctx context.Context, r *http.Request, req *request) (lease *replica.Lease, overflow bool, aerr *apierr.Error) {
 	pr := req.channel.pool
 	prompt, _ := g.promptTokens(req)
-	class, deadline := pr.class(r, req.key.TenantID)
+	class, deadline := pr.class(r, req.key.ID, req.key.TenantID)
 	l, err := pr.pool.Acquire(ctx, replica.Request{Model: req.model, PromptTokens: int(prompt), Prompt: renderPrompt(g.promptText(req)),
 		Class: class, Tenant: req.key.TenantID, Free: g.opt.FreeTier != nil && g.opt.FreeTier(req.key.TenantID), Deadline: deadline})
 	var shed *replica.ShedError
