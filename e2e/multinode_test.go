@@ -29,8 +29,12 @@ const (
 	// lasts long enough for the rate limit to refill and for a node to be
 	// killed and restarted while streams are open on all three.
 	clusterSpacing = 8 * time.Millisecond
-	// clusterKillAfter is when node 1 is killed, counted from the first send.
+	// clusterKillAfter is the earliest node 1 is killed, counted from the
+	// first send; the kill waits further until one of its streams has
+	// delivered data (a race-built node on a busy machine can take longer
+	// than this to open its first stream), but no longer than clusterKillBy.
 	clusterKillAfter = 800 * time.Millisecond
+	clusterKillBy    = 6 * time.Second
 	// The key's limit: a burst of 50, then 30 requests a second. The run
 	// offers 125 a second, so it exceeds the limit by far.
 	clusterRPM   = 1800
@@ -127,6 +131,8 @@ billing: {currency: CNY}
 	watch := watchBalance(nodes[2].api(), tenantID, 20*time.Millisecond)
 	outcomes := make([]streamOutcome, clusterRequests)
 	var wg sync.WaitGroup
+	victimStreaming := make(chan struct{})
+	var victimOnce sync.Once
 	runStart := time.Now()
 	for i := range clusterRequests {
 		wg.Add(1)
@@ -134,12 +140,20 @@ billing: {currency: CNY}
 			defer wg.Done()
 			time.Sleep(time.Until(runStart.Add(time.Duration(i) * clusterSpacing)))
 			node := i % clusterNodes
-			o := streamChat(client, "http://"+nodes[node].Addr, key.Key, fmt.Sprintf("mn-%03d", i), body, nil)
+			var firstData func()
+			if node == victim {
+				firstData = func() { victimOnce.Do(func() { close(victimStreaming) }) }
+			}
+			o := streamChat(client, "http://"+nodes[node].Addr, key.Key, fmt.Sprintf("mn-%03d", i), body, firstData)
 			o.Node = node
 			outcomes[i] = o
 		}()
 	}
 	time.Sleep(time.Until(runStart.Add(clusterKillAfter)))
+	select {
+	case <-victimStreaming:
+	case <-time.After(time.Until(runStart.Add(clusterKillBy))):
+	}
 	killedAt := nodes[victim].kill(t)
 	restarted := nodes[victim].start(t)
 	wg.Wait()
