@@ -119,7 +119,19 @@ type Choice struct {
 	Index        int             `json:"index"`
 	Message      ResponseMessage `json:"message"`
 	FinishReason *string         `json:"finish_reason"`
+	// Logprobs is always written, null, as OpenAI's schema requires: an
+	// answer baimo writes itself has no log probabilities.
+	Logprobs noLogprobs `json:"logprobs"`
 }
+
+// noLogprobs is written as null and skips what it reads.
+type noLogprobs struct{}
+
+// MarshalJSON writes null.
+func (noLogprobs) MarshalJSON() ([]byte, error) { return []byte("null"), nil }
+
+// UnmarshalJSON ignores an upstream's log probabilities.
+func (*noLogprobs) UnmarshalJSON([]byte) error { return nil }
 
 // ResponseMessage is the assistant message of a completion. Content is always
 // written, null when there is none, as OpenAI does.

@@ -367,7 +367,7 @@ func (e *chunkEncoder) token(b []byte, i int) []byte {
 	}
 	b = append(b, `{"index":0,"text":`...)
 	b = strconv.AppendQuote(b, w)
-	return append(b, ",\"finish_reason\":null}]}\n\n"...)
+	return append(b, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n"...)
 }
 
 func (e *chunkEncoder) usage(b []byte, out, prompt, cached int) []byte {
@@ -383,7 +383,7 @@ func (e *chunkEncoder) finish(b []byte, includeUsage bool, out, prompt, cached i
 	if e.chat {
 		b = append(b, `{"index":0,"delta":{},"finish_reason":"length"}]}`+"\n\n"...)
 	} else {
-		b = append(b, `{"index":0,"text":"","finish_reason":"length"}]}`+"\n\n"...)
+		b = append(b, `{"index":0,"text":"","logprobs":null,"finish_reason":"length"}]}`+"\n\n"...)
 	}
 	if includeUsage {
 		b = e.head(b)
@@ -408,11 +408,11 @@ func (e *chunkEncoder) whole(out, prompt, cached int) []byte {
 	}
 	b := fmt.Appendf(nil, `{"id":%q,"object":%q,"created":%d,"model":%q,"choices":[{"index":0,`, e.id, obj, e.created, e.model)
 	if e.chat {
-		b = fmt.Appendf(b, `"message":{"role":"assistant","content":%q}`, text.String())
+		b = fmt.Appendf(b, `"message":{"role":"assistant","content":%q,"refusal":null}`, text.String())
 	} else {
 		b = fmt.Appendf(b, `"text":%q`, text.String())
 	}
-	b = append(b, `,"finish_reason":"length"}],"usage":`...)
+	b = append(b, `,"logprobs":null,"finish_reason":"length"}],"usage":`...)
 	b = e.usage(b, out, prompt, cached)
 	return append(b, '}')
 }

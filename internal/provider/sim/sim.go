@@ -275,11 +275,11 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		if chat {
 			b = append(b, `"message":{"role":"assistant","content":`...)
 			b = strconv.AppendQuote(b, text.String())
-			b = append(b, `},"finish_reason":"stop"}]`...)
+			b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}]`...)
 		} else {
 			b = append(b, `"text":`...)
 			b = strconv.AppendQuote(b, text.String())
-			b = append(b, `,"finish_reason":"stop"}]`...)
+			b = append(b, `,"logprobs":null,"finish_reason":"stop"}]`...)
 		}
 		if !c.NoUsage {
 			b = append(b, `,"usage":`...)
@@ -300,7 +300,10 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 			fl.Flush()
 		}
 	}
-	head := `data: {"id":"` + id + `","object":"` + object + `.chunk","created":` + strconv.FormatInt(time.Now().Unix(), 10) +
+	if chat {
+		object += ".chunk" // a completions stream's events are text_completion too
+	}
+	head := `data: {"id":"` + id + `","object":"` + object + `","created":` + strconv.FormatInt(time.Now().Unix(), 10) +
 		`,"model":"` + req.Model + `","choices":[`
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage && !c.NoUsage
 	buf := make([]byte, 0, 512)
@@ -337,7 +340,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		} else {
 			buf = append(buf, `{"index":0,"text":`...)
 			buf = strconv.AppendQuote(buf, word)
-			buf = append(buf, `,"finish_reason":null}]}`+"\n\n"...)
+			buf = append(buf, `,"logprobs":null,"finish_reason":null}]}`+"\n\n"...)
 		}
 		_, _ = w.Write(buf)
 		flush()
@@ -346,7 +349,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	if chat {
 		buf = append(buf, `{"index":0,"delta":{},"finish_reason":"stop"}]`...)
 	} else {
-		buf = append(buf, `{"index":0,"text":"","finish_reason":"stop"}]`...)
+		buf = append(buf, `{"index":0,"text":"","logprobs":null,"finish_reason":"stop"}]`...)
 	}
 	if includeUsage && c.UsageInLastChunk {
 		buf = append(buf, `,"usage":`...)
