@@ -92,6 +92,9 @@ done
   echo "Timed-out mutants (a loop that never ends) and mutants that do not compile count in neither, as in gremlins."
   echo "Equivalent mutants, which cannot change behaviour, are left out and listed with the reason at the end."
   echo
+  cat bench/mutation/planted.md
+  echo "## Mutation scores"
+  echo
 } > "$tmp/header.md"
 go run ./bench/mutation/score -equivalent bench/mutation/equivalent.txt -header "$tmp/header.md" \
   -out bench/mutation/RESULTS.md -min-efficacy 95 -min-coverage 95 "${args[@]}"
