@@ -196,7 +196,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	resp, err := g.client.Do(ureq)
 	if err != nil {
 		aerr, class := classify(r, err)
-		req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, ErrorClass: class, Duration: g.opt.Clock.Now().Sub(t0)})
+		req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Key: a.Key.ID, ErrorClass: class, Duration: g.opt.Clock.Now().Sub(t0)})
 		req.rec.ErrorClass = class
 		if aerr == nil { // the client left
 			plan.Done(a, route.Outcome{Canceled: true})
@@ -210,7 +210,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		return d.Retry, false
 	}
 	defer resp.Body.Close()
-	req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Status: resp.StatusCode})
+	req.rec.Attempts = append(req.rec.Attempts, usage.Attempt{Channel: ch.Name, Key: a.Key.ID, Status: resp.StatusCode})
 	at := &req.rec.Attempts[len(req.rec.Attempts)-1]
 	if resp.StatusCode != http.StatusOK {
 		aerr, uf := g.upstreamError(resp, req, log)

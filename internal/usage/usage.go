@@ -171,7 +171,11 @@ func (r *Record) Variant() string {
 
 // Attempt is one try at an upstream for a request.
 type Attempt struct {
-	Channel    string        `json:"channel"`
+	Channel string `json:"channel"`
+	// Key names the channel's upstream key the attempt used by its id in
+	// the channel (k0, k1, ... in the order configured), never its secret;
+	// "" in records of earlier releases.
+	Key        string        `json:"key,omitempty"`
 	Status     int           `json:"status"`
 	ErrorClass ErrorClass    `json:"error_class,omitempty"`
 	Duration   time.Duration `json:"duration_ns"`

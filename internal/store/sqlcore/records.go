@@ -182,8 +182,9 @@ func (w *recordWriter) insert(ctx context.Context, recs []usage.Record) ([]bool,
 }
 
 // formatAttempts returns r's attempts in compact text: one per ';', its
-// channel ("" when it is the record's), status, error class and duration
-// in nanoseconds separated by ','; "" when there are none.
+// channel ("" when it is the record's), status, error class, duration in
+// nanoseconds and upstream key id separated by ','; "" when there are none.
+// Records of earlier releases have no key field.
 func formatAttempts(r *usage.Record) string {
 	if len(r.Attempts) == 0 {
 		return ""
@@ -202,6 +203,10 @@ func formatAttempts(r *usage.Record) string {
 		b = append(b, attemptEscaper.Replace(string(a.ErrorClass))...)
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(a.Duration), 10)
+		if a.Key != "" {
+			b = append(b, ',')
+			b = append(b, attemptEscaper.Replace(a.Key)...)
+		}
 	}
 	return string(b)
 }
@@ -236,7 +241,7 @@ func parseAttempts(s, channel string) ([]usage.Attempt, error) {
 	out := make([]usage.Attempt, 0, len(parts))
 	for _, p := range parts {
 		f := strings.Split(p, ",")
-		if len(f) != 4 {
+		if len(f) != 4 && len(f) != 5 {
 			return nil, fmt.Errorf("%w: %q", errAttempts, p)
 		}
 		st, err1 := strconv.Atoi(f[1])
@@ -248,6 +253,9 @@ func parseAttempts(s, channel string) ([]usage.Attempt, error) {
 			Duration: time.Duration(d)}
 		if f[0] != "" {
 			a.Channel = attemptUnescaper.Replace(f[0])
+		}
+		if len(f) == 5 {
+			a.Key = attemptUnescaper.Replace(f[4])
 		}
 		out = append(out, a)
 	}

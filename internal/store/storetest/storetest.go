@@ -114,7 +114,8 @@ func record(i int, start time.Time) usage.Record {
 		Usage: usage.Usage{Input: int64(100 + i), CachedInput: int64(i), Output: int64(10 + i), Reasoning: int64(i % 4),
 			CacheWrite5m: 1, SearchCalls: int64(i % 2), Source: usage.SourceVendor},
 		Start: start.Add(time.Duration(i) * time.Minute), TTFT: 150 * time.Millisecond, Duration: time.Second,
-		Attempts: []usage.Attempt{{Channel: "sim", Status: 200, Duration: time.Second}},
+		Attempts: []usage.Attempt{{Channel: "backup", Key: "k1", Status: 502, ErrorClass: usage.ErrUpstream, Duration: time.Millisecond},
+			{Channel: "sim", Key: "k0", Status: 200, Duration: time.Second}},
 		Currency: "CNY", CostNanos: int64(1000 * i), PriceVersion: "sim-chat@2024", Lines: []byte(`[{"kind":"input"}]`),
 		CountedInput: int64(i * 3),
 	}
