@@ -385,15 +385,7 @@ func startProbes(ctx context.Context, cfg *config.Config, gw *gateway.Gateway, l
 	}
 	pc := cfg.Routing.Probes.Route()
 	// The probe is a GET of the vendor's model list: it costs no tokens.
-	probe := route.HTTPProbe(gateway.NewTransport(pc.Timeout), func(ch *route.Channel, key *route.Key) (route.ProbeTarget, error) {
-		up, ok := ch.Data.(*gateway.Channel)
-		if !ok {
-			return route.ProbeTarget{}, fmt.Errorf("channel %s has no upstream", ch.ID)
-		}
-		auth, _ := key.Data.(string)
-		return up.ProbeTarget(auth), nil
-	})
-	p, err := route.NewProber(gw.Router(), pc, probe, route.ProberOptions{Logger: log})
+	p, err := route.NewProber(gw.Router(), pc, gateway.Probe(gateway.NewTransport(pc.Timeout)), route.ProberOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("routing.probes: %w", err)
 	}

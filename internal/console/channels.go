@@ -15,6 +15,7 @@ func (c *Console) channelRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/channels", c.requireAdmin(c.channels))
 	mux.HandleFunc("POST /ui/channels/{channel}/reset", c.requireAdmin(c.channelAction))
 	mux.HandleFunc("POST /ui/channels/{channel}/keys/{key}/unpark", c.requireAdmin(c.channelAction))
+	mux.HandleFunc("POST /ui/channels/{channel}/probe", c.requireAdmin(c.channelProbe))
 	mux.HandleFunc("POST /ui/channels", c.requireAdmin(c.channelCreate))
 	mux.HandleFunc("POST /ui/channels/{channel}/edit", c.requireAdmin(c.channelEdit))
 	mux.HandleFunc("POST /ui/channels/{channel}/state", c.requireAdmin(c.channelState))
@@ -57,7 +58,20 @@ type modelLatency struct {
 type channelsData struct {
 	Channels []channelRow
 	At       time.Time
-	Managed  bool // channels can be added here
+	Managed  bool       // channels can be added here
+	Check    *checkJSON // the probe just asked for, if any
+}
+
+// checkJSON is POST /admin/routing/channels/{channel}/probe.
+type checkJSON struct {
+	Channel   string    `json:"channel"`
+	Key       string    `json:"key"`
+	OK        bool      `json:"ok"`
+	Status    int       `json:"status"`
+	Result    string    `json:"result"`
+	LatencyMs int64     `json:"latency_ms"`
+	At        time.Time `json:"at"`
+	KeyParked bool      `json:"key_parked"`
 }
 
 // ModelList shows a channel's models, "public → upstream" where they differ.
@@ -79,8 +93,27 @@ func (c *Console) channels(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 func (c *Console) channelsWith(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
+	c.channelsPage(w, r, status, errMsg, nil)
+}
+
+// channelProbe checks a channel now (with the key of the form, or the
+// first not parked) and shows the channels with the answer on top.
+func (c *Console) channelProbe(w http.ResponseWriter, r *http.Request, s *session) {
+	q := url.Values{}
+	if k := r.PostFormValue("key"); k != "" {
+		q.Set("key", k)
+	}
+	var ck checkJSON
+	if e := c.call(r, "POST", apiPath("/admin/routing/channels/"+url.PathEscape(r.PathValue("channel"))+"/probe", q), nil, &ck); e != nil {
+		c.channelsWith(w, r, e.Status, e.Message)
+		return
+	}
+	c.channelsPage(w, r, http.StatusOK, "", &ck)
+}
+
+func (c *Console) channelsPage(w http.ResponseWriter, r *http.Request, status int, errMsg string, ck *checkJSON) {
 	p := c.newPage(w, r, "channels", "nav_channels", nil)
-	d := &channelsData{}
+	d := &channelsData{Check: ck}
 	p.Data = d
 	p.Error = errMsg
 	var rt routingJSON

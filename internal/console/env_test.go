@@ -47,6 +47,7 @@ type env struct {
 	books *ledger.Ledger
 	con   *console.Console
 	clk   *clock.Fake
+	gw    *gateway.Gateway
 }
 
 // newEnv serves the admin API and the console over a fresh SQLite store with
@@ -98,7 +99,7 @@ func newEnv(t *testing.T) *env {
 		_ = books.Close()
 		db.Close()
 	})
-	e := &env{url: srv.URL, db: db, books: books, con: con, clk: clk}
+	e := &env{url: srv.URL, db: db, books: books, con: con, clk: clk, gw: gw}
 	e.seed(t)
 	return e
 }
@@ -143,7 +144,7 @@ func (e *env) seed(t *testing.T) {
 			Usage: usage.Usage{Input: int64(1000 + 10*i), CachedInput: int64(i * 5), Output: int64(200 + i), Source: usage.SourceVendor},
 			Start: testNow.Add(-time.Duration(i)*37*time.Minute - time.Minute),
 			TTFT:  time.Duration(150+20*i) * time.Millisecond, Duration: time.Second,
-			Attempts: []usage.Attempt{{Channel: "sim", Status: status, Duration: 900 * time.Millisecond}},
+			Attempts: []usage.Attempt{{Channel: "sim", Key: "k0", Status: status, Duration: 900 * time.Millisecond}},
 			Currency: "CNY", CostNanos: int64(1_234_567 * (i + 1)), PriceVersion: model + "@2025-01",
 			Lines: []byte(`[{"kind":"input","quantity":1000,"price":"2","price_currency":"CNY","per":1000000,"multiplier":"1","amount":"0.002","currency":"CNY","version":"` + model + `@2025-01"}]`)}
 		if status != 200 {

@@ -167,6 +167,30 @@ func (c *Channel) ProbeTarget(secret string) route.ProbeTarget {
 	return route.ProbeTarget{URL: c.BaseURL + "/models", Header: h}
 }
 
+// Probe returns the probe of active health checks and of operators'
+// checks: a GET of the channel's model list (ProbeTarget) through rt, with
+// the key's secret as the route.Key's Data holds it.
+func Probe(rt http.RoundTripper) route.ProbeFunc {
+	return route.HTTPProbe(rt, func(ch *route.Channel, key *route.Key) (route.ProbeTarget, error) {
+		up, ok := ch.Data.(*Channel)
+		if !ok {
+			return route.ProbeTarget{}, fmt.Errorf("channel %s has no upstream", ch.ID)
+		}
+		auth, _ := key.Data.(string)
+		return up.ProbeTarget(auth), nil
+	})
+}
+
+// checkTimeout bounds an operator's check of a channel.
+const checkTimeout = 10 * time.Second
+
+// Check probes one channel now with one of its keys ("" for the first not
+// parked) through the gateway's transport, and reports the answer's status
+// and latency; it changes no routing state (route.Router.Check).
+func (g *Gateway) Check(ctx context.Context, channel, key string) (route.Check, error) {
+	return g.Router().Check(ctx, Probe(g.client.Transport), channel, key, checkTimeout)
+}
+
 // RouteConfig turns the routing configuration and the channels into the
 // router's configuration. Upstream keys are named k0, k1, ... in the order
 // configured; their secrets stay in the gateway.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -871,5 +872,86 @@ func TestStreamCheckpoints(t *testing.T) {
 		if c.Usage.Output <= 0 || c.CostNanos <= 0 || c.CostNanos > books.holds[0].Amount.Nanos || c.RequestID != books.holds[0].RequestID {
 			t.Errorf("checkpoint %+v (hold %d)", c, books.holds[0].Amount.Nanos)
 		}
+	}
+}
+
+// TestAttemptsNameTheirKey: each attempt records which of the channel's
+// upstream keys it used, by its id (k0, k1), never the secret; an
+// operator's check of the channel reports the answer and changes nothing.
+func TestAttemptsNameTheirKey(t *testing.T) {
+	ok := `{"id":"x","choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`
+	var mu sync.Mutex
+	var seen []string // the Authorization of each chat request, in order
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+			w.WriteHeader(map[bool]int{true: 401, false: 200}[auth == "Bearer sk-upstream-aaaa"])
+			return
+		}
+		mu.Lock()
+		seen = append(seen, auth)
+		mu.Unlock()
+		if auth == "Bearer sk-upstream-aaaa" {
+			status(401, `{"error":{"message":"bad key","code":"invalid_api_key"}}`)(w, r)
+			return
+		}
+		status(200, ok)(w, r)
+	}))
+	t.Cleanup(up.Close)
+	ch := config.Channel{Name: "up", Kind: "openai", BaseURL: up.URL + "/v1", Models: config.ModelMap{"gpt-test": "upstream-model"},
+		APIKey: config.NewSecret("sk-upstream-aaaa"), APIKeys: []config.Secret{config.NewSecret("sk-upstream-bbbb")}}
+	if err := config.CheckChannel(&ch, ""); err != nil {
+		t.Fatal(err)
+	}
+	h := newMulti(t, []http.Handler{status(200, ok)}, func(o *gateway.Options, _ *billing.Options) {
+		o.Channels = []*gateway.Channel{gateway.NewChannel(ch)}
+	})
+	// Before any traffic: a check with each key, then with the first not parked.
+	for _, tt := range []struct{ key, wantKey, result string }{{"k0", "k0", "http_401"}, {"k1", "k1", "ok"}, {"", "k0", "http_401"}} {
+		c, err := h.gw.Check(context.Background(), "up", tt.key)
+		if err != nil || c.Key != tt.wantKey || c.Result != tt.result || c.Channel != "up" {
+			t.Errorf("Check(up, %q) = %+v, %v; want key %s, %s", tt.key, c, err, tt.wantKey, tt.result)
+		}
+	}
+	if _, err := h.gw.Check(context.Background(), "nope", ""); err == nil {
+		t.Errorf("Check of an unknown channel succeeded")
+	}
+	// Until k0 has been tried (which key goes first is the router's choice).
+	triedK0 := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(seen, "Bearer sk-upstream-aaaa")
+	}
+	for i := 0; i < 4 || (i < 50 && !triedK0()); i++ {
+		if resp, body := h.post(t, "/v1/chat/completions", chatReq); resp.StatusCode != 200 {
+			t.Fatalf("status %d %s", resp.StatusCode, body)
+		}
+	}
+	if err := h.gw.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bill.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rec := range h.recs.recs {
+		for _, a := range rec.Attempts {
+			got = append(got, a.Key)
+		}
+	}
+	want := map[string]string{"Bearer sk-upstream-aaaa": "k0", "Bearer sk-upstream-bbbb": "k1"}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(seen) || !slices.Contains(seen, "Bearer sk-upstream-aaaa") {
+		t.Fatalf("attempt keys %v for upstream requests %v", got, seen)
+	}
+	for i, auth := range seen {
+		if got[i] != want[auth] {
+			t.Errorf("attempt %d used %s, recorded key %q; want %q", i, auth, got[i], want[auth])
+		}
+	}
+	// The 401 parked k0: a check without a key now uses k1.
+	if c, err := h.gw.Check(context.Background(), "up", ""); err != nil || c.Key != "k1" || !c.OK {
+		t.Errorf("Check(up) after k0 was parked = %+v, %v; want k1, ok", c, err)
 	}
 }

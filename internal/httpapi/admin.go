@@ -425,6 +425,28 @@ func (s *Server) resetChannel(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, answer)
 }
 
+// probeChannel checks a channel now with one of its keys (?key=k1; by
+// default the first not parked): a GET of the vendor's model list, which
+// costs no tokens. It answers what came back and how long it took, and
+// changes no routing state.
+func (s *Server) probeChannel(w http.ResponseWriter, r *http.Request) {
+	c, err := s.GW.Check(r.Context(), r.PathValue("channel"), r.URL.Query().Get("key"))
+	switch {
+	case errors.Is(err, route.ErrUnknownKey):
+		WriteOpenAIError(w, apierr.NotFound(err.Error()))
+		return
+	case err != nil:
+		WriteOpenAIError(w, apierr.Unavailable("The probe did not finish; retry.", err))
+		return
+	}
+	var status any
+	if c.Status != 0 {
+		status = c.Status
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": c.Channel, "key": c.Key, "ok": c.OK, "status": status,
+		"result": c.Result, "latency_ms": c.Latency.Milliseconds(), "at": c.At, "key_parked": c.Parked})
+}
+
 // driftView is one line of the vendor audit.
 type driftView struct {
 	Channel       string `json:"channel"`

@@ -114,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/audit/vendors", s.admin(s.vendorAudit))
 	mux.HandleFunc("POST /admin/routing/channels/{channel}/keys/{key}/unpark", s.admin(s.unpark))
 	mux.HandleFunc("POST /admin/routing/channels/{channel}/reset", s.admin(s.resetChannel))
+	mux.HandleFunc("POST /admin/routing/channels/{channel}/probe", s.admin(s.probeChannel))
 	mux.HandleFunc("/admin/", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, apierr.NotFound("Unknown admin URL: "+r.Method+" "+r.URL.Path+"."))
 	}))

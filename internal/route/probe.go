@@ -448,16 +448,7 @@ func (p *Prober) run(ctx context.Context, t probeTarget) {
 	}
 	now := p.r.now()
 	st := ProbeStatus{Channel: t.ch.cfg.ID, Key: t.key.cfg.ID, For: t.purpose.String(), At: time.Unix(0, now).UTC()}
-	switch {
-	case err == nil && status >= 200 && status < 300:
-		st.OK, st.Result = true, ProbeOK
-	case err == nil:
-		st.Result = "http_" + strconv.Itoa(status)
-	case timedOut:
-		st.Result = ProbeTimeout
-	default:
-		st.Result = ProbeUnreachable
-	}
+	st.OK, st.Result = probeResult(status, err, timedOut)
 	if st.OK {
 		st.Action = p.relax(t, now)
 	}
@@ -493,6 +484,21 @@ func (p *Prober) run(ctx context.Context, t probeTarget) {
 		p.log.Debug("route: probe failed", append(attrs, "failures", st.Failures, "err", err)...)
 	default:
 		p.log.Debug("route: probe answered", append(attrs, "failures", st.Failures)...)
+	}
+}
+
+// probeResult names what a probe found: ok for a 2xx answer, http_<status>
+// for another, timeout or unreachable when none came.
+func probeResult(status int, err error, timedOut bool) (ok bool, result string) {
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		return true, ProbeOK
+	case err == nil:
+		return false, "http_" + strconv.Itoa(status)
+	case timedOut:
+		return false, ProbeTimeout
+	default:
+		return false, ProbeUnreachable
 	}
 }
 
