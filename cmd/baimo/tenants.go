@@ -59,6 +59,9 @@ type balanceJSON struct {
 	Pending     string `json:"pending"`
 	Available   string `json:"available"`
 	Debt        string `json:"debt"`
+	Spendable   string `json:"spendable"`
+	// AvailableNote says why available is below zero (null otherwise).
+	AvailableNote *string `json:"available_note"`
 }
 
 type tenantJSON struct {
@@ -420,11 +423,15 @@ func printBalance(w io.Writer, b balanceJSON) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "tenant\t%s (%s, %s)\n", b.TenantID, b.Kind, b.Currency)
 	fmt.Fprintf(tw, "available\t%s\n", b.Available)
+	if b.AvailableNote != nil {
+		fmt.Fprintf(tw, "\t(%s)\n", *b.AvailableNote)
+	}
 	fmt.Fprintf(tw, "posted\t%s\n", b.Posted)
 	fmt.Fprintf(tw, "pending\t%s\n", b.Pending)
 	fmt.Fprintf(tw, "debt\t%s\n", b.Debt)
 	if b.Kind == string(ledger.Postpaid) {
 		fmt.Fprintf(tw, "credit limit\t%s\n", b.CreditLimit)
+		fmt.Fprintf(tw, "spendable\t%s\n", b.Spendable)
 	}
 	return tw.Flush()
 }

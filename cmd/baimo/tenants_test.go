@@ -310,3 +310,37 @@ func TestCLINoZeroDates(t *testing.T) {
 		t.Errorf("statement: %s", out)
 	}
 }
+
+// TestPrintBalanceSaysWhyBelowZero: `tenants balance` prints the API's
+// reason under a negative available balance, and a postpaid tenant's
+// spendable credit.
+func TestPrintBalanceSaysWhyBelowZero(t *testing.T) {
+	for _, c := range []struct {
+		json string
+		want []string
+		not  string
+	}{
+		{`{"tenant_id":"b","kind":"postpaid","currency":"CNY","credit_limit":"100","posted":"-12","pending":"0","available":"-12","debt":"0","spendable":"88",` +
+			`"available_note":"Below zero because a postpaid tenant spends on credit: 12 of its 100 CNY credit limit is spent or held; 88 is left to spend."}`,
+			[]string{"-12\n", "(Below zero because a postpaid tenant spends on credit", "spendable     88\n"}, ""},
+		{`{"tenant_id":"a","kind":"prepaid","currency":"CNY","credit_limit":"0","posted":"5","pending":"0","available":"5","debt":"0","spendable":"5","available_note":null}`,
+			[]string{"available  5\n"}, "Below zero"},
+	} {
+		var b balanceJSON
+		if err := json.Unmarshal([]byte(c.json), &b); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := printBalance(&out, b); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("balance lacks %q:\n%s", w, out.String())
+			}
+		}
+		if c.not != "" && strings.Contains(out.String(), c.not) {
+			t.Errorf("balance has %q:\n%s", c.not, out.String())
+		}
+	}
+}

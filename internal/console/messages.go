@@ -164,6 +164,8 @@ var messages = map[string][2]string{
 	"currency":         {"Currency", "币种"},
 	"credit_limit":     {"Credit limit", "信用额度"},
 	"available":        {"Available", "可用余额"},
+	"on_credit":        {"Below zero: spending on credit, %s of the %s %s credit limit used, %s left.", "低于零：信用消费，已用 %s（信用额度 %s %s），剩余 %s。"},
+	"below_zero":       {"Below zero: more spent or held than paid in; run the audit.", "低于零：支出与冻结超过充值，请运行审计。"},
 	"posted":           {"Posted", "已入账余额"},
 	"pending":          {"Held", "预占中"},
 	"debt":             {"Debt", "欠款"},

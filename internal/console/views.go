@@ -3,6 +3,7 @@ package console
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"baimo/internal/money"
@@ -123,7 +124,13 @@ type balanceJSON struct {
 	Pending     string `json:"pending"`
 	Available   string `json:"available"`
 	Debt        string `json:"debt"`
+	Spendable   string `json:"spendable"`
+	CreditUsed  string `json:"credit_used"`
 }
+
+// Negative reports whether the available balance is below zero: a page
+// then says why (a postpaid tenant spending on credit).
+func (b balanceJSON) Negative() bool { return strings.HasPrefix(b.Available, "-") }
 
 type budgetJSON struct {
 	Scope   string `json:"scope"`

@@ -89,7 +89,19 @@ func knownTime(t time.Time) *time.Time {
 func viewBalance(b ledger.Balance) map[string]any {
 	return map[string]any{"object": "balance", "tenant_id": b.TenantID, "kind": b.Kind, "currency": b.Currency,
 		"credit_limit": money.FormatNanos(b.CreditLimit), "posted": money.FormatNanos(b.Posted),
-		"pending": money.FormatNanos(b.Pending), "available": money.FormatNanos(b.Available), "debt": money.FormatNanos(b.Debt)}
+		"pending": money.FormatNanos(b.Pending), "available": money.FormatNanos(b.Available), "debt": money.FormatNanos(b.Debt),
+		// A postpaid tenant's available balance goes below zero as it
+		// spends on credit: say so, and what is left.
+		"spendable": money.FormatNanos(b.Spendable()), "credit_used": money.FormatNanos(b.CreditUsed()),
+		"available_note": knownString(b.AvailableNote())}
+}
+
+// knownString is s, or nil for "": the admin API writes null.
+func knownString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func parseAmount(s, field string) (int64, *apierr.Error) {

@@ -24,6 +24,7 @@ import (
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
 	"baimo/internal/ledger"
+	"baimo/internal/money"
 	"baimo/internal/provider/ir"
 	"baimo/internal/provider/sim"
 	"baimo/internal/store/sqlite"
@@ -585,5 +586,40 @@ func TestKeyNeedsExistingTenant(t *testing.T) {
 	e.doH(t, "POST", "/admin/tenants", `{"id":"ghost","kind":"prepaid","currency":"CNY"}`)
 	if st, m := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"ghost"}`); st != 201 || m["tenant_id"] != "ghost" {
 		t.Errorf("key for an existing tenant = %d %v", st, m)
+	}
+}
+
+// TestPostpaidBalanceSaysWhyBelowZero: a postpaid tenant's available
+// balance goes below zero as it spends on credit; the balance then says
+// why and how much is left (spendable = credit limit + available), and a
+// balance at or above zero carries no note.
+func TestPostpaidBalanceSaysWhyBelowZero(t *testing.T) {
+	e := newBillingEnv(t)
+	if st, m := e.doH(t, "POST", "/admin/tenants", `{"id":"post","name":"p","kind":"postpaid","currency":"CNY","credit_limit":"10"}`); st != 201 {
+		t.Fatalf("create tenant: %d %v", st, m)
+	}
+	for _, id := range []string{"post", "default"} {
+		if _, b := e.doH(t, "GET", "/admin/tenants/"+id+"/balance", ""); b["available_note"] != nil || b["available"] != "0" {
+			t.Errorf("%s before any request: %v, want available 0 and no note", id, b)
+		}
+	}
+	_, k := e.doH(t, "POST", "/admin/keys", `{"name":"k","tenant_id":"post"}`)
+	if resp, out := askChat(t, e.url, k["key"].(string), `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"sim":{"output_tokens":50}}`); resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	bal := e.settled(t, "post")
+	if bal.Available >= 0 {
+		t.Fatalf("a postpaid request left available at %d, want below zero", bal.Available)
+	}
+	_, b := e.doH(t, "GET", "/admin/tenants/post/balance", "")
+	note, _ := b["available_note"].(string)
+	used, left := money.FormatNanos(-bal.Available), money.FormatNanos(10_000_000_000+bal.Available)
+	if b["available"] != money.FormatNanos(bal.Available) || b["credit_used"] != used || b["spendable"] != left {
+		t.Errorf("balance %v: want available %s, credit_used %s, spendable %s", b, money.FormatNanos(bal.Available), used, left)
+	}
+	for _, want := range []string{"postpaid", "on credit", used + " of its 10 CNY credit limit", left + " is left"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("available_note %q lacks %q", note, want)
+		}
 	}
 }

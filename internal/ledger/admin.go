@@ -135,6 +135,37 @@ type Balance struct {
 	Debt        int64 // unpaid overage; new holds are refused while > 0
 }
 
+// CreditUsed is how much of a postpaid tenant's credit is spent or held:
+// what Available is below zero.
+func (b Balance) CreditUsed() int64 { return max(-b.Available, 0) }
+
+// Spendable is what the tenant may still hold or spend: Available, plus
+// for a postpaid tenant its credit limit; nothing while it owes debt.
+func (b Balance) Spendable() int64 {
+	if b.Debt > 0 {
+		return 0
+	}
+	s := b.Available
+	if b.Kind == Postpaid {
+		s += b.CreditLimit
+	}
+	return max(s, 0)
+}
+
+// AvailableNote says why Available is below zero, so that no view shows a
+// negative balance without its reason; "" when it is not.
+func (b Balance) AvailableNote() string {
+	if b.Available >= 0 {
+		return ""
+	}
+	if b.Kind == Postpaid {
+		return fmt.Sprintf("Below zero because a postpaid tenant spends on credit: %s of its %s %s credit limit is spent or held; %s is left to spend.",
+			money.FormatNanos(b.CreditUsed()), money.FormatNanos(b.CreditLimit), b.Currency, money.FormatNanos(b.Spendable()))
+	}
+	return fmt.Sprintf("Below zero: %s more is spent or held than was paid in, which a prepaid tenant's holds should prevent; run the audit (baimo audit).",
+		money.FormatNanos(b.CreditUsed()))
+}
+
 // Balance returns a tenant's balance.
 func (l *Ledger) Balance(ctx context.Context, tenantID string) (Balance, error) {
 	tenantID = TenantFor(tenantID)

@@ -378,3 +378,30 @@ func TestStatementCredits(t *testing.T) {
 		t.Errorf("statement of an unknown tenant: err = %v", err)
 	}
 }
+
+// TestBalanceExplainsBelowZero: what a balance view says of an available
+// balance below zero, and what is left to spend.
+func TestBalanceExplainsBelowZero(t *testing.T) {
+	const y = 1_000_000_000
+	for _, c := range []struct {
+		name      string
+		b         ledger.Balance
+		spendable int64
+		note      string
+	}{
+		{"prepaid", ledger.Balance{Kind: ledger.Prepaid, Currency: "CNY", Available: 5 * y}, 5 * y, ""},
+		{"postpaid unused", ledger.Balance{Kind: ledger.Postpaid, Currency: "CNY", CreditLimit: 100 * y}, 100 * y, ""},
+		{"postpaid on credit", ledger.Balance{Kind: ledger.Postpaid, Currency: "CNY", CreditLimit: 100 * y, Available: -12 * y},
+			88 * y, "Below zero because a postpaid tenant spends on credit: 12 of its 100 CNY credit limit is spent or held; 88 is left to spend."},
+		{"postpaid in debt", ledger.Balance{Kind: ledger.Postpaid, Currency: "CNY", CreditLimit: 100 * y, Available: -100 * y, Debt: y},
+			0, "Below zero because a postpaid tenant spends on credit: 100 of its 100 CNY credit limit is spent or held; 0 is left to spend."},
+		{"prepaid below zero", ledger.Balance{Kind: ledger.Prepaid, Currency: "CNY", Available: -y}, 0, "Below zero: 1 more is spent or held than was paid in"},
+	} {
+		if got := c.b.Spendable(); got != c.spendable {
+			t.Errorf("%s: spendable %d, want %d", c.name, got, c.spendable)
+		}
+		if got := c.b.AvailableNote(); (c.note == "") != (got == "") || !strings.HasPrefix(got, c.note) {
+			t.Errorf("%s: note %q, want %q", c.name, got, c.note)
+		}
+	}
+}
