@@ -41,6 +41,9 @@ type Config struct {
 	Responses Responses `yaml:"responses"`
 	// Batches configures batch work (batches.go).
 	Batches Batches `yaml:"batches"`
+	// Telemetry configures OpenTelemetry export (telemetry.go); off by
+	// default.
+	Telemetry Telemetry `yaml:"telemetry"`
 }
 
 // Responses configures the responses the gateway stores for the Responses
@@ -458,6 +461,7 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Responses.Retention, 30*24*time.Hour)
 	c.Batches.applyDefaults()
+	c.Telemetry.applyDefaults()
 	if c.Billing.Currency == "" {
 		c.Billing.Currency = "CNY"
 	}
@@ -569,6 +573,9 @@ func (c *Config) check() error {
 		return fmt.Errorf("billing.free_tier: quotas must not be negative")
 	}
 	if err := c.Batches.check(); err != nil {
+		return err
+	}
+	if err := c.Telemetry.check(); err != nil {
 		return err
 	}
 	if _, err := time.LoadLocation(c.Console.TimeZone); err != nil {

@@ -65,6 +65,11 @@ func TestParseErrors(t *testing.T) {
 		{"rate_limits: {model: {concurrency: 2000000}}\n", "rate_limits.model: concurrency 2000000"},
 		{"rate_limits: {redis: {addr: 'x:6379', timeout: 1m}}\n", "rate_limits.redis.timeout: 1m0s is outside 0..10s"},
 		{"rate_limits: {redis: {addr: 'x:6379', lease_ttl: 10ms}}\n", "rate_limits.redis.lease_ttl: 10ms is outside 1s..1h"},
+		{"telemetry: {enabled: true, protocol: grpc}\n", "telemetry.protocol: grpc is not supported"},
+		{"telemetry: {protocol: thrift}\n", "telemetry.protocol: unknown protocol \"thrift\""},
+		{"telemetry: {endpoint: 'collector:4318'}\n", "telemetry.endpoint"},
+		{"telemetry: {sample_ratio: 1.5}\n", "telemetry.sample_ratio: 1.5 is outside 0..1"},
+		{"telemetry: {export_interval: 10ms}\n", "telemetry.export_interval: 10ms is outside 1s..1h"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("c.yaml", []byte(tt.in))
@@ -74,6 +79,28 @@ func TestParseErrors(t *testing.T) {
 	}
 	if _, err := Parse("empty.yaml", nil); err != nil {
 		t.Errorf("empty config: %v", err)
+	}
+}
+
+func TestParseTelemetry(t *testing.T) {
+	c, err := Parse("c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := c.Telemetry; tl.Enabled || tl.CaptureContent || tl.Endpoint != "http://localhost:4318" || tl.Protocol != ProtocolHTTP ||
+		tl.Ratio() != 1 || tl.ExportInterval.D() != 30*time.Second || tl.ServiceName != "baimo" {
+		t.Errorf("defaults: %+v", tl)
+	}
+	t.Setenv("OTEL_KEY", "s3cret")
+	c, err = Parse("c.yaml", []byte("telemetry:\n  enabled: true\n  endpoint: https://otel.example/\n  protocol: http\n"+
+		"  headers: {x-api-key: '${OTEL_KEY}'}\n  sample_ratio: 0\n  export_interval: 5s\n  capture_content: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := c.Telemetry
+	if !tl.Enabled || !tl.CaptureContent || tl.Endpoint != "https://otel.example" || tl.Protocol != ProtocolHTTP ||
+		tl.Ratio() != 0 || tl.ExportInterval.D() != 5*time.Second || tl.Headers["x-api-key"].Value() != "s3cret" {
+		t.Errorf("parsed: %+v", tl)
 	}
 }
 
