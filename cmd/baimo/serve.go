@@ -43,6 +43,7 @@ import (
 	"baimo/internal/route"
 	"baimo/internal/store/postgres"
 	"baimo/internal/store/sqlite"
+	"baimo/internal/telemetry"
 	"baimo/internal/usage"
 )
 
@@ -229,9 +230,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return inConfig(err)
 	}
+	tel, err := telemetry.New(cfg.Telemetry, telemetry.Options{Rate: rater.RateRecord, Log: log})
+	if err != nil {
+		return inConfig(err)
+	}
+	defer tel.Close() // after the drain below: the last requests' spans go too
 	gw, err := gateway.New(gateway.Options{
 		Channels: upstreams, Keys: db, Billing: biller, Clock: clock.Real{}, Log: log, Limits: cfg.Limits,
-		Metrics: gateway.NewMetrics(reg), Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
+		Metrics: gateway.NewMetrics(reg), Telemetry: tel, Routing: cfg.Routing, RateLimits: cfg.RateLimits, Counter: gateway.Tokenizer{},
 		AuditEvery: cfg.Usage.AuditEvery, Limiter: limiter, Router: routes, FreeTier: freeTier(books),
 	})
 	if err != nil {

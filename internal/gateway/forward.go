@@ -193,6 +193,18 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	if req.stream {
 		ureq.Header.Set("Accept", "text/event-stream")
 	}
+	if req.tel != nil {
+		// The attempt's span, whose trace context goes upstream, ends with
+		// the attempt's entry in the usage record.
+		span, n := req.tel.Attempt(ureq.Header, ch.Name, ch.Kind, req.rec.UpstreamModel, a.Number, t0), len(req.rec.Attempts)
+		defer func() {
+			at := usage.Attempt{Channel: ch.Name, ErrorClass: usage.ErrInternal}
+			if len(req.rec.Attempts) > n {
+				at = req.rec.Attempts[len(req.rec.Attempts)-1]
+			}
+			span.End(at, t0.Add(at.Duration))
+		}()
+	}
 	resp, err := g.client.Do(ureq)
 	if err != nil {
 		aerr, class := classify(r, err)

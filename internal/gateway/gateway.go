@@ -36,6 +36,7 @@ import (
 	"baimo/internal/replica"
 	"baimo/internal/route"
 	"baimo/internal/sse"
+	"baimo/internal/telemetry"
 	"baimo/internal/usage"
 )
 
@@ -225,11 +226,14 @@ type Options struct {
 	Keys     keys.Store
 	// Billing admits requests against their tenants' money and settles
 	// them with their usage records (a *billing.Biller).
-	Billing   Biller
-	Clock     clock.Clock
-	Log       *slog.Logger
-	Limits    config.Limits
-	Metrics   *Metrics
+	Billing Biller
+	Clock   clock.Clock
+	Log     *slog.Logger
+	Limits  config.Limits
+	Metrics *Metrics
+	// Telemetry, if set, exports each request as OpenTelemetry spans and
+	// metrics; nil (telemetry off) costs the request path nothing.
+	Telemetry *telemetry.Telemetry
 	Transport http.RoundTripper
 	Counter   TokenCounter
 	// Routing tunes channel selection; Router, if set, is used instead of
@@ -475,7 +479,8 @@ type request struct {
 	channel     *Channel
 	secret      string // the upstream key's secret
 	tr          provider.Translator
-	line        *LineRequest // a batch's line (line.go), nil for a client's request
+	line        *LineRequest       // a batch's line (line.go), nil for a client's request
+	tel         *telemetry.Request // nil with telemetry off
 }
 
 // maxTokensParam and choicesParam name the fields that set the output limit
@@ -563,6 +568,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, in Inbound, line
 		req.key = line.Key
 	}
 	req.rec.KeyID, req.rec.TenantID = req.key.ID, req.key.TenantID
+	if g.opt.Telemetry != nil {
+		// From here every request ends in finish, which ends its span.
+		req.tel = g.opt.Telemetry.Start(r.Context(), r.Header, in.Endpoint.Name, req.start)
+	}
 
 	switch {
 	case line != nil:
@@ -786,6 +795,15 @@ func (g *Gateway) finish(req *request, log requestLog) <-chan struct{} {
 	}
 	if g.opt.Metrics != nil {
 		g.opt.Metrics.observe(&req.rec)
+	}
+	if req.tel != nil {
+		if req.tel.CapturesContent() {
+			req.tel.SetPrompt(g.promptText(req))
+			if req.stream && req.tr != nil {
+				req.tel.SetCompletion(req.tr.Meter().Text())
+			}
+		}
+		req.tel.End(&req.rec)
 	}
 	if req.line != nil {
 		return lineDeferred // ServeLine keeps the result, then settles it

@@ -63,6 +63,9 @@ func (g *Gateway) relayBody(w http.ResponseWriter, r *http.Request, req *request
 	if u.Source == usage.SourceNone {
 		u = g.countUsage(req, req.tr.BodyText(nil, buf.Bytes()))
 	}
+	if req.tel.CapturesContent() {
+		req.tel.SetCompletion(req.tr.BodyText(nil, buf.Bytes()))
+	}
 	req.rec.Usage = g.capOutput(req, u, log)
 	req.rec.Status, req.rec.Complete = http.StatusOK, true
 	g.audit(req)
