@@ -22,6 +22,7 @@ import (
 	"baimo/internal/ledger"
 	"baimo/internal/money"
 	"baimo/internal/store/sqlite"
+	"baimo/internal/telemetry"
 )
 
 // BenchmarkBilled is the request path as `baimo serve` runs it on SQLite,
@@ -41,12 +42,40 @@ func BenchmarkBilled(b *testing.B) {
 			{"plain", `{"model":"deepseek-chat","messages":[{"role":"user","content":"Say something short."}]}`},
 			{"stream", `{"model":"deepseek-chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say something short."}]}`},
 		} {
-			b.Run(mode+"/"+kind.name, func(b *testing.B) { benchBilled(b, mode == "billing", kind.body) })
+			b.Run(mode+"/"+kind.name, func(b *testing.B) { benchBilled(b, mode == "billing", false, kind.body) })
 		}
 	}
 }
 
-func benchBilled(b *testing.B, charge bool, body string) {
+// BenchmarkTelemetry is BenchmarkBilled's billing case with OpenTelemetry
+// off and on (every request sampled, spans and metrics exported over
+// OTLP/HTTP to an in-process collector that discards them): what the
+// export costs per request. Export runs in the SDK's goroutines, so
+// cpu-ns/op is the figure that counts it.
+//
+//	go test -run '^$' -bench Telemetry -benchmem -cpu 1 ./bench/gateway
+func BenchmarkTelemetry(b *testing.B) {
+	for _, tel := range []string{"off", "on"} {
+		for _, kind := range []struct{ name, body string }{
+			{"plain", `{"model":"deepseek-chat","messages":[{"role":"user","content":"Say something short."}]}`},
+			{"stream", `{"model":"deepseek-chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say something short."}]}`},
+		} {
+			b.Run(tel+"/"+kind.name, func(b *testing.B) { benchBilled(b, true, tel == "on", kind.body) })
+		}
+	}
+}
+
+// collector is an OTLP/HTTP endpoint that reads each export and drops it.
+func collector(b *testing.B) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func benchBilled(b *testing.B, charge, traced bool, body string) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "baimo.db"))
@@ -80,7 +109,16 @@ func benchBilled(b *testing.B, charge bool, body string) {
 	}
 	bill := billing.New(o)
 	defer func() { _ = bill.Close(ctx) }()
-	gw, err := gateway.New(gateway.Options{Keys: &memKeys{k: k}, Billing: bill, Log: log, Limits: cfg.Limits,
+	var tel *telemetry.Telemetry
+	if traced {
+		tc := cfg.Telemetry
+		tc.Enabled, tc.Endpoint = true, collector(b)
+		if tel, err = telemetry.New(tc, telemetry.Options{Rate: o.Rater.RateRecord, Log: log}); err != nil {
+			b.Fatal(err)
+		}
+		defer tel.Close()
+	}
+	gw, err := gateway.New(gateway.Options{Keys: &memKeys{k: k}, Billing: bill, Log: log, Limits: cfg.Limits, Telemetry: tel,
 		Counter: gateway.Tokenizer{}, Transport: memUpstream{}, Channels: []*gateway.Channel{gateway.NewChannel(config.Channel{
 			Name: "up", Kind: "openai", BaseURL: "http://upstream.invalid/v1", Models: config.ModelMap{"deepseek-chat": "deepseek-chat"}})}})
 	if err != nil {
