@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -106,6 +107,7 @@ type Telemetry struct {
 	log     *slog.Logger
 
 	tokens, duration, ttfc, ttft, tpot metric.Float64Histogram
+	sets                               sync.Map // measureKey → *measure
 }
 
 // New starts the exporters cfg describes, or returns nil when telemetry is
@@ -141,6 +143,8 @@ func New(cfg config.Telemetry, opt Options) (*Telemetry, error) {
 	t := &Telemetry{capture: cfg.CaptureContent, rate: opt.Rate, log: opt.Log}
 	t.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.Ratio()))),
+		// A client's model name is an attribute: bound every value.
+		sdktrace.WithSpanLimits(spanLimits()),
 		// The batcher's queue is bounded (2,048 spans): a collector that is
 		// away costs dropped spans, never memory or request latency.
 		sdktrace.WithBatcher(te))
@@ -152,6 +156,12 @@ func New(cfg config.Telemetry, opt Options) (*Telemetry, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+func spanLimits() sdktrace.SpanLimits {
+	l := sdktrace.NewSpanLimits()
+	l.AttributeValueLengthLimit = maxContent
+	return l
 }
 
 // The conventions' advised bucket boundaries.
@@ -393,34 +403,65 @@ func (q *Request) End(rec *usage.Record) {
 	}
 	span.End(trace.WithTimestamp(rec.Start.Add(rec.Duration)))
 
+	m := t.measures(op, provider, rec)
 	ctx := q.ctx
-	set := []attribute.KeyValue{AttrOperation.String(op), AttrProvider.String(provider), AttrRequestModel.String(rec.Model)}
-	if rec.Channel != "" {
-		set = append(set, AttrResponseModel.String(rec.UpstreamModel))
-	}
-	if rec.ErrorClass != usage.ErrNone {
-		set = append(set, AttrErrorType.String(string(rec.ErrorClass)))
-	}
-	attrs := metric.WithAttributes(set...)
-	t.duration.Record(ctx, rec.Duration.Seconds(), attrs)
+	t.duration.Record(ctx, rec.Duration.Seconds(), m.attrs)
 	if rec.Channel == "" {
 		return
 	}
 	if u.Input > 0 || u.Output > 0 {
-		t.tokens.Record(ctx, float64(u.Input), metric.WithAttributes(append(set[:len(set):len(set)], AttrTokenType.String("input"))...))
-		t.tokens.Record(ctx, float64(u.Output), metric.WithAttributes(append(set[:len(set):len(set)], AttrTokenType.String("output"))...))
+		t.tokens.Record(ctx, float64(u.Input), m.input)
+		t.tokens.Record(ctx, float64(u.Output), m.output)
 	}
 	if rec.TTFT > 0 {
-		t.ttft.Record(ctx, rec.TTFT.Seconds(), attrs)
+		t.ttft.Record(ctx, rec.TTFT.Seconds(), m.attrs)
 		if !q.attemptStart.IsZero() {
 			if d := rec.TTFT - q.attemptStart.Sub(rec.Start); d > 0 {
-				t.ttfc.Record(ctx, d.Seconds(), attrs)
+				t.ttfc.Record(ctx, d.Seconds(), m.attrs)
 			}
 		}
 		if u.Output > 1 && rec.Duration > rec.TTFT {
-			t.tpot.Record(ctx, (rec.Duration-rec.TTFT).Seconds()/float64(u.Output-1), attrs)
+			t.tpot.Record(ctx, (rec.Duration-rec.TTFT).Seconds()/float64(u.Output-1), m.attrs)
 		}
 	}
+}
+
+// measureKey names one set of metric attributes.
+type measureKey struct {
+	op, provider, model, upstream string
+	errType                       usage.ErrorClass
+}
+
+// measure is one set of metric attributes, built once: a request's, and
+// with the token type added.
+type measure struct {
+	attrs, input, output metric.MeasurementOption
+}
+
+// measures returns the metric attributes of a request. Only a model a
+// channel served is an attribute (a refused request's model is ""), so a
+// client cannot grow the sets with made-up model names; error types are
+// the usage package's few classes.
+func (t *Telemetry) measures(op, provider string, rec *usage.Record) *measure {
+	k := measureKey{op: op, provider: provider, errType: rec.ErrorClass}
+	if rec.Channel != "" {
+		k.model, k.upstream = rec.Model, rec.UpstreamModel
+	}
+	if m, ok := t.sets.Load(k); ok {
+		return m.(*measure)
+	}
+	set := []attribute.KeyValue{AttrOperation.String(op), AttrProvider.String(provider), AttrRequestModel.String(k.model)}
+	if rec.Channel != "" {
+		set = append(set, AttrResponseModel.String(k.upstream))
+	}
+	if k.errType != usage.ErrNone {
+		set = append(set, AttrErrorType.String(string(k.errType)))
+	}
+	m := &measure{attrs: metric.WithAttributeSet(attribute.NewSet(set...)),
+		input:  metric.WithAttributeSet(attribute.NewSet(append(set[:len(set):len(set)], AttrTokenType.String("input"))...)),
+		output: metric.WithAttributeSet(attribute.NewSet(append(set[:len(set):len(set)], AttrTokenType.String("output"))...))}
+	v, _ := t.sets.LoadOrStore(k, m)
+	return v.(*measure)
 }
 
 // message and textPart are the conventions' shape of a prompt's or a
