@@ -338,7 +338,11 @@ func TestSDK(t *testing.T) {
 	// One `baimo sim` speaks OpenAI, Anthropic and Gemini: it stands behind
 	// a channel of each kind, so every SDK reaches every kind of upstream.
 	simURL := startSim(t)
-	s := startServer(t, t.TempDir(), "adm-"+randomHex(t, 16), "--config", formatsConfig(t, simURL))
+	// A second simulator, slow to answer (10 s to its first token), stands
+	// behind via-slow: a background response on it is still running when the
+	// test cancels it.
+	slowURL := startSim(t, "--ttft", "10s")
+	s := startServer(t, t.TempDir(), "adm-"+randomHex(t, 16), "--config", formatsConfig(t, simURL, slowURL))
 	key := s.createKey(t, "e2e-all", nil)
 
 	installSDK(t, npm, sdkDir, sdkPackages...)
@@ -360,6 +364,7 @@ func TestSDK(t *testing.T) {
 		"BAIMO_KEY_ID="+key.ID,
 		"BAIMO_ADMIN_KEY="+s.AdminKey,
 		"BAIMO_FORMATS=1",
+		"BAIMO_SLOW=1",
 		"NO_COLOR=1",
 	)
 	out, err := cmd.CombinedOutput()
@@ -390,13 +395,14 @@ func TestSDK(t *testing.T) {
 	s.stop(t)
 }
 
-// startSim starts `baimo sim` on a free port, answering at once (no pace),
-// and returns its base URL (no path). It is killed at the end of the test.
-func startSim(t *testing.T) string {
+// startSim starts `baimo sim` on a free port, answering at once (no pace)
+// unless extraArgs say otherwise (--ttft 10s), and returns its base URL (no
+// path). It is killed at the end of the test.
+func startSim(t *testing.T, extraArgs ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	out := &syncBuffer{}
-	cmd := exec.Command(baimoBinary(t), "sim", "--addr", addr, "--ttft", "0s", "--tpot", "0s")
+	cmd := exec.Command(baimoBinary(t), append([]string{"sim", "--addr", addr, "--ttft", "0s", "--tpot", "0s"}, extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start baimo sim: %v", err)
@@ -435,13 +441,16 @@ func startSim(t *testing.T) string {
 // formatsConfig writes a configuration with the built-in simulator (model
 // sim-chat, as the OpenAI SDK tests use) and one channel of each kind in
 // front of the simulator at simURL: public models via-openai, via-anthropic
-// and via-gemini, all sim-chat upstream. It returns the file's path.
-func formatsConfig(t *testing.T, simURL string) string {
+// and via-gemini, all sim-chat upstream; and an Anthropic-kind channel
+// up-slow (model via-slow) in front of the slow simulator at slowURL. It
+// returns the file's path.
+func formatsConfig(t *testing.T, simURL, slowURL string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`channels:
   - {name: up-openai, kind: openai, base_url: "%[1]s/v1", models: {via-openai: sim-chat}}
   - {name: up-anthropic, kind: anthropic, base_url: "%[1]s/v1", models: {via-anthropic: sim-chat}}
   - {name: up-gemini, kind: gemini, base_url: "%[1]s/v1beta", models: {via-gemini: sim-chat}}
+  - {name: up-slow, kind: anthropic, base_url: "%[2]s/v1", models: {via-slow: sim-chat}}
 # The SDK tests ask the simulator to fail on purpose (500, 429, cut streams).
 # With the defaults, 5 failures in 30 s open the channel's breaker and a 429
 # cools its key down, and every later test on it would get 503.
@@ -449,7 +458,7 @@ routing:
   channel_breaker: {failures: 1000}
   key_breaker: {failures: 1000}
   max_cooldown: 1ms
-`, simURL)
+`, simURL, slowURL)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -124,3 +124,77 @@ export const chatMessages = [
   { role: 'system', content: 'You are a test.' },
   { role: 'user', content: 'Tell me about the weather in three short sentences.' },
 ];
+
+/**
+ * nanos parses a decimal amount ("0.000194", "-1.5") into an exact BigInt
+ * count of billionths, so that amounts are compared without floats.
+ */
+export function nanos(amount) {
+  const m = /^(-?)(\d+)(?:\.(\d{1,9}))?$/.exec(String(amount));
+  assert.ok(m, `an amount with at most 9 decimals: ${JSON.stringify(amount)}`);
+  const v = BigInt(m[2]) * 1_000_000_000n + BigInt((m[3] ?? '').padEnd(9, '0'));
+  return m[1] ? -v : v;
+}
+
+/**
+ * prepaidTenant creates a prepaid CNY tenant with a unique id, tops it up
+ * with topUp and gives it an API key; it returns {tenant, key, keyID}. A
+ * tenant of its own lets a test read its statement and balance while other
+ * tests run.
+ */
+export async function prepaidTenant(prefix, topUp = '100') {
+  const tenant = `${prefix}-${randomUUID().slice(0, 8)}`;
+  let r = await admin('POST', '/admin/tenants', { id: tenant, name: `e2e ${tenant}`, kind: 'prepaid', currency: 'CNY' });
+  assert.equal(r.status, 201, `POST /admin/tenants: ${r.text}`);
+  r = await admin('POST', `/admin/tenants/${tenant}/topup`, { amount: topUp });
+  assert.equal(r.status, 200, `POST /admin/tenants/${tenant}/topup: ${r.text}`);
+  r = await admin('POST', '/admin/keys', { name: `e2e-${tenant}`, tenant_id: tenant });
+  assert.equal(r.status, 201, `POST /admin/keys: ${r.text}`);
+  return { tenant, key: r.json.key, keyID: r.json.id };
+}
+
+/** statement returns the tenant's statement from the beginning. */
+export async function statement(tenant) {
+  const r = await admin('GET', `/admin/tenants/${tenant}/statement`);
+  assert.equal(r.status, 200, `GET /admin/tenants/${tenant}/statement: ${r.text}`);
+  return r.json;
+}
+
+/** balance returns the tenant's balance. */
+export async function balance(tenant) {
+  const r = await admin('GET', `/admin/tenants/${tenant}/balance`);
+  assert.equal(r.status, 200, `GET /admin/tenants/${tenant}/balance: ${r.text}`);
+  return r.json;
+}
+
+/**
+ * assertLinesPriced checks that a usage record's cost is the sum of its
+ * lines, each its quantity times the price the test expects for its kind
+ * (prices: {kind: [price, per]} as catalog/sim.yaml sets them), and that the
+ * record has a line for each kind in quantities.
+ */
+export function assertLinesPriced(rec, prices, quantities) {
+  assert.equal(rec.currency, 'CNY', `record currency: ${JSON.stringify(rec)}`);
+  const lines = rec.lines ?? [];
+  let sum = 0n;
+  for (const l of lines) {
+    const p = prices[l.kind];
+    assert.ok(p, `a line of a kind the catalog prices this model in: ${JSON.stringify(l)}`);
+    assert.equal(nanos(l.price), nanos(p[0]), `price of ${l.kind}`);
+    assert.equal(l.per, p[1], `per of ${l.kind}`);
+    const want = (BigInt(l.quantity) * nanos(p[0])) / BigInt(p[1]);
+    assert.equal(nanos(l.amount), want, `amount of ${l.kind}: ${l.quantity} × ${p[0]} / ${p[1]}`);
+    sum += want;
+  }
+  for (const [kind, q] of Object.entries(quantities)) {
+    const l = lines.find((x) => x.kind === kind);
+    if (q === 0) {
+      assert.ok(!l || l.quantity === 0, `no ${kind} line: ${JSON.stringify(lines)}`);
+      continue;
+    }
+    assert.ok(l, `a ${kind} line: ${JSON.stringify(lines)}`);
+    assert.equal(l.quantity, q, `${kind} quantity`);
+  }
+  assert.equal(nanos(rec.cost), sum, `cost is the sum of the lines: ${JSON.stringify(rec)}`);
+  return sum;
+}

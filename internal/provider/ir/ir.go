@@ -77,6 +77,7 @@ type ResponseFormat struct {
 	Kind   string // json_object, json_schema
 	Name   string
 	Schema json.RawMessage
+	Strict *bool // OpenAI's strict schema adherence; nil when not said
 }
 
 // request is a chat request in the internal representation.

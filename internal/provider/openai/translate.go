@@ -67,7 +67,7 @@ func decodeRequest(body []byte) (ir.Request, error) {
 			if f.JSONSchema == nil {
 				return ir.Request{}, ir.BadRequest(nil, "response_format json_schema needs json_schema")
 			}
-			r.Format = &ir.ResponseFormat{Kind: "json_schema", Name: f.JSONSchema.Name, Schema: f.JSONSchema.Schema}
+			r.Format = &ir.ResponseFormat{Kind: "json_schema", Name: f.JSONSchema.Name, Schema: f.JSONSchema.Schema, Strict: f.JSONSchema.Strict}
 		default:
 			return ir.Request{}, &ir.UnsupportedError{Feature: fmt.Sprintf("response_format %q", f.Type)}
 		}
@@ -223,7 +223,7 @@ func encodeRequest(r ir.Request, model string) (ir.Upstream, error) {
 			if name == "" {
 				name = "response"
 			}
-			out.ResponseFormat.JSONSchema = &JSONSchema{Name: name, Schema: f.Schema}
+			out.ResponseFormat.JSONSchema = &JSONSchema{Name: name, Schema: f.Schema, Strict: f.Strict}
 		}
 	}
 	for _, t := range r.Tools {

@@ -2,6 +2,7 @@ package responses
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -147,5 +148,40 @@ func TestPromptCountsEveryItem(t *testing.T) {
 	want := `system:be brief|user:hello|assistant:f{"a":1}|tool:42|assistant:think|system:[{"type":"function","name":"f"}]`
 	if got != want {
 		t.Errorf("prompt\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestFormatKeepsStrict checks that text.format's strict flag survives the
+// translation to the internal representation: it reaches an upstream
+// request and the response's echo of the format.
+func TestFormatKeepsStrict(t *testing.T) {
+	for _, tt := range []struct {
+		name, strict, want string
+	}{
+		{"strict true", `,"strict":true`, `"strict":true`},
+		{"strict false", `,"strict":false`, `"strict":false`},
+		{"not said", ``, ``},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"model":"m","input":"hi","text":{"format":{"type":"json_schema","name":"w","schema":{"type":"object"}` + tt.strict + `}}}`
+			r, err := decodeRequest([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := encodeRequest(r, "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			echo, err := json.Marshal(shell("resp_1", "m", &r, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, got := range map[string][]byte{"upstream request": up.Body, "response": echo} {
+				has := bytes.Contains(got, []byte(`"strict"`))
+				if tt.want == "" && has || tt.want != "" && !bytes.Contains(got, []byte(tt.want)) {
+					t.Errorf("%s = %s, want strict %q", what, got, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -74,7 +74,7 @@ func decodeRequest(body []byte) (ir.Request, error) {
 			if len(t.Format.Schema) == 0 {
 				return ir.Request{}, ir.BadRequest(nil, "text.format json_schema needs a schema")
 			}
-			r.Format = &ir.ResponseFormat{Kind: "json_schema", Name: t.Format.Name, Schema: t.Format.Schema}
+			r.Format = &ir.ResponseFormat{Kind: "json_schema", Name: t.Format.Name, Schema: t.Format.Schema, Strict: t.Format.Strict}
 		default:
 			return ir.Request{}, &ir.UnsupportedError{Feature: fmt.Sprintf("text.format %q", t.Format.Type)}
 		}
@@ -291,7 +291,7 @@ func encodeRequest(r ir.Request, model string) (ir.Upstream, error) {
 	if f := r.Format; f != nil {
 		tf := &TextFormat{Type: f.Kind}
 		if f.Kind == "json_schema" {
-			tf.Name, tf.Schema = f.Name, f.Schema
+			tf.Name, tf.Schema, tf.Strict = f.Name, f.Schema, f.Strict
 			if tf.Name == "" {
 				tf.Name = "response"
 			}
@@ -513,7 +513,7 @@ func shell(id, model string, req *ir.Request, created int64) Response {
 		}
 	}
 	if f := req.Format; f != nil {
-		r.Text.Format = &TextFormat{Type: f.Kind, Name: f.Name, Schema: f.Schema}
+		r.Text.Format = &TextFormat{Type: f.Kind, Name: f.Name, Schema: f.Schema, Strict: f.Strict}
 	}
 	for _, t := range req.Tools {
 		r.Tools = append(r.Tools, Tool{Type: "function", Name: t.Name, Description: t.Description, Parameters: t.Schema})
