@@ -172,8 +172,7 @@ describe('responses API through the openai sdk', { skip }, () => {
         assert.equal(items.length, 1, JSON.stringify(items));
         assert.equal(items[0].type, 'message');
         assert.equal(items[0].role, 'user');
-        const text = typeof items[0].content === 'string' ? items[0].content : items[0].content.map((p) => p.text).join('');
-        assert.equal(text, say);
+        assert.deepEqual(items[0].content, [{ type: 'input_text', text: say }], 'content as OpenAI lists it: parts');
       }
 
       // The tenant's statement and balance show exactly the three turns.

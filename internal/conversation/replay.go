@@ -290,6 +290,11 @@ func ListItems(r Response, desc bool) ([]ListedItem, error) {
 		if it, err = jsonfield.Set(it, "type", strconv.AppendQuote(nil, typ)); err != nil {
 			return nil, err
 		}
+		if typ == "message" {
+			if it, err = contentParts(it); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, ListedItem{ID: id, JSON: it})
 	}
 	if desc {
@@ -298,6 +303,38 @@ func ListItems(r Response, desc bool) ([]ListedItem, error) {
 		}
 	}
 	return out, nil
+}
+
+// contentParts lists a message's content as OpenAI lists input items: a
+// string content (the shorthand clients may send) becomes one part,
+// input_text, or output_text with its annotations for an assistant's.
+func contentParts(it json.RawMessage) (json.RawMessage, error) {
+	c, ok := jsonfield.Find(it, "content")
+	if !ok {
+		return it, nil
+	}
+	text, ok := jsonfield.String(it[c.Start:c.End])
+	if !ok {
+		return it, nil
+	}
+	role := ""
+	if r, ok := jsonfield.Find(it, "role"); ok {
+		role, _ = jsonfield.String(it[r.Start:r.End])
+	}
+	type part struct {
+		Type        string          `json:"type"`
+		Text        string          `json:"text"`
+		Annotations json.RawMessage `json:"annotations,omitempty"`
+	}
+	p := part{Type: "input_text", Text: text}
+	if role == "assistant" {
+		p = part{Type: "output_text", Text: text, Annotations: json.RawMessage(`[]`)}
+	}
+	b, err := json.Marshal([]part{p})
+	if err != nil {
+		return nil, fmt.Errorf("message content: %w", err)
+	}
+	return jsonfield.Replace(it, c, b), nil
 }
 
 // itemID derives the id of the i-th input item of response id.

@@ -151,6 +151,27 @@ func TestPatch(t *testing.T) {
 	}
 }
 
+// TestListItemsContentParts checks that input items list a message's
+// content as parts, as OpenAI does, whatever shorthand the client sent.
+func TestListItemsContentParts(t *testing.T) {
+	for _, tt := range []struct{ item, want string }{
+		{`{"role":"user","content":"hi"}`, `"content":[{"type":"input_text","text":"hi"}]`},
+		{`{"role":"system","content":"be \"brief\""}`, `"content":[{"type":"input_text","text":"be \"brief\""}]`},
+		{`{"role":"assistant","content":"yes"}`, `"content":[{"type":"output_text","text":"yes","annotations":[]}]`},
+		{`{"type":"message","role":"user","content":[{"type":"input_text","text":"kept"}]}`, `"content":[{"type":"input_text","text":"kept"}]`},
+		{`{"type":"function_call_output","call_id":"c","output":"o"}`, `"output":"o"`},
+	} {
+		r := Response{ID: "resp_x", Input: []byte("[" + tt.item + "]")}
+		items, err := ListItems(r, false)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("ListItems(%s) = %v, %v", tt.item, items, err)
+		}
+		if !strings.Contains(string(items[0].JSON), tt.want) {
+			t.Errorf("ListItems(%s) = %s, want it to hold %s", tt.item, items[0].JSON, tt.want)
+		}
+	}
+}
+
 func TestListItemsAndPage(t *testing.T) {
 	r := Response{ID: "resp_x", Input: []byte(`[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"o"},{"id":"msg_given","role":"user","content":"b"}]`)}
 	items, err := ListItems(r, false)
@@ -160,6 +181,9 @@ func TestListItemsAndPage(t *testing.T) {
 	if !strings.HasPrefix(items[0].ID, "msg_") || !strings.HasPrefix(items[1].ID, "fco_") || items[2].ID != "msg_given" ||
 		!strings.Contains(string(items[0].JSON), `"type":"message"`) || !strings.Contains(string(items[0].JSON), `"id":"`+items[0].ID+`"`) {
 		t.Errorf("ListItems = %+v", items)
+	}
+	if !strings.Contains(string(items[0].JSON), `"content":[{"type":"input_text","text":"a"}]`) {
+		t.Errorf("a string content is not listed as an input_text part: %s", items[0].JSON)
 	}
 	again, _ := ListItems(r, true)
 	if again[0].ID != "msg_given" || again[2].ID != items[0].ID {
