@@ -254,6 +254,11 @@ describe('media endpoints through the gateway', () => {
     const zeroRate = wav(1);
     zeroRate.writeUInt32LE(0, 28);
     assertRefused(await post('/v1/audio/transcriptions', key, form(zeroRate)), 400, 'byte rate 0');
+    // A WAV whose byte rate is raised a hundredfold, so that 3 s would read
+    // as 0.03 s: its header contradicts itself, and it is not billed as short.
+    const fast = wav(3);
+    fast.writeUInt32LE(8000 * 2 * 100, 28);
+    assertRefused(await post('/v1/audio/transcriptions', key, form(fast)), 400, 'byte rate raised');
     // A WAV cut inside its header.
     assertRefused(await post('/v1/audio/transcriptions', key, form(wav(1).subarray(0, 30))), 400, 'truncated header');
     // No file part.

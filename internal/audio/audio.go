@@ -142,6 +142,9 @@ func wavDuration(r *bufio.Reader) (time.Duration, error) {
 				return 0, ErrMalformed
 			}
 			byteRate = binary.LittleEndian.Uint32(fmtChunk[8:12])
+			if !consistentPCM(fmtChunk) {
+				return 0, fmt.Errorf("%w: the WAV's byte rate is not its sample rate times its block size", ErrMalformed)
+			}
 			if size%2 == 1 {
 				_ = skip(r, 1)
 			}
@@ -162,6 +165,22 @@ func wavDuration(r *bufio.Reader) (time.Duration, error) {
 			}
 		}
 	}
+}
+
+// consistentPCM reports whether an uncompressed WAV's fmt chunk agrees
+// with itself: its byte rate is its sample rate times its block size, and
+// its block size covers every channel. A header that says otherwise (a byte
+// rate raised to make a long file look short) gives no duration to bill by.
+// Compressed formats' byte rates are averages, not checked.
+func consistentPCM(f []byte) bool {
+	le := binary.LittleEndian
+	tag, channels, rate := le.Uint16(f[0:2]), uint64(le.Uint16(f[2:4])), uint64(le.Uint32(f[4:8]))
+	byteRate, align, bits := uint64(le.Uint32(f[8:12])), uint64(le.Uint16(f[12:14])), uint64(le.Uint16(f[14:16]))
+	const pcm, float, extensible = 1, 3, 0xFFFE
+	if tag != pcm && tag != float && tag != extensible {
+		return true
+	}
+	return channels > 0 && bits > 0 && align == channels*((bits+7)/8) && byteRate == rate*align
 }
 
 // flacDuration reads the STREAMINFO block: total samples over the sample

@@ -186,6 +186,21 @@ func TestReadRefuses(t *testing.T) {
 		"ogg no codec":    oggPage(100, 1, []byte("\x01theora...")),
 		"mp3 no frames":   append([]byte{'I', 'D', '3', 3, 0, 0, 0, 0, 0, 4}, []byte("abcdxxxxxxxx")...),
 		"too long":        flacFile(1, 1<<35),
+		"wav byte rate raised": func() []byte {
+			b := wavFile(8000, 1, 16, 2, 1)
+			binary.LittleEndian.PutUint32(b[28:32], 16000*100) // 100 times the truth: 2 s would read as 0.02 s
+			return b
+		}(),
+		"wav block size short": func() []byte {
+			b := wavFile(8000, 2, 16, 2, 1)
+			binary.LittleEndian.PutUint16(b[32:34], 2) // two 16-bit channels need 4 bytes a frame
+			return b
+		}(),
+		"wav no channels": func() []byte {
+			b := wavFile(8000, 1, 16, 2, 1)
+			binary.LittleEndian.PutUint16(b[22:24], 0)
+			return b
+		}(),
 	} {
 		if info, err := Read(bytes.NewReader(file)); err == nil {
 			t.Errorf("%s: read as %+v", name, info)
