@@ -11,9 +11,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,7 +344,7 @@ func TestSDK(t *testing.T) {
 	// behind via-slow: a background response on it is still running when the
 	// test cancels it.
 	slowURL := startSim(t, "--ttft", "10s")
-	s := startServer(t, t.TempDir(), "adm-"+randomHex(t, 16), "--config", formatsConfig(t, simURL, slowURL))
+	s := startServer(t, t.TempDir(), "adm-"+randomHex(t, 16), "--config", formatsConfig(t, simURL, slowURL, cohereRerank(t)))
 	key := s.createKey(t, "e2e-all", nil)
 
 	installSDK(t, npm, sdkDir, sdkPackages...)
@@ -441,16 +443,18 @@ func startSim(t *testing.T, extraArgs ...string) string {
 // formatsConfig writes a configuration with the built-in simulator (model
 // sim-chat, as the OpenAI SDK tests use) and one channel of each kind in
 // front of the simulator at simURL: public models via-openai, via-anthropic
-// and via-gemini, all sim-chat upstream; and an Anthropic-kind channel
-// up-slow (model via-slow) in front of the slow simulator at slowURL. It
-// returns the file's path.
-func formatsConfig(t *testing.T, simURL, slowURL string) string {
+// and via-gemini, all sim-chat upstream; an Anthropic-kind channel up-slow
+// (model via-slow) in front of the slow simulator at slowURL; and up-cohere
+// (model cohere-rerank, which the tests price) in front of the fake Cohere
+// reranker at cohereURL. It returns the file's path.
+func formatsConfig(t *testing.T, simURL, slowURL, cohereURL string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`channels:
   - {name: up-openai, kind: openai, base_url: "%[1]s/v1", models: {via-openai: sim-chat}}
   - {name: up-anthropic, kind: anthropic, base_url: "%[1]s/v1", models: {via-anthropic: sim-chat}}
   - {name: up-gemini, kind: gemini, base_url: "%[1]s/v1beta", models: {via-gemini: sim-chat}}
   - {name: up-slow, kind: anthropic, base_url: "%[2]s/v1", models: {via-slow: sim-chat}}
+  - {name: up-cohere, kind: openai, base_url: "%[3]s/v1", models: {cohere-rerank: rerank-v3.5}}
 # The SDK tests ask the simulator to fail on purpose (500, 429, cut streams).
 # With the defaults, 5 failures in 30 s open the channel's breaker and a 429
 # cools its key down, and every later test on it would get 503.
@@ -458,12 +462,60 @@ routing:
   channel_breaker: {failures: 1000}
   key_breaker: {failures: 1000}
   max_cooldown: 1ms
-`, simURL, slowURL)
+`, simURL, slowURL, cohereURL)
 	p := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// cohereRerank starts a fake Cohere reranker and returns its base URL (no
+// path): POST /v1/rerank answers in Cohere's v2 shape, results by relevance
+// (earlier documents first) and meta.billed_units.search_units, one per 100
+// documents as Cohere bills them. It is closed at the end of the test.
+func cohereRerank(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model     string            `json:"model"`
+			Query     string            `json:"query"`
+			Documents []json.RawMessage `json:"documents"`
+			TopN      int               `json:"top_n"`
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/rerank" {
+			http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
+			return
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil || req.Model != "rerank-v3.5" ||
+			req.Query == "" || len(req.Documents) == 0 {
+			http.Error(w, `{"message":"invalid request: model rerank-v3.5, a query and documents are required"}`, http.StatusBadRequest)
+			return
+		}
+		type result struct {
+			Index     int     `json:"index"`
+			Relevance float64 `json:"relevance_score"`
+		}
+		n := len(req.Documents)
+		if req.TopN > 0 && req.TopN < n {
+			n = req.TopN
+		}
+		results := make([]result, n)
+		for i := range results {
+			results[i] = result{Index: i, Relevance: 1 / float64(i+1)}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id":      "fake-cohere-" + strconv.Itoa(len(req.Documents)),
+			"results": results,
+			"meta": map[string]any{
+				"api_version":  map[string]string{"version": "2"},
+				"billed_units": map[string]int{"search_units": (len(req.Documents) + 99) / 100},
+			},
+		})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // sdkPackages are the npm packages the SDK tests drive.

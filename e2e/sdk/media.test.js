@@ -10,6 +10,7 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import {
+  admin,
   assertErrorShape,
   assertLinesPriced,
   balance,
@@ -22,6 +23,9 @@ import {
   statement,
   usageRecord,
 } from './helpers.js';
+
+// The Cohere-shaped reranker is a channel only the e2e configuration has.
+const formatsSkip = process.env.BAIMO_FORMATS === '1' ? false : 'BAIMO_FORMATS is not set: no fake Cohere channel';
 
 // The simulator's media models as catalog/sim.yaml prices them (CNY).
 const prices = {
@@ -150,6 +154,41 @@ describe('media endpoints through the gateway', () => {
     assert.equal(rec.input_tokens, r.json.usage.total_tokens, 'billed for the tokens the vendor reports');
     assert.equal(rec.output_tokens, 0);
     assertLinesPriced(rec, prices['sim-rerank'], { input: rec.input_tokens });
+    recs.push(rec);
+  });
+
+  test('rerank on a Cohere upstream: billed per search unit at the price the operator set', { skip: formatsSkip }, async () => {
+    const { key, keyID } = await tenant();
+    // Cohere bills searches (a query over up to 100 documents), not tokens:
+    // the operator prices cohere-rerank per search unit, from now on.
+    const set = await admin('POST', '/admin/prices', {
+      model: 'cohere-rerank',
+      vendor: 'cohere',
+      kind: 'rerank',
+      effective_from: 'now',
+      currency: 'CNY',
+      unit: 'per_1m',
+      source: 'e2e',
+      checked: '2026-12-07',
+      prices: { search_call: { price: '2', per: 1000 } },
+    });
+    assert.equal(set.status, 201, `POST /admin/prices: ${set.text}`);
+    const wait = Date.parse(set.json.effective_from) - Date.now() + 50;
+    assert.ok(wait < 30_000, `the price starts within 30 s: ${set.json.effective_from}`);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const documents = Array.from({ length: 150 }, (_, i) => `document ${i} about foxes`);
+    const id = requestID();
+    const r = await post('/v1/rerank', key, { model: 'cohere-rerank', query: 'foxes', documents, top_n: 5 }, { 'X-Request-Id': id });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.results.length, 5);
+    assert.equal(r.json.meta.billed_units.search_units, 2, 'Cohere bills 150 documents as 2 searches');
+    const rec = await usageRecord(returnedID(r, id), { keyID });
+    assert.equal(rec.endpoint, 'rerank');
+    assert.equal(rec.channel, 'up-cohere');
+    assert.equal(rec.upstream_model, 'rerank-v3.5');
+    assert.equal(rec.search_calls, 2, `search units recorded: ${JSON.stringify(rec)}`);
+    assertLinesPriced(rec, { search_call: ['2', 1000] }, { search_call: 2 });
+    assert.equal(nanos(rec.cost), nanos('0.004'));
     recs.push(rec);
   });
 
