@@ -153,7 +153,10 @@ func TestRead(t *testing.T) {
 		{"m4a moov after mdat", mp4File(1000, 61500, false), MP4, 61500 * ms},
 		{"m4a moov first", mp4File(44100, 44100*2, true), MP4, 2 * time.Second},
 		{"mp3 cbr", mp3Frames(100, 0), MP3, span(100*1152, 44100)},
-		{"mp3 xing", mp3Frames(10, 5000), MP3, span(5000*1152, 44100)},
+		// A Xing header's frame count is what the file claims: the frames it
+		// holds are counted (the header's own frame holds no audio).
+		{"mp3 xing claims more", mp3Frames(10, 5000), MP3, span(10*1152, 44100)},
+		{"mp3 xing claims fewer", mp3Frames(400, 1), MP3, span(400*1152, 44100)},
 	} {
 		info, err := Read(bytes.NewReader(c.file))
 		if err != nil {

@@ -108,8 +108,8 @@ func vbrFrames(f mpegFrame, frame []byte) (uint64, bool) {
 	return 0, false
 }
 
-// mp3Duration skips an ID3v2 tag, then reads the frame count of a VBR
-// header, or counts the frames of the whole file.
+// mp3Duration skips an ID3v2 tag and counts the audio frames of the whole
+// file (a VBR header's own count is not trusted).
 func mp3Duration(r *bufio.Reader) (time.Duration, error) {
 	if h, _ := r.Peek(10); len(h) == 10 && string(h[:3]) == "ID3" {
 		size := int64(h[6]&0x7F)<<21 | int64(h[7]&0x7F)<<14 | int64(h[8]&0x7F)<<7 | int64(h[9]&0x7F)
@@ -123,6 +123,7 @@ func mp3Duration(r *bufio.Reader) (time.Duration, error) {
 	var first mpegFrame
 	var samples uint64
 	frames, resync := 0, 0
+	sawInfo := false
 	for {
 		h, _ := r.Peek(4)
 		if len(h) < 4 {
@@ -141,11 +142,13 @@ func mp3Duration(r *bufio.Reader) (time.Duration, error) {
 			}
 			continue
 		}
+		info := false
 		if frames == 0 {
 			first = f
-			frame, _ := r.Peek(min(f.length, r.Size()))
-			if n, vbr := vbrFrames(f, frame); vbr && n > 0 {
-				return span(n*uint64(f.samples), uint64(f.rate)), nil
+			if !sawInfo {
+				frame, _ := r.Peek(min(f.length, r.Size()))
+				_, info = vbrFrames(f, frame)
+				sawInfo = info
 			}
 		}
 		if _, err := r.Discard(f.length); err != nil {
@@ -153,6 +156,13 @@ func mp3Duration(r *bufio.Reader) (time.Duration, error) {
 				break
 			}
 			return 0, err
+		}
+		if info {
+			// The VBR header's frame holds no audio, and the frame count it
+			// gives is what the file claims, not what it holds: a count
+			// lowered to bill a long file as short, or raised past a cut,
+			// would be believed. The frames that follow are counted.
+			continue
 		}
 		frames++
 		samples += uint64(f.samples)
