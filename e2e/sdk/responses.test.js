@@ -321,6 +321,16 @@ describe('responses API through the openai sdk', { skip }, () => {
     });
   });
 
+  test('reasoning effort is accepted on every kind and echoed', async () => {
+    const c = client();
+    for (const model of ['sim-chat', 'via-anthropic', 'via-gemini']) {
+      const { data } = await create(c, { model, input: 'Think, then answer.', reasoning: { effort: 'low' } });
+      assert.equal(data.status, 'completed', `${model}: ${JSON.stringify(data)}`);
+      assert.equal(data.reasoning?.effort, 'low', model);
+      assert.equal(typeof data.usage.output_tokens_details?.reasoning_tokens, 'number', `${model}: reasoning tokens reported`);
+    }
+  });
+
   test('errors come in the OpenAI shape', async () => {
     const c = client();
     await assert.rejects(c.responses.retrieve('resp_doesnotexist'), OpenAI.NotFoundError);
