@@ -26,6 +26,8 @@
 #   PORT=18090 first of four loopback ports (upstream, proxy, baimo, floor)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
 #   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config, e.g. "billing: {ledger: false}"
+#   OPERATOR_PRICE=0  bill sim-chat at its catalog price instead of adding an operator version (for a baimo
+#              binary that predates POST /admin/prices, e.g. a before/after comparison with BAIMO_BIN)
 #   PREFILL=path.db  start baimo on a copy of this database (go run ./bench/prefill/mkdb -db path.db), with its
 #              API key made for the prefilled prepaid tenant (TENANT, default bench) instead of the default one
 #
@@ -177,13 +179,16 @@ EOF
 	fi
 	# The price the run bills at is an operator's version, added as an
 	# operator adds one (in force from now).
-	if ! curl -sf -o /dev/null -X POST "http://$baimo_addr/admin/prices" -H "Authorization: Bearer $admin_key" \
+	if [ "${OPERATOR_PRICE:-1}" = 0 ]; then
+		args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key" -model sim-chat)
+	elif ! curl -sf -o /dev/null -X POST "http://$baimo_addr/admin/prices" -H "Authorization: Bearer $admin_key" \
 		-H 'Content-Type: application/json' -d "{\"model\":\"bench-model\",\"vendor\":\"bench\",\"effective_from\":\"now\",\"currency\":\"$currency\",\"unit\":\"per_1m\",\"source\":\"load run\",\"prices\":{\"input\":\"$price_in\",\"output\":\"$price_out\"},\"context_window\":128000,\"max_output\":16384}"; then
 		echo "run.sh: adding the operator price failed" >&2
 		cat "$work/baimo.log" >&2
 		exit 1
+	else
+		args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key" -model bench-model)
 	fi
-	args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key" -model bench-model)
 fi
 
 mkdir -p "$root/bench/out"
