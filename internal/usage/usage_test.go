@@ -156,3 +156,34 @@ func TestCursorLength(t *testing.T) {
 		t.Errorf("a %d-character token: err = %v", len(long), err)
 	}
 }
+
+// A record's endpoint carries what rates it: whether it was a batch's line
+// (the batch price) and the variant its model may price apart.
+func TestRecordedEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		endpoint string
+		batch    bool
+		variant  string
+	}{
+		{"chat", false, ""},
+		{BatchEndpoint("chat"), true, ""},
+		{VariantEndpoint("images", "1024x1792/hd"), false, "1024x1792/hd"},
+		{VariantEndpoint("images", ""), false, ""},
+		{BatchEndpoint(VariantEndpoint("images", "512x512/")), true, "512x512/"},
+		{"chatbatch:", false, ""},
+	} {
+		r := Record{Endpoint: c.endpoint}
+		if r.IsBatch() != c.batch || r.Variant() != c.variant {
+			t.Errorf("endpoint %q: batch %v, variant %q; want %v, %q", c.endpoint, r.IsBatch(), r.Variant(), c.batch, c.variant)
+		}
+	}
+	if e := BatchEndpoint("chat"); e != "batch:chat" {
+		t.Errorf("BatchEndpoint(chat) = %q", e)
+	}
+	if e := VariantEndpoint("images", "1024x1024/hd"); e != "images@1024x1024/hd" {
+		t.Errorf("VariantEndpoint = %q", e)
+	}
+	if e := VariantEndpoint("images", ""); e != "images" {
+		t.Errorf("VariantEndpoint with no variant = %q, want the endpoint alone", e)
+	}
+}
