@@ -7,8 +7,10 @@
 # out the equivalent mutants listed in bench/mutation/equivalent.txt.
 #
 #   bench/mutation/run.sh                      # every package of the money path
-#   bench/mutation/run.sh internal/money       # some of them (RESULTS.md is then
-#                                              # rewritten from every report on disk)
+#   bench/mutation/run.sh internal/money       # some of them: their scores replace
+#                                              # theirs in bench/mutation/scores/, and
+#                                              # RESULTS.md lists every saved score
+#                                              # with the date and commit it was run at
 #   bench/mutation/run.sh internal/gateway/billing.go   # one file of a package
 #
 # Environment: WORKERS (default 1), TIMEOUT_COEFFICIENT (default 10): gremlins
@@ -77,17 +79,22 @@ for pkg in "${PACKAGES[@]}"; do
 done
 unset GOFLAGS
 
-# Score every report on disk, so a run of a few packages keeps the others.
+# Score the packages of this run; their scores are saved in
+# bench/mutation/scores/ beside those of earlier runs of other packages.
 args=()
-for f in "$OUT"/*.json; do
-  read -r label dir < "${f%.json}.pkg"
-  args+=("$label@$dir=$f")
+for pkg in "${PACKAGES[@]}"; do
+  name=${pkg//\//_}
+  read -r label dir < "$OUT/$name.pkg"
+  args+=("$label@$dir=$OUT/$name.json")
 done
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- internal || commit="$commit+changes" # the code measured is not all committed
 {
   echo "# Mutation testing of the money path"
   echo
-  echo "Written by \`bench/mutation/run.sh\` ($GREMLINS, workers $WORKERS, timeout coefficient"
-  echo "$TIMEOUT_COEFFICIENT) on $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' plus uncommitted changes')."
+  echo "Written by \`bench/mutation/run.sh\` ($GREMLINS; the latest run had workers $WORKERS, timeout coefficient"
+  echo "$TIMEOUT_COEFFICIENT). Run times are of a shared 2-core machine busy with other work: indicative only."
+  echo "Each package's row gives the date and commit it was measured at (+changes: with uncommitted changes under internal/)."
   echo "Efficacy is killed / (killed + lived); mutator coverage is (killed + lived) / (killed + lived + not covered)."
   echo "Timed-out mutants (a loop that never ends) and mutants that do not compile count in neither, as in gremlins."
   echo "Equivalent mutants, which cannot change behaviour, are left out and listed with the reason at the end."
@@ -97,4 +104,5 @@ done
   echo
 } > "$tmp/header.md"
 go run ./bench/mutation/score -equivalent bench/mutation/equivalent.txt -header "$tmp/header.md" \
+  -store bench/mutation/scores -date "$(date -u +%Y-%m-%d)" -commit "$commit" \
   -out bench/mutation/RESULTS.md -min-efficacy 95 -min-coverage 95 "${args[@]}"

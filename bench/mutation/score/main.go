@@ -11,6 +11,12 @@
 // An argument is [label@]pkgdir=report.json: the label names the package
 // (or the one file of it that was mutated) in the table.
 //
+// With -store DIR, each package scored is saved to DIR/<label>.json with the
+// date and commit of its run (-date, -commit), and the Markdown covers every
+// package saved there: a run of some packages keeps the scores of the others,
+// each with the date and commit it was measured at. A saved score holds the
+// text of its surviving mutants, so it stays readable after the code moves.
+//
 // Efficacy is killed / (killed + lived); coverage is (killed + lived) /
 // (killed + lived + not covered). As in gremlins, mutants whose test run timed
 // out (most often a loop that no longer ends) and mutants that do not compile
@@ -29,6 +35,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -40,8 +47,11 @@ func main() {
 	header := flag.String("header", "", "a Markdown file to put above the tables")
 	minEff := flag.Float64("min-efficacy", 0, "exit 1 when a package's efficacy is below this percentage")
 	minCov := flag.Float64("min-coverage", 0, "exit 1 when a package's mutator coverage is below this percentage")
+	store := flag.String("store", "", "save each package's score here and write the Markdown of every saved one")
+	date := flag.String("date", "", "the date of this run, saved with its scores")
+	commit := flag.String("commit", "", "the commit this run measured, saved with its scores")
 	flag.Parse()
-	if flag.NArg() == 0 {
+	if flag.NArg() == 0 && *store == "" {
 		fmt.Fprintln(os.Stderr, "usage: score [flags] [label@]pkgdir=report.json ...")
 		os.Exit(2)
 	}
@@ -72,8 +82,22 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		ps.Label = label
+		ps.Label, ps.Date, ps.Commit = label, *date, *commit
 		pkgs = append(pkgs, ps)
+	}
+	// An entry of a package scored now that matched no mutant is stale.
+	for _, e := range eqs {
+		for _, p := range pkgs {
+			if e.matched == 0 && p.owns(e.File) {
+				fmt.Fprintf(os.Stderr, "score: equivalent entry matches no mutant (stale?): %s\n", e)
+				break
+			}
+		}
+	}
+	if *store != "" {
+		if pkgs, err = saveAndLoad(*store, pkgs); err != nil {
+			fatal(err)
+		}
 	}
 	var head []byte
 	if *header != "" {
@@ -92,7 +116,7 @@ func main() {
 	}
 	bw := bufio.NewWriter(w)
 	bw.Write(head)
-	writeMarkdown(bw, pkgs, eqs)
+	writeMarkdown(bw, pkgs)
 	if err := bw.Flush(); err != nil {
 		fatal(err)
 	}
@@ -102,11 +126,6 @@ func main() {
 			fmt.Fprintf(os.Stderr, "score: %s: efficacy %.1f%%, coverage %.1f%%: below %.1f%% / %.1f%%\n",
 				p.Label, p.Efficacy(), p.Coverage(), *minEff, *minCov)
 			failed = true
-		}
-	}
-	for _, e := range eqs {
-		if e.matched == 0 {
-			fmt.Fprintf(os.Stderr, "score: equivalent entry matches no mutant (stale?): %s\n", e)
 		}
 	}
 	if failed {
@@ -230,6 +249,11 @@ func (e *equivalent) String() string {
 	return fmt.Sprintf("%s: %s: %s: %s", e.File, e.Func, e.Type, e.marked())
 }
 
+// line is the entry as the Markdown lists it.
+func (e *equivalent) line() string {
+	return fmt.Sprintf("`%s` `%s` %s `%s`: %s", e.File, e.Func, e.Type, e.marked(), e.Reason)
+}
+
 // marked returns the fragment with its token marked again.
 func (e *equivalent) marked() string {
 	end := e.At + len(e.Token)
@@ -308,10 +332,56 @@ type mutant struct {
 type pkgScore struct {
 	Label                               string // the package, or the one file of it that was mutated
 	Dir                                 string
+	Date, Commit                        string // of the run that measured it
 	Killed, Lived, NotCovered, TimedOut int
 	NotViable, Equivalent               int
 	Elapsed                             float64
 	Alive                               []mutant // lived, not covered or timed out; equivalents left out
+	Equivalents                         []string // the entries of the list that matched, with their reasons
+}
+
+// owns reports whether file (relative to the module root) was mutated in p.
+func (p pkgScore) owns(file string) bool {
+	if strings.HasSuffix(p.Label, ".go") {
+		return file == p.Label
+	}
+	return filepath.Dir(file) == p.Dir
+}
+
+// saveAndLoad saves pkgs to dir, one file per label, and returns every
+// package saved there, by label.
+func saveAndLoad(dir string, pkgs []pkgScore) ([]pkgScore, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, p := range pkgs {
+		b, err := json.MarshalIndent(p, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		name := strings.NewReplacer("/", "_", ".", "_").Replace(p.Label) + ".json"
+		if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var all []pkgScore
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var p pkgScore
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		all = append(all, p)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Label < all[j].Label })
+	return all, nil
 }
 
 // Efficacy is the percentage of covered mutants the tests kill.
@@ -356,6 +426,9 @@ func score(dir string, rep report, eqs []*equivalent, read func(file string) (so
 				}
 			}
 			if eq != nil {
+				if !slices.Contains(p.Equivalents, eq.line()) {
+					p.Equivalents = append(p.Equivalents, eq.line())
+				}
 				eq.matched++
 				if m.Status == "KILLED" {
 					return p, fmt.Errorf("%s:%d:%d %s is listed as equivalent but a test killed it: %s", path, m.Line, m.Column, m.Type, eq)
@@ -396,12 +469,12 @@ func score(dir string, rep report, eqs []*equivalent, read func(file string) (so
 	return p, nil
 }
 
-func writeMarkdown(w io.Writer, pkgs []pkgScore, eqs []*equivalent) {
-	fmt.Fprintln(w, "| package | efficacy | mutator coverage | killed | lived | not covered | timed out | not viable | equivalent (excluded) | run time |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+func writeMarkdown(w io.Writer, pkgs []pkgScore) {
+	fmt.Fprintln(w, "| package | efficacy | mutator coverage | killed | lived | not covered | timed out | not viable | equivalent (excluded) | run time | date | commit |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, p := range pkgs {
-		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s |\n", p.Label, p.Efficacy(), p.Coverage(),
-			p.Killed, p.Lived, p.NotCovered, p.TimedOut, p.NotViable, p.Equivalent, p.Elapsed)
+		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s | %s | %s |\n", p.Label, p.Efficacy(), p.Coverage(),
+			p.Killed, p.Lived, p.NotCovered, p.TimedOut, p.NotViable, p.Equivalent, p.Elapsed, orDash(p.Date), orDash(p.Commit))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Mutants that lived, were not covered, or timed out")
@@ -422,10 +495,16 @@ func writeMarkdown(w io.Writer, pkgs []pkgScore, eqs []*equivalent) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Read from `bench/mutation/equivalent.txt`; «» marks the mutated token.")
 	fmt.Fprintln(w)
-	for _, e := range eqs {
-		if e.matched == 0 {
-			continue
+	for _, p := range pkgs {
+		for _, e := range p.Equivalents {
+			fmt.Fprintf(w, "- %s\n", e)
 		}
-		fmt.Fprintf(w, "- `%s` `%s` %s `%s`: %s\n", e.File, e.Func, e.Type, e.marked(), e.Reason)
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

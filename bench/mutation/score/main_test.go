@@ -5,6 +5,29 @@ import (
 	"testing"
 )
 
+// A run of some packages keeps the saved scores of the others and replaces
+// its own.
+func TestStore(t *testing.T) {
+	dir := t.TempDir()
+	first := []pkgScore{{Label: "internal/a", Dir: "internal/a", Killed: 3, Date: "2026-12-01", Commit: "aaa"},
+		{Label: "internal/b/x.go", Dir: "internal/b", Killed: 1, Lived: 1, Date: "2026-12-01", Commit: "aaa"}}
+	if _, err := saveAndLoad(dir, first); err != nil {
+		t.Fatal(err)
+	}
+	all, err := saveAndLoad(dir, []pkgScore{{Label: "internal/b/x.go", Dir: "internal/b", Killed: 2, Date: "2026-12-02", Commit: "bbb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Label != "internal/a" || all[0].Killed != 3 || all[0].Commit != "aaa" ||
+		all[1].Label != "internal/b/x.go" || all[1].Killed != 2 || all[1].Lived != 0 || all[1].Commit != "bbb" {
+		t.Errorf("loaded %+v", all)
+	}
+	if !all[1].owns("internal/b/x.go") || all[1].owns("internal/b/y.go") || !all[0].owns("internal/a/z.go") ||
+		all[0].owns("internal/a/sub/z.go") {
+		t.Error("owns: wrong files")
+	}
+}
+
 const eqList = `# comment
 a/x.go: Add: CONDITIONALS_BOUNDARY: if x «<» 0 {
     the reason,
@@ -76,6 +99,9 @@ func TestScore(t *testing.T) {
 	}
 	if eqs[0].matched != 2 || eqs[1].matched != 1 {
 		t.Errorf("matched %d, %d", eqs[0].matched, eqs[1].matched)
+	}
+	if len(p.Equivalents) != 2 || p.Equivalents[0] != "`a/x.go` `Add` CONDITIONALS_BOUNDARY `if x «<» 0 {`: the reason, on two lines" {
+		t.Errorf("equivalents listed: %q", p.Equivalents)
 	}
 
 	// An equivalent mutant that a test kills means the entry is wrong.
