@@ -20,7 +20,7 @@ import (
 
 // batchCatalog prices "half" at 2/4 CNY per million input/output tokens,
 // half that through a batch, with a long-context tier and reasoning priced
-// apart, and "full" without a batch rule.
+// apart, "full" without a batch rule, and "later" with no price before 2030.
 const batchCatalog = `
 vendor: test
 title: test
@@ -43,6 +43,15 @@ models:
     kind: chat
     versions:
       - effective_from: "2024-01-01T00:00:00Z"
+        currency: CNY
+        unit: per_1m
+        source: test
+        checked: "2026-01-01"
+        prices: {input: "2", output: "4"}
+  - name: later
+    kind: chat
+    versions:
+      - effective_from: "2030-01-01T00:00:00Z"
         currency: CNY
         unit: per_1m
         source: test
@@ -112,6 +121,15 @@ func TestBatchQuoteIsTheCatalogsBatchRule(t *testing.T) {
 	}
 	if _, err := b.Quote(&billing.Request{Model: "half", Upstreams: []string{"half"}, MaxOutput: 5000, Prompt: tokens(1), Start: bt0}); !errors.As(err, new(*billing.LimitError)) {
 		t.Errorf("Quote past the model's maximum output err = %v, want *LimitError", err)
+	}
+	// A line is priced at the model its channel serves: a priced public name
+	// does not let through a channel whose model has no price yet (the batch
+	// would reserve nothing for it).
+	if q, err := b.Quote(&billing.Request{Model: "half", Upstreams: []string{"later"}, MaxOutput: 100, Prompt: tokens(1), Start: bt0}); !errors.As(err, new(*billing.NotPricedError)) {
+		t.Errorf("Quote of a channel serving an unpriced model = %+v, %v; want *NotPricedError", q, err)
+	}
+	if q, err := b.Quote(&billing.Request{Model: "nope", Prompt: tokens(1), Start: bt0}); !errors.As(err, new(*billing.NotPricedError)) {
+		t.Errorf("Quote of an unpriced model with no channel = %+v, %v; want *NotPricedError", q, err)
 	}
 }
 
