@@ -195,3 +195,25 @@ func TestBatchLineHeldAheadSettledAtBatchPrice(t *testing.T) {
 		t.Fatalf("pending %d after the release", bal.Pending)
 	}
 }
+
+// TestBatchExchangeInTheBillingCurrency: a batch's holds are in the billing
+// currency: a tenant whose account is in another currency is refused, never
+// held the same number of nanos in its own currency.
+func TestBatchExchangeInTheBillingCurrency(t *testing.T) {
+	ctx := context.Background()
+	b, books, _ := batchBiller(t) // bills in CNY
+	if _, err := books.CreateTenant(ctx, ledger.Tenant{ID: "usd", Kind: ledger.Prepaid, Currency: money.USD}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := books.TopUp(ctx, ledger.MoneyRequest{TenantID: "usd", Amount: money.Scale}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Exchange(ctx, billing.Exchange{TenantID: "usd", KeyID: "k",
+		Holds: []billing.Hold{{ID: ledger.ReservationID("batch_u"), Amount: 5_000_000, TTL: time.Hour}}})
+	if !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("a CNY reservation on a USD account err = %v, want ledger.ErrInvalid", err)
+	}
+	if bal, _ := books.Balance(ctx, "usd"); bal.Pending != 0 || bal.Posted != money.Scale {
+		t.Errorf("USD balance %+v after the refused exchange, want nothing held", bal)
+	}
+}
