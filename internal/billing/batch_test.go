@@ -217,3 +217,47 @@ func TestBatchExchangeInTheBillingCurrency(t *testing.T) {
 		t.Errorf("USD balance %+v after the refused exchange, want nothing held", bal)
 	}
 }
+
+// TestAdmitRefusals: what the ledger says about a hold becomes the error the
+// gateway maps to a client error, and a request is never served unpaid.
+func TestAdmitRefusals(t *testing.T) {
+	ctx := context.Background()
+	b, books, db := batchBiller(t) // bills in CNY
+	if _, err := books.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: money.Scale}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := books.CreateTenant(ctx, ledger.Tenant{ID: "usd", Kind: ledger.Prepaid, Currency: money.USD}); err != nil {
+		t.Fatal(err)
+	}
+	req := func(id, tenant string) *billing.Request {
+		return &billing.Request{ID: id, TenantID: tenant, KeyID: "k", Model: "half", Upstreams: []string{"half"},
+			MaxOutput: 100, Prompt: tokens(1000), Start: bt0}
+	}
+	if _, err := b.Admit(ctx, req("r-ghost", "ghost")); !errors.Is(err, billing.ErrNoAccount) {
+		t.Errorf("Admit for a tenant without an account err = %v, want ErrNoAccount", err)
+	}
+	var ce *billing.CurrencyError
+	if _, err := b.Admit(ctx, req("r-usd", "usd")); !errors.As(err, &ce) || ce.Tenant != money.USD || ce.Billing != money.CNY {
+		t.Errorf("Admit for a USD account on a CNY gateway err = %v, want *CurrencyError USD/CNY", err)
+	}
+	// A request id whose hold was settled is not held again, and not served.
+	tk, err := b.Admit(ctx, req("r1", "acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := b.Finish(tk, usage.Record{RequestID: "r1", TenantID: "acme", KeyID: "k", Endpoint: "chat", Model: "half",
+		Channel: "c", UpstreamModel: "half", Status: 200, Complete: true, Start: bt0,
+		Usage: usage.Usage{Input: 1000, Output: 10, Source: usage.SourceVendor}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if tk, err := b.Admit(ctx, req("r1", "acme")); err == nil || errors.As(err, new(*billing.UnavailableError)) {
+		t.Errorf("Admit of a settled request id again = %+v, %v; want a refusal", tk, err)
+	}
+	// The store gone: the request may be retried.
+	db.Close()
+	if _, err := b.Admit(ctx, req("r2", "acme")); !errors.As(err, new(*billing.UnavailableError)) {
+		t.Errorf("Admit with the store closed err = %v, want *UnavailableError", err)
+	}
+}
