@@ -102,6 +102,7 @@ git diff --quiet HEAD -- internal || commit="$commit+changes" # the code measure
   cat bench/mutation/planted.md
   echo "## Mutation scores"
   echo
+  cat bench/mutation/notes.md
 } > "$tmp/header.md"
 go run ./bench/mutation/score -equivalent bench/mutation/equivalent.txt -header "$tmp/header.md" \
   -store bench/mutation/scores -date "$(date -u +%Y-%m-%d)" -commit "$commit" \
