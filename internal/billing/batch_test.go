@@ -261,3 +261,65 @@ func TestAdmitRefusals(t *testing.T) {
 		t.Errorf("Admit with the store closed err = %v, want *UnavailableError", err)
 	}
 }
+
+// TestAuditAddsTheRecordsChecks: the books' audit is the ledger's checks
+// and, with a rater and a record store, the re-rating of the recent
+// records; one record charged other than its rating fails the whole audit.
+func TestAuditAddsTheRecordsChecks(t *testing.T) {
+	ctx := context.Background()
+	b, books, db := batchBiller(t)
+	if _, err := books.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: money.Scale}); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(id string) usage.Record {
+		return usage.Record{RequestID: id, TenantID: "acme", KeyID: "k", Endpoint: "chat", Model: "half", Channel: "c",
+			UpstreamModel: "half", Status: 200, Complete: true, Start: bt0,
+			Usage: usage.Usage{Input: 1000, Output: 10, Source: usage.SourceVendor}}
+	}
+	tk, err := b.Admit(ctx, &billing.Request{ID: "right", TenantID: "acme", KeyID: "k", Model: "half", Upstreams: []string{"half"},
+		MaxOutput: 100, Prompt: tokens(1000), Start: bt0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := b.Finish(tk, rec("right")) // rated and settled
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	now := bt0.Add(time.Hour)
+	ledgerOnly, err := billing.Audit(ctx, db, db, nil, now, time.Minute)
+	if err != nil || !ledgerOnly.OK {
+		t.Fatalf("the ledger's audit alone = %+v, %v; want OK", ledgerOnly, err)
+	}
+	rated := func(rep ledger.Report) (names []string, ok bool) {
+		ok = true
+		for _, c := range rep.Checks {
+			if c.Name == billing.CheckRatedInForce || c.Name == billing.CheckRatedCost {
+				names, ok = append(names, c.Name), ok && c.OK
+			}
+		}
+		return names, ok
+	}
+	if names, _ := rated(ledgerOnly); len(names) != 0 {
+		t.Errorf("without a rater the audit re-rated records: %v", names)
+	}
+	if rep, err := billing.Audit(ctx, db, nil, b.Rater(), now, time.Minute); err != nil || len(rep.Checks) != len(ledgerOnly.Checks) {
+		t.Errorf("without a record store: %d checks, %v; want the ledger's %d", len(rep.Checks), err, len(ledgerOnly.Checks))
+	}
+	rep, err := billing.Audit(ctx, db, db, b.Rater(), now, time.Minute)
+	if names, ok := rated(rep); err != nil || !rep.OK || len(names) != 2 || !ok || len(rep.Checks) != len(ledgerOnly.Checks)+2 {
+		t.Fatalf("audit with the records = %+v, %v; want the ledger's checks and both record checks, all OK", rep, err)
+	}
+	wrong := rec("wrong")
+	if err := b.Rater().RateRecord(&wrong); err != nil {
+		t.Fatal(err)
+	}
+	wrong.CostNanos = 0 // stored charged 0, not its rating
+	if err := db.WriteRecords(ctx, []usage.Record{wrong}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = billing.Audit(ctx, db, db, b.Rater(), now, time.Minute)
+	if _, ok := rated(rep); err != nil || rep.OK || ok {
+		t.Errorf("audit with a record charged 0 = OK %v (records OK %v), %v; want it failed", rep.OK, ok, err)
+	}
+}
