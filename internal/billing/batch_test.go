@@ -198,10 +198,11 @@ func TestBatchLineHeldAheadSettledAtBatchPrice(t *testing.T) {
 
 // TestBatchExchangeInTheBillingCurrency: a batch's holds are in the billing
 // currency: a tenant whose account is in another currency is refused, never
-// held the same number of nanos in its own currency.
+// held the same number of nanos in its own currency. A tenant without an
+// account and a store gone give the errors Admit gives.
 func TestBatchExchangeInTheBillingCurrency(t *testing.T) {
 	ctx := context.Background()
-	b, books, _ := batchBiller(t) // bills in CNY
+	b, books, db := batchBiller(t) // bills in CNY
 	if _, err := books.CreateTenant(ctx, ledger.Tenant{ID: "usd", Kind: ledger.Prepaid, Currency: money.USD}); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +216,14 @@ func TestBatchExchangeInTheBillingCurrency(t *testing.T) {
 	}
 	if bal, _ := books.Balance(ctx, "usd"); bal.Pending != 0 || bal.Posted != money.Scale {
 		t.Errorf("USD balance %+v after the refused exchange, want nothing held", bal)
+	}
+	hold := []billing.Hold{{ID: ledger.ReservationID("batch_g"), Amount: 5_000_000, TTL: time.Hour}}
+	if err := b.Exchange(ctx, billing.Exchange{TenantID: "ghost", KeyID: "k", Holds: hold}); !errors.Is(err, billing.ErrNoAccount) {
+		t.Errorf("an exchange for a tenant without an account err = %v, want ErrNoAccount", err)
+	}
+	db.Close()
+	if err := b.Exchange(ctx, billing.Exchange{TenantID: "usd", KeyID: "k", Holds: hold}); !errors.As(err, new(*billing.UnavailableError)) {
+		t.Errorf("an exchange with the store closed err = %v, want *UnavailableError", err)
 	}
 }
 
