@@ -75,9 +75,15 @@ func vendorUpstream(kind string, body, stream []byte, got *seen) http.HandlerFun
 // handler, serving public model "m" as "upstream-model".
 func formatHarness(t *testing.T, kind string, handler http.Handler) *harness {
 	t.Helper()
+	return formatHarnessAt(t, kind, map[string]string{"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta", "responses": "/v1"}[kind], handler)
+}
+
+// formatHarnessAt is formatHarness with the channel's base_url the
+// upstream's address followed by base.
+func formatHarnessAt(t *testing.T, kind, base string, handler http.Handler) *harness {
+	t.Helper()
 	up := httptest.NewServer(handler)
 	t.Cleanup(up.Close)
-	base := map[string]string{"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta", "responses": "/v1"}[kind]
 	t.Setenv("BAIMO_TEST_UPSTREAM_KEY", "upstream-secret")
 	cc := config.Channel{Name: "up-" + kind, Kind: kind, BaseURL: up.URL + base,
 		Models: config.ModelMap{"m": "upstream-model"}}
@@ -615,6 +621,36 @@ func TestProbeTarget(t *testing.T) {
 		}
 		if pt.Header.Get("Content-Type") != "" {
 			t.Errorf("%s: a GET probe sends Content-Type %q", tc.kind, pt.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// TestAnthropicBaseURLWithOrWithoutV1: an Anthropic channel's base_url may
+// be written as Anthropic's SDKs take it (https://api.anthropic.com) or
+// with /v1, with or without a trailing slash: requests, streamed or not,
+// and the health probe reach /v1/... either way, never /v1/v1/... or
+// /messages.
+func TestAnthropicBaseURLWithOrWithoutV1(t *testing.T) {
+	body, streamBody := vendorFixture(t, "anthropic/message_tools.json"), vendorFixture(t, "anthropic/stream_tools.sse")
+	for _, base := range []string{"", "/", "/v1", "/v1/"} {
+		for _, stream := range []bool{false, true} {
+			t.Run("base"+strings.ReplaceAll(base, "/", "_")+map[bool]string{true: "_stream"}[stream], func(t *testing.T) {
+				var got seen
+				h := formatHarnessAt(t, "anthropic", base, vendorUpstream("anthropic", body, streamBody, &got))
+				path, header, reqBody := clientRequest("openai", stream)
+				if resp, out := postWith(t, h, path, header, reqBody); resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, out)
+				}
+				got.mu.Lock()
+				defer got.mu.Unlock()
+				if got.path != "/v1/messages" {
+					t.Errorf("base_url ending %q: the upstream was called at %s, want /v1/messages", base, got.path)
+				}
+			})
+		}
+		ch := gateway.NewChannel(config.Channel{Name: "c", Kind: "anthropic", BaseURL: "http://up" + base})
+		if pt := ch.ProbeTarget("k"); pt.URL != "http://up/v1/models" {
+			t.Errorf("base_url ending %q: probe at %s, want http://up/v1/models", base, pt.URL)
 		}
 	}
 }
