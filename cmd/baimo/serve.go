@@ -134,7 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopPools()
 	poolChannels, poolMetrics, err := startPools(poolCtx, cfg, log)
 	if err != nil {
-		return err
+		return inConfig(err)
 	}
 	upstreams = append(upstreams, poolChannels...)
 

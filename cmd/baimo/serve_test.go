@@ -133,9 +133,10 @@ func TestAuditVendorsCommand(t *testing.T) {
 }
 
 // TestAdminKeyKeptOnlyAfterAGoodStart: a first start whose configuration
-// fails after it was read (a routing policy that does not exist, an
-// exchange rate below zero) names the file and neither shows nor keeps an
-// admin key; the next good start generates one, shows it once, and a
+// fails, when it is read (not YAML, an unknown field, a value refused) or
+// after (a routing policy that does not exist, an exchange rate below
+// zero, a pool's Redis that is not there), names the file and neither
+// shows nor keeps an admin key; the next good start generates one, shows it once, and a
 // restart keeps it without showing it again.
 func TestAdminKeyKeptOnlyAfterAGoodStart(t *testing.T) {
 	t.Setenv("BAIMO_ADMIN_KEY", "")
@@ -144,6 +145,13 @@ func TestAdminKeyKeptOnlyAfterAGoodStart(t *testing.T) {
 	for _, bad := range []string{
 		"routing: {defaults: {policy: bogus}}\n",
 		`billing: {exchange_rates: [{from: USD, to: CNY, rate: "-1", effective_from: "2020-01-01T00:00:00Z", source: x}]}` + "\n",
+		"routing: {defaults: {policy: bogus}\n",      // not YAML
+		"billing: {currency: USD}\nbogus_field: 1\n", // a field that does not exist
+		"billing: {currency: XYZ}\n",                 // a value the check refuses
+		"channels: [{name: a, kind: anthropic, base_url: ftp://x, models: {m: m}}]\n",
+		// A pool whose shared index is on a Redis that is not there:
+		// found only when the pool starts, after the file was read.
+		"pools: [{name: p, engine: vllm, models: [m], replicas: [\"http://127.0.0.1:1\"], share_index: {redis: \"127.0.0.1:1\"}}]\n",
 	} {
 		cfg := filepath.Join(dir, "bad.yaml")
 		if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
