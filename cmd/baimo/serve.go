@@ -142,20 +142,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var served []price.Served
-	for _, ch := range upstreams {
-		for pub, up := range ch.Models {
-			served = append(served, price.Served{Model: pub, Upstream: up, Channel: ch.Name})
-		}
-	}
-	check := rater.Catalog.CheckServed(served, rater.Currency, rater.Rates, rater.Free, time.Now())
-	if p := check.Problem(); p != "" {
-		log.Warn(p)
-	}
-	for _, n := range check.Notes() {
-		log.Info(n)
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), poolMetrics)
 	host, _ := os.Hostname()
@@ -255,6 +241,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	chans := channels.New(db, fileChannels, gw, channels.Options{Log: log})
 	if err := chans.Load(ctx); err != nil {
 		return fmt.Errorf("stored channels: %w", err)
+	}
+	// Say now, with the fix, what requests would be refused for or rated
+	// with: every channel served, the file's and the stored ones.
+	var served []price.Served
+	for _, ch := range gw.Channels() {
+		for pub, up := range ch.Models {
+			served = append(served, price.Served{Model: pub, Upstream: up, Channel: ch.Name})
+		}
+	}
+	check := rater.Catalog.CheckServed(served, rater.Currency, rater.Rates, rater.Free, time.Now())
+	if p := check.Problem(); p != "" {
+		log.Warn(p)
+	}
+	for _, n := range check.Notes() {
+		log.Info(n)
 	}
 	synced := make(chan struct{})
 	go func() { defer close(synced); chans.Run(bgCtx, time.Second) }()

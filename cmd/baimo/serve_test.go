@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,4 +245,128 @@ func TestFreshInstallBillsInConfiguredCurrency(t *testing.T) {
 	}
 	stop()
 	<-done
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeReportsForeignCurrencyModelsAtStart: in a CNY gateway with no
+// billing.exchange_rates, models priced only in USD are reported when the
+// gateway starts, with the rate they will be billed at and the fix (set
+// billing.exchange_rates), for the file's channels and for channels stored
+// through the admin API; their requests are served and charged in CNY, not
+// refused one by one.
+func TestServeReportsForeignCurrencyModelsAtStart(t *testing.T) {
+	t.Setenv("BAIMO_ADMIN_KEY", "adm")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"ok","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":10,"total_tokens":1010}}`, req.Model)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("channels: [{name: oa, kind: openai, base_url: "+up.URL+"/v1, models: {gpt-4o-mini: gpt-4o-mini}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (base string, logs *syncBuffer, stop func()) {
+		logs = &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--config", cfg}, pw, logs)
+			pw.Close()
+		}()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "baimo listening on "); ok {
+				base = u
+				break
+			}
+		}
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		if base == "" {
+			t.Fatalf("serve did not start:\n%s", logs)
+		}
+		return base, logs, func() { cancel(); <-done }
+	}
+	admin := func(base, method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer adm")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	reported := func(logs, model string) bool {
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "priced in USD are billed in CNY at") && strings.Contains(line, model) &&
+				strings.Contains(line, "Set billing.exchange_rates") {
+				return true
+			}
+		}
+		return false
+	}
+
+	base, logs, stop := start()
+	if !reported(logs.String(), "gpt-4o-mini") {
+		t.Errorf("start did not report gpt-4o-mini, priced in USD, with the fix:\n%s", logs)
+	}
+	_, k := admin(base, "POST", "/admin/keys", `{"name":"k"}`)
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+k["key"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("a USD-priced model in a CNY gateway: %d %s", resp.StatusCode, b)
+	}
+	if st, m := admin(base, "POST", "/admin/channels", `{"name":"stored","kind":"openai","base_url":"`+up.URL+`/v1","models":{"claude-haiku-4-5":"claude-haiku-4-5"}}`); st != 201 && st != 200 {
+		t.Fatalf("add a channel: %d %v", st, m)
+	}
+	stop()
+
+	base, logs, stop = start()
+	defer stop()
+	if !reported(logs.String(), "claude-haiku-4-5") {
+		t.Errorf("start did not report claude-haiku-4-5 of a stored channel, priced in USD, with the fix:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "will be refused") {
+		t.Errorf("start says requests will be refused:\n%s", logs)
+	}
+	_, u := admin(base, "GET", "/admin/usage?model=gpt-4o-mini", "")
+	data, _ := u["data"].([]any)
+	if len(data) != 1 {
+		t.Fatalf("usage of gpt-4o-mini: %v", u)
+	}
+	rec := data[0].(map[string]any)
+	if rec["currency"] != "CNY" || rec["cost"] == "0" || rec["cost"] == nil {
+		t.Errorf("the request's record: %v, want a CNY cost", rec)
+	}
 }
