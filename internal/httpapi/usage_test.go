@@ -95,6 +95,34 @@ func TestAdminUsage(t *testing.T) {
 	if fmt.Sprint(p.ids) != "[r10 r06 r02]" || p.m["totals"].(map[string]any)["failed"] != 3.0 {
 		t.Errorf("502 on channel x = %v %v", p.ids, p.m["totals"])
 	}
+	// Another tenant's and another channel's records: each filter keeps
+	// them apart.
+	more := []usage.Record{
+		{RequestID: "o1", KeyID: "k3", TenantID: "t2", Endpoint: "chat", Model: "sim-chat", Channel: "y", Status: 200, Complete: true,
+			Start: start.Add(-time.Hour), Currency: "CNY", CostNanos: 5},
+		{RequestID: "o2", KeyID: "k3", TenantID: "t2", Endpoint: "chat", Model: "sim-chat", Channel: "x", Status: 502,
+			Start: start.Add(-time.Minute), Currency: "CNY"},
+	}
+	if err := e.db.WriteRecords(context.Background(), more); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		q    url.Values
+		want string
+	}{
+		{url.Values{"tenant_id": {"t2"}}, "[o2 o1]"},
+		{url.Values{"channel": {"y"}}, "[o1]"},
+		{url.Values{"tenant_id": {"t2"}, "channel": {"x"}}, "[o2]"},
+		{url.Values{"tenant_id": {"t1"}, "channel": {"y"}}, "[]"},
+		{url.Values{"key_id": {"k3"}, "status": {"200"}}, "[o1]"},
+	} {
+		if p := get(c.q); fmt.Sprint(p.ids) != c.want {
+			t.Errorf("GET /admin/usage?%s = %v, want %s", c.q.Encode(), p.ids, c.want)
+		}
+	}
+	if tot := get(url.Values{"tenant_id": {"t1"}}).m["totals"].(map[string]any); tot["requests"] != 12.0 || tot["served"] != 6.0 {
+		t.Errorf("t1's totals with t2's records stored = %v", tot)
+	}
 	for _, bad := range []string{"outcome=won", "cursor=xyz", "status=99", "limit=0", "limit=10001", "model=" + strings.Repeat("m", 201)} {
 		if st, m := e.do(t, "GET", "/admin/usage?"+bad, "adm", ""); st != 400 {
 			t.Errorf("GET /admin/usage?%s = %d %v, want 400", bad, st, m)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("UsageRecords", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("UsageFilters", func(t *testing.T) { testUsageFilters(t, open(t)) })
+	t.Run("UsageTenantFilter", func(t *testing.T) { testUsageTenantFilter(t, open(t)) })
 	t.Run("UsagePages", func(t *testing.T) { testUsagePages(t, open(t)) })
 	t.Run("VendorDrift", func(t *testing.T) { testDrift(t, open(t)) })
 	t.Run("UsageReports", func(t *testing.T) { testReport(t, open(t)) })
@@ -237,6 +239,44 @@ func testUsageFilters(t *testing.T, s Store) {
 	}
 	if got := ids(list(t, s, usage.Filter{Channel: "other", Outcome: usage.Served, Model: "sim-chat"})); fmt.Sprint(got) != "[req_001]" {
 		t.Errorf("ListRecords(channel other, served, sim-chat) = %v", got)
+	}
+}
+
+// testUsageTenantFilter checks the filter by tenant, alone and with the
+// others: a tenant's records only, and for the default tenant also those
+// of keys made without a tenant (stored with an empty tenant id).
+func testUsageTenantFilter(t *testing.T, s Store) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	tenants := []string{"t1", "t2", "", ledger.DefaultTenantID, "t2", "t1", "t10", ""}
+	var recs []usage.Record
+	for i, tn := range tenants {
+		r := record(i, start)
+		r.TenantID = tn
+		recs = append(recs, r)
+	}
+	if err := s.WriteRecords(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		f    usage.Filter
+		want string
+	}{
+		{usage.Filter{TenantID: "t1"}, "[req_005 req_000]"},
+		{usage.Filter{TenantID: "t2"}, "[req_004 req_001]"},
+		{usage.Filter{TenantID: ledger.DefaultTenantID}, "[req_007 req_003 req_002]"},
+		{usage.Filter{TenantID: "nobody"}, "[]"},
+		{usage.Filter{TenantID: "t2", KeyID: "key_a"}, "[req_004]"},
+		{usage.Filter{TenantID: "t1", Model: "deepseek-chat"}, "[req_005]"},
+		{usage.Filter{TenantID: ledger.DefaultTenantID, From: start.Add(3 * time.Minute)}, "[req_007 req_003]"},
+	} {
+		if got := ids(list(t, s, c.f)); fmt.Sprint(got) != c.want {
+			t.Errorf("ListRecords(%+v) = %v, want %s", c.f, got, c.want)
+		}
+		tot, err := s.TotalRecords(ctx, c.f)
+		if n := strings.Count(c.want, "req_"); err != nil || tot.Requests != int64(n) {
+			t.Errorf("TotalRecords(%+v) = %d requests, %v; want %d", c.f, tot.Requests, err, n)
+		}
 	}
 }
 
