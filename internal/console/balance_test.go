@@ -2,8 +2,10 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"baimo/internal/ledger"
 	"baimo/internal/money"
@@ -38,5 +40,40 @@ func TestNegativeAvailableSaysWhy(t *testing.T) {
 		if !strings.Contains(body, "-12") || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s: want -12 and %q:\n%s", c.lang, c.path, c.want, excerpt(body))
 		}
+	}
+}
+
+// TestReportNeverShowsABlankModel: requests refused before their model
+// was read are summed under usage.UnknownModel in a report grouped by
+// model, never under "".
+func TestReportNeverShowsABlankModel(t *testing.T) {
+	e := newEnv(t)
+	refused := usage.Record{RequestID: "refused_no_model", Endpoint: "chat", Status: 401, Start: testNow.Add(-time.Minute)}
+	if err := e.db.WriteRecords(context.Background(), []usage.Record{refused}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(t, "en")
+	st, body := c.get("/admin/reports/usage?range=30d&group_by=model", "Authorization", "Bearer "+adminKey)
+	if st != 200 {
+		t.Fatalf("report = %d %s", st, body)
+	}
+	var rep struct {
+		Groups []struct {
+			Group    string `json:"group"`
+			Requests int64  `json:"requests"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, g := range rep.Groups {
+		if g.Group == "" {
+			t.Errorf("a group with a blank model: %+v", g)
+		}
+		found = found || (g.Group == usage.UnknownModel && g.Requests == 1)
+	}
+	if !found {
+		t.Errorf("no group %s of one request: %+v", usage.UnknownModel, rep.Groups)
 	}
 }

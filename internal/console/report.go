@@ -211,9 +211,14 @@ func (c *Console) buildReport(rr reportRequest, rows []usage.ReportRow) reportVi
 	q := rr.Query
 	v := reportView{Object: "usage_report", From: q.From, To: q.To, Zone: q.Zone.String(), GroupBy: string(rr.Group),
 		Bucket: string(q.Bucket), Groups: []groupView{}, Series: []bucketView{}, Buckets: []time.Time{}}
-	if rr.Group == dimVendor {
+	switch rr.Group {
+	case dimVendor:
 		for i := range rows {
 			rows[i].Group = c.vendorOf(rows[i].Group)
+		}
+	case usage.DimModel: // requests refused before their model was read
+		for i := range rows {
+			rows[i].Group = usage.ShownModel(rows[i].Group)
 		}
 	}
 	var total acc
