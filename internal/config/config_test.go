@@ -65,7 +65,6 @@ func TestParseErrors(t *testing.T) {
 		{"rate_limits: {model: {concurrency: 2000000}}\n", "rate_limits.model: concurrency 2000000"},
 		{"rate_limits: {redis: {addr: 'x:6379', timeout: 1m}}\n", "rate_limits.redis.timeout: 1m0s is outside 0..10s"},
 		{"rate_limits: {redis: {addr: 'x:6379', lease_ttl: 10ms}}\n", "rate_limits.redis.lease_ttl: 10ms is outside 1s..1h"},
-		{"telemetry: {enabled: true, protocol: grpc}\n", "telemetry.protocol: grpc is not supported"},
 		{"telemetry: {protocol: thrift}\n", "telemetry.protocol: unknown protocol \"thrift\""},
 		{"telemetry: {endpoint: 'collector:4318'}\n", "telemetry.endpoint"},
 		{"telemetry: {sample_ratio: 1.5}\n", "telemetry.sample_ratio: 1.5 is outside 0..1"},
@@ -101,6 +100,10 @@ func TestParseTelemetry(t *testing.T) {
 	if !tl.Enabled || !tl.CaptureContent || tl.Endpoint != "https://otel.example" || tl.Protocol != ProtocolHTTP ||
 		tl.Ratio() != 0 || tl.ExportInterval.D() != 5*time.Second || tl.Headers["x-api-key"].Value() != "s3cret" {
 		t.Errorf("parsed: %+v", tl)
+	}
+	c, err = Parse("c.yaml", []byte("telemetry: {enabled: true, protocol: grpc}\n"))
+	if err != nil || c.Telemetry.Protocol != ProtocolGRPC || c.Telemetry.Endpoint != "http://localhost:4317" {
+		t.Errorf("grpc: %+v, %v; want the gRPC port by default", c.Telemetry, err)
 	}
 }
 

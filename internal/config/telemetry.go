@@ -12,12 +12,12 @@ import (
 // conventions' metrics, sent over OTLP. Off unless Enabled.
 type Telemetry struct {
 	Enabled bool `yaml:"enabled"`
-	// Endpoint is the collector's OTLP/HTTP base URL (default
-	// http://localhost:4318); traces go to /v1/traces and metrics to
-	// /v1/metrics under it.
+	// Endpoint is the collector's URL: for OTLP/HTTP its base URL
+	// (default http://localhost:4318; traces go to /v1/traces and metrics
+	// to /v1/metrics under it), for gRPC its address (default
+	// http://localhost:4317; http:// is without TLS).
 	Endpoint string `yaml:"endpoint"`
-	// Protocol is the OTLP transport: http/protobuf, the only one baimo
-	// speaks (and the default).
+	// Protocol is the OTLP transport: http/protobuf (the default) or grpc.
 	Protocol string `yaml:"protocol"`
 	// Headers are sent with every export (a collector's API key: use
 	// ${VAR}).
@@ -34,8 +34,11 @@ type Telemetry struct {
 	ServiceName string `yaml:"service_name"`
 }
 
-// ProtocolHTTP is the OTLP transport baimo speaks.
-const ProtocolHTTP = "http/protobuf"
+// The OTLP transports.
+const (
+	ProtocolHTTP = "http/protobuf"
+	ProtocolGRPC = "grpc"
+)
 
 // Ratio returns the sample ratio, with its default.
 func (t *Telemetry) Ratio() float64 {
@@ -46,11 +49,14 @@ func (t *Telemetry) Ratio() float64 {
 }
 
 func (t *Telemetry) applyDefaults() {
-	if t.Endpoint == "" {
-		t.Endpoint = "http://localhost:4318"
-	}
 	if t.Protocol == "" {
 		t.Protocol = ProtocolHTTP
+	}
+	if t.Endpoint == "" {
+		t.Endpoint = "http://localhost:4318"
+		if t.Protocol == ProtocolGRPC {
+			t.Endpoint = "http://localhost:4317"
+		}
 	}
 	if t.ExportInterval == 0 {
 		t.ExportInterval = Duration(30 * time.Second)
@@ -64,10 +70,9 @@ func (t *Telemetry) check() error {
 	switch t.Protocol {
 	case ProtocolHTTP, "http":
 		t.Protocol = ProtocolHTTP
-	case "grpc":
-		return fmt.Errorf("telemetry.protocol: grpc is not supported; use http/protobuf (a collector's port 4318)")
+	case ProtocolGRPC:
 	default:
-		return fmt.Errorf("telemetry.protocol: unknown protocol %q (http/protobuf)", t.Protocol)
+		return fmt.Errorf("telemetry.protocol: unknown protocol %q (http/protobuf or grpc)", t.Protocol)
 	}
 	u, err := url.Parse(t.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

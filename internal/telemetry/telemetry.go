@@ -1,10 +1,11 @@
-// Package telemetry exports each request as OpenTelemetry data over
-// OTLP/HTTP, the way the GenAI semantic conventions describe it: a server
+// Package telemetry exports each request as OpenTelemetry data over OTLP,
+// the way the GenAI semantic conventions describe it: a server
 // span per request with the gen_ai.* attributes and baimo's own (tenant,
 // key, channel, exact cost, price version), a client span per upstream
 // attempt whose W3C trace context goes upstream, and the conventions'
 // histograms (token usage, operation duration, time to first chunk, the
-// server's time to first token and time per output token).
+// server's time to first token and time per output token). OTLP goes over
+// HTTP (protobuf) or gRPC.
 //
 // It is off unless configured: New returns a nil *Telemetry, and every
 // method of a nil *Telemetry, *Request or *Attempt does nothing, so the
@@ -26,7 +27,9 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -116,21 +119,9 @@ func New(cfg config.Telemetry, opt Options) (*Telemetry, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
-	if cfg.Protocol != config.ProtocolHTTP {
-		return nil, fmt.Errorf("telemetry: protocol %q is not supported", cfg.Protocol)
-	}
-	headers := make(map[string]string, len(cfg.Headers))
-	for k, v := range cfg.Headers {
-		headers[k] = v.Value()
-	}
-	ctx := context.Background()
-	te, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint+"/v1/traces"), otlptracehttp.WithHeaders(headers))
+	te, me, err := exporters(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: trace exporter: %w", err)
-	}
-	me, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(cfg.Endpoint+"/v1/metrics"), otlpmetrichttp.WithHeaders(headers))
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: metric exporter: %w", err)
+		return nil, err
 	}
 	res := resource.NewWithAttributes("", attribute.String("service.name", cfg.ServiceName),
 		attribute.String("service.version", opt.Version))
@@ -152,7 +143,7 @@ func New(cfg config.Telemetry, opt Options) (*Telemetry, error) {
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me, sdkmetric.WithInterval(cfg.ExportInterval.D()))))
 	t.tracer = t.tp.Tracer("baimo/internal/telemetry")
 	if err := t.instruments(t.mp.Meter("baimo/internal/telemetry")); err != nil {
-		_ = t.Shutdown(ctx)
+		_ = t.Shutdown(context.Background())
 		return nil, err
 	}
 	return t, nil
@@ -162,6 +153,34 @@ func spanLimits() sdktrace.SpanLimits {
 	l := sdktrace.NewSpanLimits()
 	l.AttributeValueLengthLimit = maxContent
 	return l
+}
+
+// exporters returns the trace and metric exporters of cfg's protocol.
+func exporters(cfg config.Telemetry) (sdktrace.SpanExporter, sdkmetric.Exporter, error) {
+	headers := make(map[string]string, len(cfg.Headers))
+	for k, v := range cfg.Headers {
+		headers[k] = v.Value()
+	}
+	ctx := context.Background()
+	var (
+		te         sdktrace.SpanExporter
+		me         sdkmetric.Exporter
+		terr, merr error
+	)
+	switch cfg.Protocol {
+	case config.ProtocolHTTP:
+		te, terr = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint+"/v1/traces"), otlptracehttp.WithHeaders(headers))
+		me, merr = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(cfg.Endpoint+"/v1/metrics"), otlpmetrichttp.WithHeaders(headers))
+	case config.ProtocolGRPC:
+		te, terr = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cfg.Endpoint), otlptracegrpc.WithHeaders(headers))
+		me, merr = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(cfg.Endpoint), otlpmetricgrpc.WithHeaders(headers))
+	default:
+		return nil, nil, fmt.Errorf("telemetry: protocol %q is not supported", cfg.Protocol)
+	}
+	if err := errors.Join(terr, merr); err != nil {
+		return nil, nil, fmt.Errorf("telemetry: exporter: %w", err)
+	}
+	return te, me, nil
 }
 
 // The conventions' advised bucket boundaries.

@@ -39,10 +39,19 @@ func TestOffIsNilAndFree(t *testing.T) {
 }
 
 func TestExportCarriesHeaders(t *testing.T) {
+	for _, protocol := range []string{config.ProtocolHTTP, config.ProtocolGRPC} {
+		t.Run(protocol, func(t *testing.T) { testExport(t, protocol) })
+	}
+}
+
+func testExport(t *testing.T, protocol string) {
 	recv := otlptest.New(t)
+	if protocol == config.ProtocolGRPC {
+		recv = otlptest.NewGRPC(t)
+	}
 	cfg := config.Default().Telemetry
-	cfg.Enabled, cfg.Endpoint = true, recv.URL
-	cfg.Headers = map[string]config.Secret{"X-Api-Key": config.NewSecret("k1")}
+	cfg.Enabled, cfg.Endpoint, cfg.Protocol = true, recv.URL, protocol
+	cfg.Headers = map[string]config.Secret{"x-api-key": config.NewSecret("k1")}
 	tel, err := telemetry.New(cfg, telemetry.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +72,11 @@ func TestExportCarriesHeaders(t *testing.T) {
 	if recv.Metric(telemetry.MetricDuration) == nil || recv.Metric(telemetry.MetricTokenUsage) != nil {
 		t.Errorf("a refused request records its duration and no tokens: %v", recv.Metrics())
 	}
+	if len(recv.Headers()) != 2 {
+		t.Errorf("%d exports, want a trace and a metric export", len(recv.Headers()))
+	}
 	for _, h := range recv.Headers() {
-		if h.Get("X-Api-Key") != "k1" {
+		if h.Get("X-Api-Key") != "k1" && (len(h["x-api-key"]) != 1 || h["x-api-key"][0] != "k1") {
 			t.Errorf("export without the configured header: %v", h)
 		}
 	}

@@ -1,10 +1,12 @@
-// Package otlptest is an in-process OTLP/HTTP receiver for tests: a
-// collector's /v1/traces and /v1/metrics that decode the protobuf export
-// requests and keep what arrived.
+// Package otlptest is an in-process OTLP receiver for tests: a collector's
+// /v1/traces and /v1/metrics over HTTP (New), or its trace and metrics
+// services over gRPC (NewGRPC), keeping what arrived.
 package otlptest
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +18,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -70,6 +74,61 @@ func New(t testing.TB) *Receiver {
 	return r
 }
 
+// NewGRPC starts a receiver of OTLP over gRPC (without TLS), stopped when
+// the test ends; its URL is http://127.0.0.1:port.
+func NewGRPC(t testing.TB) *Receiver {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{URL: "http://" + lis.Addr().String()}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, grpcTraces{r: r})
+	colmetricpb.RegisterMetricsServiceServer(srv, grpcMetrics{r: r})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return r
+}
+
+type grpcTraces struct {
+	coltracepb.UnimplementedTraceServiceServer
+	r *Receiver
+}
+
+func (g grpcTraces) Export(ctx context.Context, in *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	g.r.exports++
+	g.r.headers = append(g.r.headers, http.Header(md))
+	for _, rs := range in.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			g.r.spans = append(g.r.spans, ss.Spans...)
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+type grpcMetrics struct {
+	colmetricpb.UnimplementedMetricsServiceServer
+	r *Receiver
+}
+
+func (g grpcMetrics) Export(ctx context.Context, in *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	g.r.exports++
+	g.r.headers = append(g.r.headers, http.Header(md))
+	for _, rm := range in.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			g.r.metrics = append(g.r.metrics, sm.Metrics...)
+		}
+	}
+	return &colmetricpb.ExportMetricsServiceResponse{}, nil
+}
+
 func (r *Receiver) decode(w http.ResponseWriter, req *http.Request, m proto.Message) bool {
 	b, err := io.ReadAll(io.LimitReader(req.Body, 64<<20))
 	if err == nil {
@@ -99,7 +158,8 @@ func (r *Receiver) Exports() int {
 	return r.exports
 }
 
-// Headers returns the headers of each export request.
+// Headers returns the headers of each export request (for gRPC its
+// metadata, whose keys are lower case: read them with h[key], not Get).
 func (r *Receiver) Headers() []http.Header {
 	r.mu.Lock()
 	defer r.mu.Unlock()
