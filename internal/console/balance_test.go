@@ -41,6 +41,17 @@ func TestNegativeAvailableSaysWhy(t *testing.T) {
 			t.Errorf("%s %s: want -12 and %q:\n%s", c.lang, c.path, c.want, excerpt(body))
 		}
 	}
+	p := e.client(t, "en")
+	_, body := p.get("/portal/api/balance", "Authorization", "Bearer "+globexSecret)
+	var b struct {
+		Available string  `json:"available"`
+		Note      *string `json:"available_note"`
+		Spendable string  `json:"spendable"`
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil || b.Available != "-12" || b.Note == nil ||
+		!strings.Contains(*b.Note, "spends on credit") || b.Spendable != "488" {
+		t.Errorf("portal API balance %s (%v): want available -12, a note and spendable 488", body, err)
+	}
 }
 
 // TestReportNeverShowsABlankModel: requests refused before their model

@@ -126,6 +126,9 @@ type balanceJSON struct {
 	Debt        string `json:"debt"`
 	Spendable   string `json:"spendable"`
 	CreditUsed  string `json:"credit_used"`
+	// AvailableNote is the admin API's reason for an available balance
+	// below zero (null otherwise), passed on by the portal's API.
+	AvailableNote *string `json:"available_note"`
 }
 
 // Negative reports whether the available balance is below zero: a page
