@@ -43,6 +43,8 @@ var goldenPages = []struct {
 	{"codes", "/ui/codes", "admin", "en"},
 	{"channels", "/ui/channels", "admin", "en"},
 	{"audit", "/ui/audit", "admin", "en"},
+	{"pools", "/ui/pools", "admin", "en"},
+	{"batches", "/ui/batches", "admin", "en"},
 	{"versions", "/ui/prices/versions", "admin", "en"},
 	{"notfound", "/ui/nowhere", "admin", "en"},
 	{"portal", "/ui/portal", "acme", "en"},
@@ -116,7 +118,7 @@ func TestEveryPageBothLanguages(t *testing.T) {
 		"/ui/requests?model=qwen-max", "/ui/requests/req_globex_00", "/ui/tenants", "/ui/tenants/globex", "/ui/tenants/default",
 		"/ui/tenants/acme/statement", "/ui/keys", "/ui/codes", "/ui/channels", "/ui/prices", "/ui/prices?vendor=deepseek",
 		"/ui/prices/model/deepseek-chat", "/ui/prices/compare", "/ui/prices/compare?input=2M&output=500K&cached=1M",
-		"/ui/prices/buys?model=deepseek-chat&amount=1", "/ui/prices/versions", "/ui/audit"}
+		"/ui/prices/buys?model=deepseek-chat&amount=1", "/ui/prices/versions", "/ui/audit", "/ui/pools", "/ui/batches"}
 	tenant := []string{"/ui/portal", "/ui/portal?range=24h", "/ui/portal/requests", "/ui/portal/keys", "/ui/portal/statement"}
 	for _, lang := range []string{"en-US", "zh-CN"} {
 		a := e.client(t, lang)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"baimo/catalog"
+	"baimo/internal/batch"
 	"baimo/internal/billing"
 	"baimo/internal/channels"
 	"baimo/internal/clock"
@@ -53,7 +54,7 @@ type env struct {
 // newEnv serves the admin API and the console over a fresh SQLite store with
 // two tenants (acme, prepaid; globex, postpaid), a key each, and requests of
 // both, on a fake clock, so pages render the same every run.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, extra ...*gateway.Channel) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
@@ -75,7 +76,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	gw, err := gateway.New(gateway.Options{Keys: db, Log: log, Limits: config.Default().Limits, Clock: clk, Billing: bill,
-		Channels: []*gateway.Channel{gateway.NewChannel(simCh)}})
+		Channels: append([]*gateway.Channel{gateway.NewChannel(simCh)}, extra...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash(adminKey), Clock: clk, Log: log,
+	// The batch service without its runner: batches are created and listed,
+	// never run.
+	batches := batch.New(batch.Options{Store: db.BatchStore(), Blobs: batch.DiskBlobs{Dir: t.TempDir()}, Gateway: gw, Money: bill,
+		Keys: db, Clock: clk, Log: log, Node: "test"})
+	api := &httpapi.Server{GW: gw, Store: db, AdminKeyHash: keys.Hash(adminKey), Clock: clk, Log: log, Batches: batches,
 		Billing: &httpapi.Billing{Ledger: books, Store: db, AuditGrace: time.Minute},
 		Prices:  &httpapi.Prices{Catalog: cat, Store: db, Currency: "CNY", Lists: db, Rater: rater}, Console: con}
 	srv := httptest.NewServer(api.Handler())

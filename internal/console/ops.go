@@ -8,10 +8,9 @@ import (
 	"baimo/internal/usage"
 )
 
-// operatorRoutes registers the operator's pages. Pages for replica pools
-// and batches (issues 14 and 15) belong here once their admin routes exist:
-// a handler that reads them with c.call, a template under templates/, its
-// texts in messages.go (both languages) and a link in _layout.html.
+// operatorRoutes registers the operator's pages. A page is a handler that
+// reads the admin API with c.call, a template under templates/, its texts
+// in messages.go (both languages) and a link in _layout.html.
 func (c *Console) operatorRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/overview", c.requireAdmin(c.overview))
 	mux.HandleFunc("GET /ui/usage", c.requireAdmin(c.explorer))
@@ -21,6 +20,7 @@ func (c *Console) operatorRoutes(mux *http.ServeMux) {
 	c.tenantRoutes(mux)
 	c.channelRoutes(mux)
 	c.priceRoutes(mux)
+	c.poolRoutes(mux)
 }
 
 // overviewData is the overview page.
