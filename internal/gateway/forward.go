@@ -238,6 +238,7 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	}
 	*last = nil
 	req.rec.ErrorClass = usage.ErrNone
+	req.servedSince = t0 // finish ends the attempt with the request
 	switch {
 	case req.endpoint.Raw:
 		g.relayRaw(w, r, req, resp, log)
@@ -246,12 +247,12 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 	default:
 		g.relayBody(w, r, req, resp, log)
 	}
-	at.Duration = g.opt.Clock.Now().Sub(t0)
+	took := g.opt.Clock.Now().Sub(t0)
 	o := route.Outcome{Status: 200, ClientGotBytes: true, TTFT: req.rec.TTFT, Tokens: req.rec.Usage.Total(),
 		Canceled: req.rec.ErrorClass == usage.ErrClientDisconnect,
 		Broken:   req.rec.ErrorClass == usage.ErrStreamBroken || req.rec.ErrorClass == usage.ErrUpstreamTimeout}
-	if out := req.rec.Usage.Output; out > 1 && at.Duration > req.rec.TTFT {
-		o.PerToken = (at.Duration - req.rec.TTFT) / time.Duration(out-1)
+	if out := req.rec.Usage.Output; out > 1 && took > req.rec.TTFT {
+		o.PerToken = (took - req.rec.TTFT) / time.Duration(out-1)
 	}
 	plan.Done(a, o)
 	if req.rec.Status >= 400 {

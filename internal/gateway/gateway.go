@@ -481,6 +481,10 @@ type request struct {
 	tr          provider.Translator
 	line        *LineRequest       // a batch's line (line.go), nil for a client's request
 	tel         *telemetry.Request // nil with telemetry off
+
+	// servedSince is when the attempt that serves the client was sent
+	// (zero before one does).
+	servedSince time.Time
 }
 
 // maxTokensParam and choicesParam name the fields that set the output limit
@@ -782,7 +786,13 @@ func (g *Gateway) refuse(req *request, e *apierr.Error, log requestLog) {
 // usage record, returning a channel closed once the record and its
 // settlement are committed (nil if it could not be submitted).
 func (g *Gateway) finish(req *request, log requestLog) <-chan struct{} {
-	req.rec.Duration = g.opt.Clock.Now().Sub(req.start)
+	now := g.opt.Clock.Now()
+	req.rec.Duration = now.Sub(req.start)
+	// The attempt that served ends with the request: the record is handed
+	// over below, so its duration is set here, not after the relay.
+	if n := len(req.rec.Attempts); n > 0 && !req.servedSince.IsZero() {
+		req.rec.Attempts[n-1].Duration = now.Sub(req.servedSince)
+	}
 	if req.leased {
 		// Settle the token reservation with what was used. A background
 		// context: the client may be gone, the limiter's books must not be.

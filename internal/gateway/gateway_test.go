@@ -62,7 +62,11 @@ type records struct {
 func (r *records) WriteRecords(_ context.Context, recs []usage.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.recs = append(r.recs, recs...)
+	for _, rec := range recs {
+		// As a store does, keep the record as it was when written.
+		rec.Attempts = slices.Clone(rec.Attempts)
+		r.recs = append(r.recs, rec)
+	}
 	return nil
 }
 
@@ -937,6 +941,11 @@ func TestAttemptsNameTheirKey(t *testing.T) {
 	for _, rec := range h.recs.recs {
 		for _, a := range rec.Attempts {
 			got = append(got, a.Key)
+		}
+		// The attempt that served lasts as long as its answer (the record
+		// is handed to billing before the relay returns).
+		if last := rec.Attempts[len(rec.Attempts)-1]; last.Status != 200 || last.Duration <= 0 || last.Duration > rec.Duration {
+			t.Errorf("serving attempt %+v of a request of %v", last, rec.Duration)
 		}
 	}
 	want := map[string]string{"Bearer sk-upstream-aaaa": "k0", "Bearer sk-upstream-bbbb": "k1"}
