@@ -188,13 +188,20 @@ test("an operator and a tenant use the console", async (t) => {
     assert.ok(allowed);
     await chat(secret, "browser-model", false);
     await poll(async () => (await api("GET", `/admin/usage?channel=${name}`)).json().data.length === 1, "a record served by the new channel");
+    // Probe it from its card: the simulator's model list answers.
+    await page.goto(base + "/ui/channels");
+    await Promise.all([page.waitForNavigation(), page.click(`#channel-${name} form[action="/ui/channels/${name}/probe"]:not(:has(input[name=key])) button`)]);
+    const probe = await page.textContent("#probe-result");
+    assert.match(probe, new RegExp(`${name}.*k0.*ok.*HTTP 200.*\\d+ ms`, "s"), probe);
+    await snap(page, "channels-probed");
   });
 
   await t.test("every operator page", async () => {
     for (const [url, name] of [["/ui/usage?group_by=tenant&range=7d", "usage-by-tenant"], ["/ui/keys", "keys"], ["/ui/codes", "codes"],
       ["/ui/channels", "channels"], ["/ui/prices", "prices"], ["/ui/prices/model/deepseek-chat", "price-history"],
       ["/ui/prices/compare", "compare"], ["/ui/prices/buys?model=deepseek-chat&amount=1", "buys"],
-      ["/ui/prices/versions", "versions"], ["/ui/audit", "audit"], [`/ui/tenants/${tenant}/statement`, "statement"]]) {
+      ["/ui/prices/versions", "versions"], ["/ui/audit", "audit"], [`/ui/tenants/${tenant}/statement`, "statement"],
+      ["/ui/pools", "pools"], ["/ui/batches", "batches"]]) {
       await visit(page, url, name);
     }
     await page.click("a.lang");
