@@ -90,6 +90,8 @@ type envOpt struct {
 	blobs       batch.Blobs
 	up          *counter
 	ttft        time.Duration
+	// batchAPI gives the channel a batch API: the simulator's fake one.
+	batchAPI bool
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -142,7 +144,7 @@ func newEnv(t *testing.T, o envOpt) *env {
 	}
 	cfg := config.Default()
 	ch := gateway.NewChannel(config.Channel{Name: "sim", Kind: config.KindOpenAI, BaseURL: upstream.URL + "/v1",
-		Models: config.ModelMap{"sim-chat": "sim-chat", "sim-embed": "sim-embed"}})
+		Models: config.ModelMap{"sim-chat": "sim-chat", "sim-embed": "sim-embed"}, BatchAPI: o.batchAPI})
 	e.gw, err = gateway.New(gateway.Options{Channels: []*gateway.Channel{ch}, Keys: e.db, Billing: e.bill, Log: log,
 		Limits: cfg.Limits, Counter: gateway.Tokenizer{}})
 	if err != nil {

@@ -217,12 +217,22 @@ func (j *job) run() {
 	}
 	j.target = t
 	var err error
-	switch j.b.Status {
-	case InProgress:
+	var ch *gateway.Channel
+	var model string
+	if j.b.Status == InProgress || j.b.Status == Cancelling {
+		if ch, model, err = j.vendorChannel(); err != nil {
+			j.log.Error("batch run stopped; another run continues it", "err", err)
+			return
+		}
+	}
+	switch {
+	case ch != nil && (j.b.Status == InProgress || j.b.Doc.Vendor != nil && j.b.Doc.Vendor.BatchID != ""):
+		err = j.startVendor(ch, model)
+	case j.b.Status == InProgress:
 		err = j.runLines()
-	case Cancelling:
+	case j.b.Status == Cancelling:
 		err = j.end(Cancelled)
-	case Finalizing:
+	case j.b.Status == Finalizing:
 		err = j.finish(j.b.Doc.Ending)
 	}
 	if err != nil && j.ctx.Err() == nil {
@@ -856,23 +866,15 @@ func (k *keeper) close() {
 
 // keep keeps a line's final result (ServeLine's Persist).
 func (k *keeper) keep(l Line, r *gateway.LineResult) error {
-	rec := r.Record
-	if rt := k.j.s.opt.Money.Rater(); rt != nil {
-		if err := rt.RateRecord(&rec); err != nil {
-			k.j.log.Warn("a line's cost is not known until it is settled", "line", l.Index, "err", err)
-		}
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
+	if err := k.j.fill(&l, r.Status, r.Body, r.Record); err != nil {
 		return err
 	}
-	l.Status, l.Body, l.Record, l.Cost, l.Input, l.Output = r.Status, r.Body, b, rec.CostNanos, rec.Usage.Input, rec.Usage.Output
 	req := keepReq{line: l, err: make(chan error, 1)}
 	k.reqs <- req
 	if err := <-req.err; err != nil {
 		return err
 	}
-	k.j.s.stats.costNanos.Add(rec.CostNanos)
+	k.j.s.stats.costNanos.Add(l.Cost)
 	return nil
 }
 

@@ -77,6 +77,9 @@ type Options struct {
 	Share int
 	// Modes are the operators' modes per model (config batches.models).
 	Modes map[string]Mode
+	// HTTP calls vendors' batch APIs (nil: http.DefaultClient; each call
+	// is bounded by its own timeout).
+	HTTP *http.Client
 	// Grace is how long past its window a batch's reservation lives
 	// (default 1h): the sweeper releases what a lost batch left.
 	Grace time.Duration

@@ -278,6 +278,10 @@ type Channel struct {
 	Headers  map[string]string `yaml:"headers"`
 	// Disabled turns the channel off without deleting it.
 	Disabled bool `yaml:"disabled"`
+	// BatchAPI says the vendor has its own batch API (OpenAI-shaped
+	// /files and /batches under base_url): batches of its models in mode
+	// vendor (or auto) are passed to it at the vendor's batch price.
+	BatchAPI bool `yaml:"batch_api"`
 
 	// Active is false when the channel's key variable is unset.
 	Active bool `yaml:"-"`

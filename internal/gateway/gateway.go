@@ -128,6 +128,9 @@ type Channel struct {
 	Priority int
 	Weight   int
 	Limits   route.Limits
+	// BatchAPI says the vendor takes batches on its own batch API (config
+	// batch_api).
+	BatchAPI bool
 	format   ir.Format
 	header   http.Header // extra headers sent upstream
 	secrets  []string    // each upstream key; "" for none
@@ -147,7 +150,7 @@ func NewChannel(c config.Channel) *Channel {
 		f = ir.FormatOpenAI // config checks kinds; an empty one is OpenAI-compatible
 	}
 	ch := &Channel{Name: c.Name, Kind: c.Kind, BaseURL: provider.VendorOf(f).BaseURL(c.BaseURL), Models: c.Models,
-		header: h, Priority: c.Priority, Weight: c.Weight, Limits: c.Limits, format: f}
+		header: h, Priority: c.Priority, Weight: c.Weight, Limits: c.Limits, format: f, BatchAPI: c.BatchAPI && f == ir.FormatOpenAI}
 	for _, k := range c.Keys() {
 		ch.secrets = append(ch.secrets, k.Value())
 	}
@@ -190,6 +193,20 @@ const checkTimeout = 10 * time.Second
 // and latency; it changes no routing state (route.Router.Check).
 func (g *Gateway) Check(ctx context.Context, channel, key string) (route.Check, error) {
 	return g.Router().Check(ctx, Probe(g.client.Transport), channel, key, checkTimeout)
+}
+
+// VendorRequest is a request to the channel's vendor at path under its
+// base URL ("/batches"), with the channel's headers and the authentication
+// of its first key: for the vendor's batch API, whose batches live under
+// the account of the key that created them.
+func (c *Channel) VendorRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	r, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
+	}
+	r.Header = c.header.Clone()
+	provider.VendorOf(c.format).SetAuth(r.Header, c.secrets[0])
+	return r, nil
 }
 
 // RouteConfig turns the routing configuration and the channels into the

@@ -86,8 +86,9 @@ type request struct {
 
 // Server is the simulated upstream, an http.Handler.
 type Server struct {
-	opt Options
-	mux *http.ServeMux
+	opt   Options
+	mux   *http.ServeMux
+	batch *batchAPI // batches.go
 }
 
 // New returns a simulator with the given options.
@@ -105,6 +106,7 @@ func New(opt Options) *Server {
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.formatRoutes() // Anthropic and Gemini, in formats.go
 	s.mediaRoutes()  // rerank, images, audio, in media.go
+	s.batchRoutes()  // a fake vendor batch API, in batches.go
 	return s
 }
 
