@@ -367,6 +367,7 @@ func TestSDK(t *testing.T) {
 		"BAIMO_ADMIN_KEY="+s.AdminKey,
 		"BAIMO_FORMATS=1",
 		"BAIMO_SLOW=1",
+		"BAIMO_BATCH_VENDOR_MODEL=via-batch",
 		"NO_COLOR=1",
 	)
 	out, err := cmd.CombinedOutput()
@@ -444,9 +445,10 @@ func startSim(t *testing.T, extraArgs ...string) string {
 // sim-chat, as the OpenAI SDK tests use) and one channel of each kind in
 // front of the simulator at simURL: public models via-openai, via-anthropic
 // and via-gemini, all sim-chat upstream; an Anthropic-kind channel up-slow
-// (model via-slow) in front of the slow simulator at slowURL; and up-cohere
+// (model via-slow) in front of the slow simulator at slowURL; up-cohere
 // (model cohere-rerank, which the tests price) in front of the fake Cohere
-// reranker at cohereURL. It returns the file's path.
+// reranker at cohereURL; and up-batch (model via-batch), whose batches go to
+// the simulator's batch API. It returns the file's path.
 func formatsConfig(t *testing.T, simURL, slowURL, cohereURL string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`channels:
@@ -455,6 +457,9 @@ func formatsConfig(t *testing.T, simURL, slowURL, cohereURL string) string {
   - {name: up-gemini, kind: gemini, base_url: "%[1]s/v1beta", models: {via-gemini: sim-chat}}
   - {name: up-slow, kind: anthropic, base_url: "%[2]s/v1", models: {via-slow: sim-chat}}
   - {name: up-cohere, kind: openai, base_url: "%[3]s/v1", models: {cohere-rerank: rerank-v3.5}}
+# The simulator's fake vendor batch API takes the batches of via-batch
+# (batches.test.js); its other requests run in real time as any channel's.
+  - {name: up-batch, kind: openai, base_url: "%[1]s/v1", batch_api: true, models: {via-batch: sim-chat}}
 # The SDK tests ask the simulator to fail on purpose (500, 429, cut streams).
 # With the defaults, 5 failures in 30 s open the channel's breaker and a 429
 # cools its key down, and every later test on it would get 503.

@@ -260,9 +260,11 @@ const (
 
 // VendorState is a batch passed to a vendor's batch API.
 type VendorState struct {
-	Channel  string    `json:"channel"`
-	Format   string    `json:"format"` // openai or anthropic
-	FileID   string    `json:"file_id,omitempty"`
+	Channel string `json:"channel"`
+	Format  string `json:"format"` // openai or anthropic
+	FileID  string `json:"file_id,omitempty"`
+	// Endpoint is the vendor's endpoint the lines call.
+	Endpoint string    `json:"endpoint,omitempty"`
 	BatchID  string    `json:"batch_id,omitempty"`
 	Status   string    `json:"status,omitempty"`
 	PolledAt time.Time `json:"polled_at,omitzero"`

@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"baimo/internal/gateway"
-	"baimo/internal/jsonfield"
 	"baimo/internal/keys"
+	"baimo/internal/provider"
 	"baimo/internal/provider/ir"
-	"baimo/internal/provider/openai"
 	"baimo/internal/usage"
 )
 
@@ -58,8 +57,11 @@ const vendorMetaKey = "baimo_batch"
 // name several models, or no channel of theirs has a batch API.
 func (j *job) vendorChannel() (*gateway.Channel, string, error) {
 	d := &j.b.Doc
-	if d.Vendor == nil && ((d.Mode != Vendor && d.Mode != Auto) || j.b.API != OpenAI || j.target.Format != ir.FormatOpenAI ||
-		j.target.Endpoint == gateway.Responses) {
+	// The vendor batch APIs spoken are OpenAI's: an OpenAI batch passes
+	// through (but for the Responses API), an Anthropic one is translated
+	// line by line, as the request path translates a request.
+	openAI := j.target.Format == ir.FormatOpenAI && j.target.Endpoint != gateway.Responses
+	if d.Vendor == nil && ((d.Mode != Vendor && d.Mode != Auto) || !(openAI || j.target.Endpoint.Conversation)) {
 		return nil, "", nil
 	}
 	model := ""
@@ -212,11 +214,11 @@ func (j *job) vendorSubmit(ch *gateway.Channel, model string) error {
 		}
 	}
 	if v.FileID == "" {
-		id, err := j.vendorUpload(ch, ch.Models[model])
+		id, endpoint, err := j.vendorUpload(ch, ch.Models[model])
 		if err != nil {
 			return err
 		}
-		v.FileID = id
+		v.FileID, v.Endpoint = id, endpoint
 		if err := j.saveDoc(); err != nil {
 			return err
 		}
@@ -227,7 +229,7 @@ func (j *job) vendorSubmit(ch *gateway.Channel, model string) error {
 			meta[k] = val
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"input_file_id": v.FileID, "endpoint": j.b.Endpoint, "completion_window": "24h",
+	body, _ := json.Marshal(map[string]any{"input_file_id": v.FileID, "endpoint": v.Endpoint, "completion_window": "24h",
 		"metadata": meta})
 	var vb vendorBatch
 	b, err := j.vendorCall(ch, http.MethodPost, "/batches", bytes.NewReader(body), "application/json")
@@ -278,71 +280,95 @@ func (j *job) vendorFind(ch *gateway.Channel) (string, error) {
 	return "", nil
 }
 
-// vendorUpload uploads the batch's lines, each naming the upstream model,
-// as the vendor's input file, streamed.
-func (j *job) vendorUpload(ch *gateway.Channel, upstream string) (string, error) {
+// vendorUpload uploads the batch's lines, each translated for the vendor
+// and naming the upstream model, as the vendor's input file, streamed; it
+// returns the file's id and the endpoint its lines call.
+func (j *job) vendorUpload(ch *gateway.Channel, upstream string) (string, string, error) {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
+	var endpoint string
 	go func() {
-		pw.CloseWithError(j.writeVendorInput(mw, upstream))
+		var err error
+		endpoint, err = j.writeVendorInput(mw, upstream)
+		pw.CloseWithError(err)
 	}()
 	b, err := j.vendorCall(ch, http.MethodPost, "/files", pr, mw.FormDataContentType())
 	pr.CloseWithError(err)
 	if err != nil {
-		return "", fmt.Errorf("upload the input file to the vendor: %w", err)
+		return "", "", fmt.Errorf("upload the input file to the vendor: %w", err)
 	}
 	var f struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil || f.ID == "" {
-		return "", fmt.Errorf("upload the input file to the vendor: no file id in %.200s", b)
+		return "", "", fmt.Errorf("upload the input file to the vendor: no file id in %.200s", b)
 	}
-	return f.ID, nil
+	return f.ID, endpoint, nil
 }
 
-// writeVendorInput writes the multipart form of the vendor's input file.
-func (j *job) writeVendorInput(mw *multipart.Writer, upstream string) error {
+// vendorRequest translates a line's request body for the vendor: the
+// translator that reads the vendor's answer to it, and the request.
+func (j *job) vendorRequest(body []byte, upstream string) (provider.Translator, ir.Upstream, error) {
+	tr, err := provider.NewTranslator(j.target.Format, ir.FormatOpenAI, j.s.opt.Clock)
+	if err != nil {
+		return nil, ir.Upstream{}, err
+	}
+	up, err := tr.Request(provider.Request{Body: body, Endpoint: j.target.Endpoint.Name, Model: upstream})
+	return tr, up, err
+}
+
+// vendorPrefix is the path of the vendor's versioned API below its host,
+// which a vendor batch's lines name ("/v1/chat/completions").
+const vendorPrefix = "/v1"
+
+// writeVendorInput writes the multipart form of the vendor's input file
+// and returns the endpoint its lines call.
+func (j *job) writeVendorInput(mw *multipart.Writer, upstream string) (string, error) {
 	if err := mw.WriteField("purpose", PurposeBatch); err != nil {
-		return err
+		return "", err
 	}
 	fw, err := mw.CreateFormFile("file", j.b.ID+".jsonl")
 	if err != nil {
-		return err
+		return "", err
 	}
 	w := bufio.NewWriterSize(fw, 64<<10)
-	model, _ := json.Marshal(upstream)
+	endpoint := ""
 	for after := -1; ; {
 		lines, err := j.s.opt.Store.Lines(j.ctx, j.b.ID, after, pageSize)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if len(lines) == 0 {
 			break
 		}
 		bodies, err := j.bodies(lines)
 		if err != nil {
-			return err
+			return "", err
 		}
 		for i, l := range lines {
-			body, err := jsonfield.Set(bodies[i], "model", model)
+			_, up, err := j.vendorRequest(bodies[i], upstream)
 			if err != nil {
-				return fmt.Errorf("line %d: %w", l.Index, err)
+				return "", fmt.Errorf("line %d: %w", l.Index, err)
+			}
+			url := vendorPrefix + up.Path
+			if endpoint == "" {
+				endpoint = url
 			}
 			out, _ := json.Marshal(struct {
 				CustomID string          `json:"custom_id"`
 				Method   string          `json:"method"`
 				URL      string          `json:"url"`
 				Body     json.RawMessage `json:"body"`
-			}{l.CustomID, http.MethodPost, j.b.Endpoint, body})
+			}{l.CustomID, http.MethodPost, url, up.Body})
 			w.Write(out)
 			w.WriteByte('\n')
 		}
 		after = lines[len(lines)-1].Index
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return "", err
 	}
-	return mw.Close()
+	return endpoint, mw.Close()
 }
 
 // vendorGet reads the vendor's batch.
@@ -483,10 +509,14 @@ func (j *job) vendorCollect(ch *gateway.Channel, vb vendorBatch) error {
 		if len(lines) == 0 {
 			break
 		}
+		bodies, err := j.bodies(lines)
+		if err != nil {
+			return err
+		}
 		var with []Line
-		for _, l := range lines {
+		for i, l := range lines {
 			if r, ok := results[l.CustomID]; ok {
-				if err := j.vendorLine(&l, ch, v, r); err != nil {
+				if err := j.vendorLine(&l, bodies[i], ch, v, r); err != nil {
 					return err
 				}
 				with = append(with, l)
@@ -530,23 +560,33 @@ func (j *job) vendorCollect(ch *gateway.Channel, vb vendorBatch) error {
 	return j.finish(final)
 }
 
-// vendorLine fills a line's result from the vendor's: the answer, and a
-// usage record of the vendor's usage, rated.
-func (j *job) vendorLine(l *Line, ch *gateway.Channel, v *VendorState, r vendorResult) error {
+// vendorLine fills a line's result from the vendor's: the answer in the
+// line's format, and a usage record of the vendor's usage, rated.
+func (j *job) vendorLine(l *Line, body []byte, ch *gateway.Channel, v *VendorState, r vendorResult) error {
 	now := j.s.opt.Clock.Now()
 	rec := usage.Record{RequestID: RequestID(j.b.ID, l.CustomID), KeyID: j.b.KeyID, TenantID: j.b.TenantID,
 		Endpoint: usage.BatchEndpoint(j.target.Endpoint.Name), Model: l.Model, Channel: ch.Name,
 		UpstreamModel: ch.Models[l.Model], Status: r.status, Complete: true, Start: v.Submitted, Duration: now.Sub(v.Submitted)}
-	if r.status >= 200 && r.status < 300 {
-		u, ok := openai.BodyUsage(r.body)
-		if !ok {
+	status, answer := r.status, r.body
+	if status >= 200 && status < 300 {
+		tr, _, err := j.vendorRequest(body, rec.UpstreamModel)
+		if err == nil {
+			answer, rec.Usage, err = tr.Response(r.body)
+		}
+		if err != nil {
+			j.log.Warn("the vendor's answer to a line is unreadable", "line", l.Index, "err", err)
+			status = http.StatusBadGateway
+			answer = nil
+		} else if rec.Usage.Source == usage.SourceNone {
 			j.log.Warn("the vendor's answer to a line has no usage", "line", l.Index)
 		}
-		rec.Usage = u
-	} else {
-		rec.ErrorClass = usage.ErrUpstream
 	}
-	return j.fill(l, r.status, r.body, rec)
+	if status < 200 || status > 299 {
+		aerr, _ := provider.UpstreamError(ir.FormatOpenAI, status, r.body, 0)
+		status, answer = provider.ErrorBody(j.target.Format, aerr)
+		rec.Status, rec.ErrorClass, rec.Usage = status, usage.ErrUpstream, usage.Usage{}
+	}
+	return j.fill(l, status, answer, rec)
 }
 
 // fill sets a line's result: its answer and its record, rated.

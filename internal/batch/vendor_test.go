@@ -202,3 +202,77 @@ func TestVendorBatchResumes(t *testing.T) {
 	checkBilledOnce(t, b, id, money.Scale)
 	b.auditClean()
 }
+
+// TestVendorMessageBatch: an Anthropic message batch goes to an OpenAI-shaped
+// vendor batch API (mode auto: the channel has one), each line translated
+// there and its answer back, billed once from the vendor's usage.
+func TestVendorMessageBatch(t *testing.T) {
+	e := newEnv(t, envOpt{balance: money.Scale, batchAPI: true})
+	var reqs []map[string]any
+	for i := range 4 {
+		reqs = append(reqs, map[string]any{"custom_id": fmt.Sprintf("m%d", i), "params": map[string]any{"model": "sim-chat",
+			"max_tokens": 3 + i, "messages": []map[string]string{{"role": "user", "content": "hello"}}}})
+	}
+	body, _ := json.Marshal(map[string]any{"requests": reqs})
+	status, v := e.do("POST", "/v1/messages/batches", "application/json", strings.NewReader(string(body)))
+	if status != 200 {
+		t.Fatalf("create: %d %v", status, v)
+	}
+	id := v["id"].(string)
+	var res string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, v = e.do("GET", "/v1/messages/batches/"+id, "", nil)
+		if v["processing_status"] == "ended" {
+			res = e.content(e.mustOutput(id))
+			break
+		}
+	}
+	if res == "" {
+		t.Fatalf("message batch did not end: %v", v)
+	}
+	if m := v["baimo"].(map[string]any)["mode"]; m != "vendor" {
+		t.Errorf("mode %v, want vendor", m)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(res), "\n") {
+		var r struct {
+			CustomID string `json:"custom_id"`
+			Result   struct {
+				Type    string `json:"type"`
+				Message struct {
+					Type  string `json:"type"`
+					Usage struct {
+						OutputTokens int `json:"output_tokens"`
+					} `json:"usage"`
+				} `json:"message"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		fmt.Sscanf(r.CustomID, "m%d", &i)
+		if r.Result.Type != "succeeded" || r.Result.Message.Type != "message" || r.Result.Message.Usage.OutputTokens != 3+i {
+			t.Errorf("result %s, want a message of %d output tokens", l, 3+i)
+		}
+		if e.up.runs(batch.RequestID(id, r.CustomID)) != 0 {
+			t.Errorf("%s went to the real-time API", r.CustomID)
+		}
+		n++
+	}
+	if n != 4 {
+		t.Errorf("%d results, want 4", n)
+	}
+	checkBilledOnce(t, e, id, money.Scale)
+	e.auditClean()
+}
+
+// mustOutput returns the id of a batch's output file, read from the store.
+func (e *env) mustOutput(id string) string {
+	e.t.Helper()
+	b, err := e.db.BatchStore().Batch(context.Background(), id)
+	if err != nil || b.Doc.OutputFileID == "" {
+		e.t.Fatalf("batch %s has no output file: %v", id, err)
+	}
+	return b.Doc.OutputFileID
+}
