@@ -33,8 +33,9 @@ type batchView struct {
 		Failed    int `json:"failed"`
 	} `json:"request_counts"`
 	Baimo struct {
-		Mode string `json:"mode"`
-		Cost string `json:"cost"`
+		Mode         string `json:"mode"`
+		Cost         string `json:"cost"`
+		VendorStatus string `json:"vendor_status"`
 	} `json:"baimo"`
 }
 
@@ -137,15 +138,7 @@ func TestBatchSurvivesSIGKILL(t *testing.T) {
 
 	const n = 240
 	const outTokens = 6
-	var in strings.Builder
-	for i := range n {
-		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprintf("line-%d", i), "method": "POST", "url": "/v1/chat/completions",
-			"body": map[string]any{"model": "sim-chat", "max_tokens": 32, "messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("line %d", i)}},
-				"sim": map[string]int{"output_tokens": outTokens}}})
-		in.Write(line)
-		in.WriteByte('\n')
-	}
-	fileID := s.uploadBatchFile(t, key.Key, in.String())
+	fileID := s.uploadBatchFile(t, key.Key, batchLines(n, "sim-chat", outTokens))
 	var b batchView
 	if code := s.call(t, http.MethodPost, "/v1/batches", key.Key, map[string]any{"input_file_id": fileID,
 		"endpoint": "/v1/chat/completions", "completion_window": "24h"}, nil, &b); code != http.StatusOK || b.ID == "" {
@@ -162,14 +155,40 @@ func TestBatchSurvivesSIGKILL(t *testing.T) {
 		node.start(t)
 	}
 
-	end := s.waitBatch(t, key.Key, b.ID, 120*time.Second, func(v batchView) bool { return v.Status != "in_progress" && v.Status != "finalizing" })
+	checkBatchBilledOnce(t, s, key.Key, b.ID, n, outTokens, "batch-crash", topUp)
+	node.stop(t)
+	runAuditCLI(t, "--data", filepath.Join(dir, "data"))
+}
+
+// batchLines is a batch input file of n chat lines for model, line-0 to
+// line-(n-1), each asking the simulator for outTokens tokens.
+func batchLines(n int, model string, outTokens int) string {
+	var in strings.Builder
+	for i := range n {
+		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprintf("line-%d", i), "method": "POST", "url": "/v1/chat/completions",
+			"body": map[string]any{"model": model, "max_tokens": 32, "messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("line %d", i)}},
+				"sim": map[string]int{"output_tokens": outTokens}}})
+		in.Write(line)
+		in.WriteByte('\n')
+	}
+	return in.String()
+}
+
+// checkBatchBilledOnce waits for the batch of batchLines(n, ...) to end and
+// checks it completed with one answer per line in its output file, one
+// usage record per line, the tenant (topped up with topUp) charged exactly
+// the records' sum with nothing held, and the admin audit clean.
+func checkBatchBilledOnce(t *testing.T, s *server, key, id string, n, outTokens int, tenant, topUp string) {
+	t.Helper()
+	b := batchView{ID: id}
+	end := s.waitBatch(t, key, b.ID, 120*time.Second, func(v batchView) bool { return v.Status != "in_progress" && v.Status != "finalizing" })
 	if end.Status != "completed" || end.RequestCounts.Total != n || end.RequestCounts.Completed != n || end.RequestCounts.Failed != 0 {
-		t.Fatalf("batch after the kills: %+v; want completed, %d of %d lines", end, n, n)
+		t.Fatalf("batch after the kill: %+v; want completed, %d of %d lines", end, n, n)
 	}
 
 	// One answer per line in the output file, with the usage asked for.
 	seen := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(s.fileContent(t, key.Key, end.OutputFileID)))
+	sc := bufio.NewScanner(bytes.NewReader(s.fileContent(t, key, end.OutputFileID)))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var o struct {
@@ -198,7 +217,7 @@ func TestBatchSurvivesSIGKILL(t *testing.T) {
 	}
 
 	// One record per line, each with a cost; the tenant charged their sum.
-	recs, sum := tenantRecords(t, s, "batch-crash")
+	recs, sum := tenantRecords(t, s, tenant)
 	byID := map[string]int{}
 	for _, r := range recs {
 		byID[r.RequestID]++
@@ -217,13 +236,71 @@ func TestBatchSurvivesSIGKILL(t *testing.T) {
 	if cost, err := money.ParseNanos(end.Baimo.Cost); err != nil || cost != sum {
 		t.Errorf("the batch's cost %s (%v), the records' sum %s", end.Baimo.Cost, err, money.FormatNanos(sum))
 	}
-	bal := settledBalance(t, s, "batch-crash", 30*time.Second)
+	bal := settledBalance(t, s, tenant, 30*time.Second)
 	top, _ := money.ParseNanos(topUp)
 	if bal.Posted != top-sum {
 		t.Errorf("tenant balance %s after the batch, want %s (top-up %s less the records' %s): a line charged twice or not at all",
 			money.FormatNanos(bal.Posted), money.FormatNanos(top-sum), topUp, money.FormatNanos(sum))
 	}
 	checkAdminAudit(t, s)
+}
+
+// TestVendorBatchSurvivesSIGKILL kills the gateway while a vendor's batch
+// API (`baimo sim`'s fake one) runs its batch, and starts it again: the
+// restarted gateway polls the same vendor batch (it creates no second one),
+// and every line is answered and billed once, from the vendor's usage,
+// though the vendor gives every result twice.
+func TestVendorBatchSurvivesSIGKILL(t *testing.T) {
+	simURL := startSim(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`batches: {poll: 100ms}
+channels:
+  - {name: vendor, kind: openai, base_url: "%s/v1", batch_api: true, models: {sim-vendor: sim-chat}}
+`, simURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminKey := "adm-" + randomHex(t, 16)
+	node := newGatewayNode(t, "gateway", adminKey, "--data", filepath.Join(dir, "data"), "--config", cfg)
+	node.start(t)
+	s := node.api()
+	const topUp = "100"
+	key := newPrepaidTenant(t, s, "vendor-crash", topUp)
+	const n, outTokens = 60, 5
+	fileID := s.uploadBatchFile(t, key.Key, batchLines(n, "sim-vendor", outTokens))
+	var b batchView
+	if code := s.call(t, http.MethodPost, "/v1/batches", key.Key, map[string]any{"input_file_id": fileID,
+		"endpoint": "/v1/chat/completions", "completion_window": "24h",
+		"metadata": map[string]string{"baimo_mode": "vendor", "sim_delay_ms": "4000", "sim_duplicate": "1"}}, nil, &b); code != http.StatusOK || b.ID == "" {
+		t.Fatalf("POST /v1/batches: status %d: %+v", code, b)
+	}
+	got := s.waitBatch(t, key.Key, b.ID, 30*time.Second, func(v batchView) bool { return v.Baimo.VendorStatus != "" })
+	if got.Status != "in_progress" || got.Baimo.Mode != "vendor" {
+		t.Fatalf("batch %s at the vendor: %+v; want in progress in mode vendor", b.ID, got)
+	}
+	node.kill(t)
+	node.start(t)
+	checkBatchBilledOnce(t, s, key.Key, b.ID, n, outTokens, "vendor-crash", topUp)
+
+	// The vendor ran one batch of this one, not two.
+	var list struct {
+		Data []struct {
+			Metadata map[string]string `json:"metadata"`
+		} `json:"data"`
+	}
+	vendor := &server{URL: simURL}
+	if code := vendor.call(t, http.MethodGet, "/v1/batches?limit=100", "", nil, nil, &list); code != http.StatusOK {
+		t.Fatalf("GET the vendor's batches: status %d", code)
+	}
+	runs := 0
+	for _, vb := range list.Data {
+		if vb.Metadata["baimo_batch"] == b.ID {
+			runs++
+		}
+	}
+	if runs != 1 {
+		t.Errorf("the vendor has %d batches of %s, want 1", runs, b.ID)
+	}
 	node.stop(t)
 	runAuditCLI(t, "--data", filepath.Join(dir, "data"))
 }

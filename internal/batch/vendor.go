@@ -181,6 +181,13 @@ func (j *job) runVendor(ch *gateway.Channel, model string) error {
 				}
 			}
 		}
+		if !now.Before(j.b.ExpiresAt.Add(s.opt.Grace / 2)) {
+			// The vendor has not ended the batch (nor answered) long past
+			// its window: its lines expire, at no cost, before the
+			// batch's reservation does.
+			j.log.Error("the vendor's batch never ended; the batch expires", "vendor_batch", v.BatchID, "vendor_status", v.Status)
+			return j.vendorCollect(ch, vendorBatch{ID: v.BatchID, Status: "expired"})
+		}
 		vb, err := j.vendorGet(ch, v.BatchID)
 		if err != nil {
 			j.log.Warn("poll the vendor's batch", "vendor_batch", v.BatchID, "err", err)
