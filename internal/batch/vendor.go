@@ -61,7 +61,7 @@ func (j *job) vendorChannel() (*gateway.Channel, string, error) {
 	// through (but for the Responses API), an Anthropic one is translated
 	// line by line, as the request path translates a request.
 	openAI := j.target.Format == ir.FormatOpenAI && j.target.Endpoint != gateway.Responses
-	if d.Vendor == nil && ((d.Mode != Vendor && d.Mode != Auto) || !(openAI || j.target.Endpoint.Conversation)) {
+	if d.Vendor == nil && ((d.Mode != Vendor && d.Mode != Auto) || !(openAI || j.target.Endpoint.Conversation) || !j.anyBatchAPI()) {
 		return nil, "", nil
 	}
 	model := ""
@@ -103,6 +103,17 @@ func (j *job) vendorChannel() (*gateway.Channel, string, error) {
 	}
 	sort.SliceStable(found, func(a, b int) bool { return found[a].Priority < found[b].Priority })
 	return found[0], model, nil
+}
+
+// anyBatchAPI reports whether some channel has a batch API: without one,
+// the batch's lines need not be read to find their model.
+func (j *job) anyBatchAPI() bool {
+	for _, ch := range j.s.opt.Gateway.Channels() {
+		if ch.BatchAPI {
+			return true
+		}
+	}
+	return false
 }
 
 // vendorBatch is the part of a vendor's batch object read here.
