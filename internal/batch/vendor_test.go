@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,4 +277,63 @@ func (e *env) mustOutput(id string) string {
 		e.t.Fatalf("batch %s has no output file: %v", id, err)
 	}
 	return b.Doc.OutputFileID
+}
+
+// TestVendorBatchRetrievesRaceThePoller: clients retrieving a vendor batch
+// (and listing batches) as fast as they can while the runner polls the
+// vendor and settles the results bill nothing: each line is billed once,
+// by the runner, whatever the interleaving.
+func TestVendorBatchRetrievesRaceThePoller(t *testing.T) {
+	e := newEnv(t, envOpt{balance: money.Scale, batchAPI: true})
+	status, v := e.create(e.upload(chatLines(30, nil)), map[string]string{"baimo_mode": "vendor", "sim_duplicate": "1",
+		"sim_poll_errors": "1", "sim_delay_ms": "500"})
+	if status != 200 {
+		t.Fatalf("create: %d %v", status, v)
+	}
+	id := v["id"].(string)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := "/v1/batches/" + id
+				if w == 3 {
+					path = "/v1/batches?limit=5"
+				}
+				if status, v := e.get(path); status != 200 {
+					t.Errorf("GET %s: %d %v", path, status, v)
+					return
+				}
+			}
+		}()
+	}
+	end := e.wait(id)
+	close(stop)
+	wg.Wait()
+	if total, completed, _, _ := counts(end); end["status"] != "completed" || total != 30 || completed != 30 {
+		t.Fatalf("batch: %v", end)
+	}
+	checkBilledOnce(t, e, id, money.Scale)
+	e.auditClean()
+}
+
+// get is do for a GET off the test's goroutine: no Fatal.
+func (e *env) get(path string) (int, map[string]any) {
+	req, _ := http.NewRequest("GET", e.api.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, map[string]any{"err": err.Error()}
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v
 }
