@@ -25,6 +25,7 @@
 #   BAIMO=0    leave baimo out (the direct and proxy columns only)
 #   PORT=18090 first of four loopback ports (upstream, proxy, baimo, floor)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
+#   LEDGER=0   metering only: usage records written, no ledger (billing: {ledger: false})
 #   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config, e.g. "billing: {ledger: false}"
 #   OPERATOR_PRICE=0  bill sim-chat at its catalog price instead of adding an operator version (for a baimo
 #              binary that predates POST /admin/prices, e.g. a before/after comparison with BAIMO_BIN)
@@ -159,7 +160,7 @@ channels:
     base_url: http://$up_addr/v1
     models: [sim-chat, sim-embed, bench-model]
 sim: {enabled: false}
-billing: {currency: $currency}
+billing: {currency: $currency$([ "${LEDGER:-1}" = 0 ] && echo ', ledger: false')}
 ${BAIMO_CONFIG_EXTRA:-}
 EOF
 	if [ -n "${PREFILL:-}" ]; then
