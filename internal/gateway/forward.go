@@ -255,9 +255,6 @@ func (g *Gateway) attempt(ctx context.Context, cancel context.CancelFunc, w http
 		o.PerToken = (took - req.rec.TTFT) / time.Duration(out-1)
 	}
 	plan.Done(a, o)
-	if req.rec.Status >= 400 {
-		at.ErrorClass = req.rec.ErrorClass
-	}
 	return false, true
 }
 

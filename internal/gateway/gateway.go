@@ -806,9 +806,13 @@ func (g *Gateway) finish(req *request, log requestLog) <-chan struct{} {
 	now := g.opt.Clock.Now()
 	req.rec.Duration = now.Sub(req.start)
 	// The attempt that served ends with the request: the record is handed
-	// over below, so its duration is set here, not after the relay.
+	// over below, so its duration and, when the answer ended in an error (a
+	// broken stream, a client gone, an upstream gone quiet), its error class
+	// are set here, not after the relay.
 	if n := len(req.rec.Attempts); n > 0 && !req.servedSince.IsZero() {
-		req.rec.Attempts[n-1].Duration = now.Sub(req.servedSince)
+		at := &req.rec.Attempts[n-1]
+		at.Duration = now.Sub(req.servedSince)
+		at.ErrorClass = req.rec.ErrorClass
 	}
 	if req.leased {
 		// Settle the token reservation with what was used. A background

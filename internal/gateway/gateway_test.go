@@ -431,6 +431,11 @@ func TestClientDisconnectStillRecords(t *testing.T) {
 	if rec.ErrorClass != usage.ErrClientDisconnect || rec.Complete || rec.Usage.Output < 1 {
 		t.Errorf("record = %+v", rec)
 	}
+	// The attempt that served carries how the answer ended, in the record as
+	// billing received it (not set after the record was handed over).
+	if n := len(rec.Attempts); n != 1 || rec.Attempts[0].ErrorClass != usage.ErrClientDisconnect || rec.Attempts[0].Duration <= 0 {
+		t.Errorf("attempts = %+v, want one ending in %s", rec.Attempts, usage.ErrClientDisconnect)
+	}
 }
 
 func TestRequestErrors(t *testing.T) {
