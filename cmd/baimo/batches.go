@@ -99,27 +99,7 @@ func (c *batchClient) do(ctx context.Context, method, path string, body io.Reade
 		_, err := io.Copy(w, resp.Body)
 		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
-	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = b
-		return nil
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return readAnswer(method, path, resp, out)
 }
 
 // batchJSON is what the commands read of a batch.

@@ -77,27 +77,7 @@ func (c *adminClient) doHeader(ctx context.Context, method, path string, hdr htt
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
-	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = b
-		return nil
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return readAnswer(method, path, resp, out)
 }
 
 type keyJSON struct {
@@ -201,4 +181,31 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return fmt.Errorf("%w: unknown keys command %q", errUsage, sub)
 	}
+}
+
+// readAnswer reads an API answer of at most 64 MiB into out (JSON, or the
+// raw bytes when out is a *[]byte); a status of 300 or more is an error
+// naming the call and the API's error message.
+func readAnswer(method, path string, resp *http.Response, out any) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error.Message)
+		}
+		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
 }
