@@ -2,7 +2,10 @@ package price_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,5 +79,58 @@ func TestLinesCompact(t *testing.T) {
 		if _, err := price.ParseLines([]byte(bad), "CNY", "v"); err == nil {
 			t.Errorf("ParseLines(%.40q) succeeded", bad)
 		}
+	}
+}
+
+// TestLinesBounds checks the edges of what ParseLines reads: up to MaxLines
+// lines in either stored form, every kind from the first to the last and
+// none after it, and a compact record that starts with any digit.
+func TestLinesBounds(t *testing.T) {
+	compact := func(n int, line string) string { return strings.TrimSuffix(strings.Repeat(line+";", n), ";") }
+	jsonOf := func(n int) string {
+		l := price.Line{Kind: price.KindInput, Quantity: 1, Price: money.New(1e9, "USD"), Per: 1_000_000, Multiplier: money.One,
+			Amount: money.New(1000, "USD"), Version: "v"}
+		b, err := json.Marshal(slices.Repeat([]price.Line{l}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	last := fmt.Sprint(int(price.KindSearchCall))
+	tests := []struct {
+		name      string
+		stored    string
+		wantLines int // -1 for an error
+		wantKind  price.Kind
+	}{
+		{"compact at MaxLines", compact(price.MaxLines, "0,1,1,,,0.000001"), price.MaxLines, price.KindInput},
+		{"compact over MaxLines", compact(price.MaxLines+1, "0,1,1,,,0.000001"), -1, 0},
+		{"JSON at MaxLines", jsonOf(price.MaxLines), price.MaxLines, price.KindInput},
+		{"JSON over MaxLines", jsonOf(price.MaxLines + 1), -1, 0},
+		{"the first kind", "0,3,0.01,1000,,0.00003", 1, price.KindInput},
+		{"the last kind first", last + ",3,0.01,1000,,0.00003", 1, price.KindSearchCall},
+		{"the last kind after another", "0,1,1,,,0.000001;" + last + ",3,0.01,1000,,0.00003", 2, price.KindInput},
+		{"a kind after the last", fmt.Sprint(int(price.KindSearchCall)+1) + ",3,0.01,1000,,0.00003", -1, 0},
+		{"a kind after the last, second", "0,1,1,,,0.000001;" + fmt.Sprint(int(price.KindSearchCall)+1) + ",3,0.01,1000,,0.00003", -1, 0},
+		{"a character before the digits", "/,1,1,,,1", -1, 0},
+		{"a character after the digits", ":,1,1,,,1", -1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := price.ParseLines([]byte(tc.stored), "USD", "v")
+			if tc.wantLines < 0 {
+				if err == nil || !errors.Is(err, price.ErrLines) {
+					t.Fatalf("ParseLines(%.60q) = %d lines, %v; want ErrLines", tc.stored, len(got), err)
+				}
+				return
+			}
+			if err != nil || len(got) != tc.wantLines || got[0].Kind != tc.wantKind {
+				t.Fatalf("ParseLines(%.60q) = %+v, %v; want %d lines of kind %v first", tc.stored, got, err, tc.wantLines, tc.wantKind)
+			}
+			// What reads back is stored again in the same compact form.
+			if again := price.AppendLines(nil, got, "USD", "v"); !strings.HasPrefix(tc.stored, "[") && string(again) != tc.stored {
+				t.Errorf("stored again as %.60q", again)
+			}
+		})
 	}
 }

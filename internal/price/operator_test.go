@@ -3,6 +3,7 @@ package price_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,66 @@ func TestRetireSpecs(t *testing.T) {
 	}
 	if _, err := c.RetireSpecs("no-such-model", at, "operator"); !errors.Is(err, price.ErrNoPrice) {
 		t.Errorf("unknown model: %v", err)
+	}
+}
+
+// TestAddVersionsBatch checks the bounds of one import: a batch of up to
+// 5,000 versions (the limit itself) is taken whole, one more is refused
+// whole; and an error names the version of a batch it comes from, while the
+// error of a lone version is that version's own.
+func TestAddVersionsBatch(t *testing.T) {
+	const limit = 5000
+	// One new model a version (an import of a whole house catalog).
+	specs := func(n int) []price.VersionSpec {
+		out := make([]price.VersionSpec, n)
+		for i := range out {
+			out[i] = price.VersionSpec{Model: fmt.Sprintf("house-%d", i), Vendor: "local", Currency: "CNY", Unit: "per_1m",
+				Source: "import", EffectiveFrom: "2030-01-01T00:00:00Z", Prices: map[string]price.PriceSpec{"input": {Price: "1"}}}
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		specs   []price.VersionSpec
+		wantErr string // "" when the batch is taken
+	}{
+		{"one", specs(1), ""},
+		{"at the limit", specs(limit), ""},
+		{"one over the limit", specs(limit + 1), "add versions: 5001 versions, at most 5000 at once"},
+		{"none", nil, "add versions: none given"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := loadAlias(t)
+			before := len(c.Models())
+			vs, err := c.AddVersions(tc.specs)
+			added := len(c.Models()) - before
+			if tc.wantErr == "" {
+				if err != nil || len(vs) != len(tc.specs) || added != len(tc.specs) {
+					t.Fatalf("AddVersions of %d = %d versions (%d models added), %v", len(tc.specs), len(vs), added, err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.wantErr {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if added != 0 {
+				t.Errorf("a refused batch added %d models", added)
+			}
+		})
+	}
+
+	bad := specs(2)
+	bad[1].Unit = "per_day"
+	const why = `add version of house-1: unit: unknown unit "per_day" (want per_1k or per_1m)`
+	c := loadAlias(t)
+	if _, err := c.AddVersions(bad); err == nil || err.Error() != "versions[1]: "+why {
+		t.Errorf("batch: err = %v, want versions[1]: %s", err, why)
+	}
+	if _, err := c.AddVersions(bad[1:]); err == nil || err.Error() != why {
+		t.Errorf("lone version: err = %v, want %s", err, why)
+	}
+	if _, err := c.AddVersion(bad[1]); err == nil || err.Error() != why {
+		t.Errorf("AddVersion: err = %v, want %s", err, why)
 	}
 }

@@ -443,6 +443,32 @@ func TestVersionSpecJSON(t *testing.T) {
 	}
 }
 
+// TestPriceSpecJSON checks each JSON form of one price in the admin API: a
+// string, a number literal kept exactly as written, an object; input with
+// no value (as a caller of UnmarshalJSON may pass) is an error, not a panic.
+func TestPriceSpecJSON(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    price.PriceSpec
+		wantErr bool
+	}{
+		{`"0.0005"`, price.PriceSpec{Price: "0.0005"}, false},
+		{` 0.10 `, price.PriceSpec{Price: "0.10"}, false},
+		{`1e-3`, price.PriceSpec{Price: "1e-3"}, false},
+		{`{"price":"5","per":1000}`, price.PriceSpec{Price: "5", Per: 1000}, false},
+		{``, price.PriceSpec{}, true},
+		{`   `, price.PriceSpec{}, true},
+		{`{"price":5`, price.PriceSpec{}, true},
+	}
+	for _, tc := range tests {
+		var got price.PriceSpec
+		err := got.UnmarshalJSON([]byte(tc.in))
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("UnmarshalJSON(%q) = %+v, %v; want %+v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
 // TestDomainImports keeps the domain packages free of transport and storage.
 func TestDomainImports(t *testing.T) {
 	for _, dir := range []string{".", "../money"} {
