@@ -3,6 +3,7 @@
 // It has three subcommands:
 //
 //	load run       drive the targets and print a markdown report
+//	load memory    one gateway's RSS at rest, after its first request and with many long streams open
 //	load proxy     a bare net/http/httputil.ReverseProxy, the floor for any Go gateway
 //	load upstream  a minimal zero-latency OpenAI-compatible upstream, for testing this tool
 //	               when `baimo sim` is not at hand
@@ -37,19 +38,21 @@ func main() {
 // run dispatches a subcommand and returns the process exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: load run|proxy|upstream [flags]  (load CMD -h for flags)")
+		fmt.Fprintln(stderr, "usage: load run|memory|proxy|upstream [flags]  (load CMD -h for flags)")
 		return 2
 	}
 	var err error
 	switch args[0] {
 	case "run":
 		err = runCmd(ctx, args[1:], stdout, stderr)
+	case "memory":
+		err = memoryCmd(ctx, args[1:], stdout, stderr)
 	case "proxy":
 		err = proxyCmd(ctx, args[1:], stderr)
 	case "upstream":
 		err = upstreamCmd(ctx, args[1:], stderr)
 	default:
-		fmt.Fprintf(stderr, "load: unknown command %q (want run, proxy or upstream)\n", args[0])
+		fmt.Fprintf(stderr, "load: unknown command %q (want run, memory, proxy or upstream)\n", args[0])
 		return 2
 	}
 	switch {

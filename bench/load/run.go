@@ -20,7 +20,7 @@ const (
 	maxSequential  = 100000
 	maxConcurrency = 1024
 	maxDuration    = 2 * time.Minute
-	maxStreams     = 5000
+	maxStreams     = 10000
 )
 
 // config is what the run subcommand was asked to do.

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Measures resident memory (VmRSS) of the reference floor gateway
+# (../shared/bench/floor) and of baimo, each in front of the shared stub
+# (../shared/bench/stub): at rest, after the first request, and while many
+# long streams are held open at once (`load memory`). Pinned as run.sh pins:
+# the process under test on core 1, the load generator and the stub on core 0.
+# Prints markdown table rows; no throughput is measured.
+#
+# Usage: bench/load/memory.sh
+#
+# Environment:
+#   STREAMS=1000,9000  counts of concurrent streams, in order (each needs two
+#              open files in the gateway: ulimit -n must exceed twice the largest)
+#   SETTLE=5s  wait before each reading at rest
+#   SHARED=dir where the stub and floor sources are (default ../shared/bench, or beside
+#              the main checkout when run from a git worktree)
+#   PORT=18190 first of three loopback ports (stub, floor, baimo)
+#   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
+#   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+streams=${STREAMS:-1000,9000}
+settle=${SETTLE:-5s}
+shared=${SHARED:-"$(pwd)/../shared/bench"}
+if [ ! -d "$shared" ]; then # a worktree: look beside the main checkout
+	shared=$(cd "$(git rev-parse --git-common-dir)/../.." && pwd)/shared/bench
+fi
+port=${PORT:-18190}
+up_addr=127.0.0.1:$port
+floor_addr=127.0.0.1:$((port + 1))
+baimo_addr=127.0.0.1:$((port + 2))
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_port() {
+	for _ in $(seq 200); do
+		if (echo >"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "memory.sh: $1 did not listen within 20 s" >&2
+	return 1
+}
+
+echo "memory.sh: building" >&2
+go build -o "$work/load" ./bench/load
+(cd "$shared/stub" && GOFLAGS= go build -o "$work/stub" .)
+(cd "$shared/floor" && GOFLAGS= go build -o "$work/floor" .)
+if [ -n "${BAIMO_BIN:-}" ]; then
+	cp "$BAIMO_BIN" "$work/baimo"
+else
+	go build -o "$work/baimo" ./cmd/baimo
+fi
+
+taskset -c 0 "$work/stub" -addr "$up_addr" >"$work/stub.log" 2>&1 &
+pids+=($!)
+wait_port "$up_addr"
+taskset -c 1 "$work/floor" -addr "$floor_addr" -upstream "http://$up_addr" >"$work/floor.log" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+wait_port "$floor_addr"
+cat >"$work/config.yaml" <<YAML
+channels:
+  - name: local
+    kind: openai
+    base_url: http://$up_addr/v1
+    models: [sim-chat]
+sim: {enabled: false}
+${BAIMO_CONFIG_EXTRA:-}
+YAML
+admin_key=bench-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+BAIMO_ADMIN_KEY=$admin_key taskset -c 1 "$work/baimo" serve --addr "$baimo_addr" \
+	--data "$work/data" --config "$work/config.yaml" >"$work/baimo.log" 2>&1 &
+baimo_pid=$!
+pids+=("$baimo_pid")
+wait_port "$baimo_addr"
+
+echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), streams of 300 tokens at 100 ms per token"
+echo
+echo "| gateway | reading | VmRSS | per stream over the first request |"
+echo "|---|---|---:|---:|"
+taskset -c 0 "$work/load" memory -url "http://$floor_addr" -pid "$floor_pid" -key sk-floor-bench \
+	-settle "$settle" -streams "$streams"
+taskset -c 0 "$work/load" memory -url "http://$baimo_addr" -pid "$baimo_pid" -admin-key "$admin_key" \
+	-settle "$settle" -streams "$streams"
+if grep -q -i -E 'panic|DATA RACE' "$work/baimo.log"; then
+	echo "memory.sh: baimo's log shows a panic or race:" >&2
+	cat "$work/baimo.log" >&2
+	exit 1
+fi
