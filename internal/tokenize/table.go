@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/bits"
 	"sort"
@@ -242,7 +243,7 @@ func loadTable(name string) (*table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vocabulary %s: %w", name, err)
 	}
-	raw, err := io.ReadAll(zr)
+	raw, err := readAllSized(zr, gzipSize(f))
 	if err != nil {
 		return nil, fmt.Errorf("vocabulary %s: %w", name, err)
 	}
@@ -254,6 +255,47 @@ func loadTable(name string) (*table, error) {
 }
 
 var errCorrupt = errors.New("corrupt vocabulary data")
+
+// maxRaw bounds the uncompressed size of a vocabulary file.
+const maxRaw = 64 << 20
+
+// gzipSize returns the uncompressed size a gzip file's trailer declares
+// (ISIZE, the size modulo 2^32), or 0 when f cannot say.
+func gzipSize(f fs.File) int {
+	ra, ok := f.(io.ReaderAt)
+	st, err := f.Stat()
+	if !ok || err != nil || st.Size() < 18 {
+		return 0
+	}
+	var b [4]byte
+	if _, err := ra.ReadAt(b[:], st.Size()-4); err != nil {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(b[:]))
+}
+
+// readAllSized reads r to its end into a buffer of size bytes, growing it
+// only if r is longer, so a vocabulary of several megabytes is not copied
+// through the doublings of io.ReadAll (garbage the heap keeps as resident
+// memory long after the load).
+func readAllSized(r io.Reader, size int) ([]byte, error) {
+	if size <= 0 || size > maxRaw {
+		return io.ReadAll(io.LimitReader(r, maxRaw))
+	}
+	buf := make([]byte, size)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, maxRaw-int64(size)))
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, rest...), nil
+}
 
 func parseTable(raw []byte) (*table, error) {
 	if !bytes.HasPrefix(raw, []byte("BTK1")) || len(raw) < 5 {
@@ -284,13 +326,15 @@ func parseTable(raw []byte) (*table, error) {
 	if nIDs <= 256 || nIDs > maxIDs || nMerges > nIDs || nSpecial > nIDs {
 		return nil, errCorrupt
 	}
-	lens := make([]int, nIDs)
+	lens := make([]uint32, nIDs)
 	total := 0
 	for i := range lens {
-		if lens[i], err = next(); err != nil {
+		n, err := next()
+		if err != nil {
 			return nil, err
 		}
-		total += lens[i]
+		lens[i] = uint32(n)
+		total += n
 	}
 	if total > len(p) {
 		return nil, errCorrupt
@@ -298,7 +342,7 @@ func parseTable(raw []byte) (*table, error) {
 	t := &table{offs: make([]uint32, nIDs+1)}
 	blob := p[:total]
 	p = p[total:]
-	var merges [][2]uint32
+	merges := make([][2]uint32, 0, nMerges)
 	for range nMerges {
 		a, err := next()
 		if err != nil {
@@ -338,8 +382,8 @@ func parseTable(raw []byte) (*table, error) {
 		if s, ok := specText[id]; ok && lens[id] == 0 {
 			out = append(out, s...)
 		}
-		out = append(out, blob[off:off+lens[id]]...)
-		off += lens[id]
+		out = append(out, blob[off:off+int(lens[id])]...)
+		off += int(lens[id])
 	}
 	t.offs[nIDs] = uint32(len(out))
 	t.blob = out
@@ -384,31 +428,32 @@ func parseTable(raw []byte) (*table, error) {
 	switch kind {
 	case 0: // tiktoken: any split of a token into two tokens merges to it, ranked by its id
 		t.trustWhole = true
+		// Two passes, one to size the map and one to fill it, rather than
+		// a list of the pairs: the list was several times the map in
+		// garbage, which stayed resident after the load.
+		splits := func(put func(a, b, id uint32)) {
+			for id := range nIDs {
+				if lens[id] < 2 {
+					continue
+				}
+				s := t.tokenString(uint32(id))
+				for k := 1; k < len(s); k++ {
+					a, ok := t.lookup(s[:k])
+					if !ok {
+						continue
+					}
+					b, ok := t.lookup(s[k:])
+					if !ok {
+						continue
+					}
+					put(a, b, uint32(id))
+				}
+			}
+		}
 		npairs := 0
-		type pr struct{ a, b, id uint32 }
-		var list []pr
-		for id := range nIDs {
-			if lens[id] < 2 {
-				continue
-			}
-			s := t.tokenString(uint32(id))
-			for k := 1; k < len(s); k++ {
-				a, ok := t.lookup(s[:k])
-				if !ok {
-					continue
-				}
-				b, ok := t.lookup(s[k:])
-				if !ok {
-					continue
-				}
-				list = append(list, pr{a, b, uint32(id)})
-				npairs++
-			}
-		}
+		splits(func(_, _, _ uint32) { npairs++ })
 		t.pairs = newPairMap(npairs)
-		for _, x := range list {
-			t.pairs.put(x.a, x.b, x.id)
-		}
+		splits(t.pairs.put)
 	case 1: // merge list: rank is the position in the list
 		t.pairs = newPairMap(len(merges))
 		last := uint32(0)
