@@ -416,6 +416,12 @@ func NewTransport(firstByte time.Duration) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: firstByte,
 		DisableCompression:    true,
+		// A connection keeps its write buffer for life but uses it once per
+		// request, for the headers and the start of the body (the rest of a
+		// longer body is copied to the socket directly); 2 KiB holds a
+		// request's headers, and saves 2 KiB per held stream and idle
+		// connection over the default 4 KiB.
+		WriteBufferSize: 2 << 10,
 	}
 }
 

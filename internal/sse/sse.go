@@ -47,8 +47,15 @@ func NewReader(r io.Reader, maxLine int) *Reader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLine
 	}
-	return &Reader{br: bufio.NewReaderSize(r, 16<<10), maxLine: maxLine}
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), maxLine: maxLine}
 }
+
+// bufSize is the Reader's buffer. A stream holds it for its whole life, so
+// it is what one burst of events needs (a chat chunk is 100-400 bytes, and
+// the HTTP client below buffers as much again), not what the longest line
+// needs: a longer line is put together in the Reader's line buffer. It was
+// 16 KiB, a quarter of a held stream's memory.
+const bufSize = 4 << 10
 
 // Next returns the next event that has at least one field. At the end of the
 // stream it returns io.EOF, after returning a last event that was not closed by

@@ -105,6 +105,35 @@ func TestLineLimit(t *testing.T) {
 	}
 }
 
+// TestLinesAroundTheBuffer reads lines of about the Reader's buffer size,
+// whole and a byte at a time, each followed by a short event, through one
+// Reader that is Reset between streams as the gateway's pool does.
+func TestLinesAroundTheBuffer(t *testing.T) {
+	rd := NewReader(strings.NewReader(""), 0)
+	for _, n := range []int{bufSize - 8, bufSize - 7, bufSize - 6, bufSize, bufSize + 1, 3*bufSize + 5} {
+		for _, oneByte := range []bool{false, true} {
+			data := strings.Repeat("z", n)
+			in := "data: " + data + "\r\n\r\ndata: next\n\n"
+			var src io.Reader = strings.NewReader(in)
+			if oneByte {
+				src = iotest.OneByteReader(src)
+			}
+			rd.Reset(src)
+			ev, err := rd.Next()
+			if err != nil || string(ev.Data) != data || string(ev.Raw) != "data: "+data+"\r\n\r\n" {
+				t.Fatalf("n=%d oneByte=%v: err %v, data %d bytes, raw %d bytes", n, oneByte, err, len(ev.Data), len(ev.Raw))
+			}
+			ev, err = rd.Next()
+			if err != nil || string(ev.Data) != "next" {
+				t.Fatalf("n=%d oneByte=%v: event after: %q, %v", n, oneByte, ev.Data, err)
+			}
+			if _, err := rd.Next(); !errors.Is(err, io.EOF) {
+				t.Fatalf("n=%d oneByte=%v: end: %v", n, oneByte, err)
+			}
+		}
+	}
+}
+
 func TestAppendData(t *testing.T) {
 	b := AppendData(nil, "ping", []byte("a\nb"))
 	if string(b) != "event: ping\ndata: a\ndata: b\n\n" {
