@@ -16,6 +16,8 @@
 #              the main checkout when run from a git worktree)
 #   PORT=18190 first of three loopback ports (stub, floor, baimo)
 #   BAIMO_BIN=path  use this baimo binary instead of building ./cmd/baimo
+#   MODELS="sim-chat"  the channel's models; tokenizers of those that have one are loaded at start
+#              (MODELS="sim-chat, gpt-4o-mini" loads o200k); requests ask for sim-chat
 #   BAIMO_CONFIG_EXTRA=yaml  appended to baimo's config
 set -euo pipefail
 
@@ -81,7 +83,7 @@ channels:
   - name: local
     kind: openai
     base_url: http://$up_addr/v1
-    models: [sim-chat]
+    models: [${MODELS:-sim-chat}]
 sim: {enabled: false}
 ${BAIMO_CONFIG_EXTRA:-}
 YAML
@@ -92,7 +94,7 @@ baimo_pid=$!
 pids+=("$baimo_pid")
 wait_port "$baimo_addr"
 
-echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), streams of 300 tokens at 100 ms per token"
+echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), models [${MODELS:-sim-chat}], streams of 300 tokens at 100 ms per token"
 echo
 echo "| gateway | reading | VmRSS | per stream over the first request |"
 echo "|---|---|---:|---:|"

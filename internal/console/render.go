@@ -137,7 +137,13 @@ func (c *Console) renderPage(w http.ResponseWriter, r *http.Request, status int,
 }
 
 func (c *Console) write(w http.ResponseWriter, r *http.Request, status int, p *page) {
-	pt, ok := c.pages[p.Name]
+	pages, err := c.pages()
+	if err != nil {
+		c.logError(r, "render", err)
+		http.Error(w, "console templates failed", http.StatusInternalServerError)
+		return
+	}
+	pt, ok := pages[p.Name]
 	if !ok {
 		c.logError(r, "render", fmt.Errorf("no template %q", p.Name))
 		http.Error(w, "console template missing", http.StatusInternalServerError)
