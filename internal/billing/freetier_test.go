@@ -33,7 +33,8 @@ func (f fakeTenants) Tenant(_ context.Context, id string) (ledger.Tenant, error)
 type fakeTotals struct {
 	usage.Store // only TotalRecords is called
 	mu          sync.Mutex
-	tokens      int64
+	tokens      int64 // input
+	output      int64
 	requests    int64
 	err         error
 	reads       int
@@ -48,7 +49,7 @@ func (f *fakeTotals) TotalRecords(_ context.Context, flt usage.Filter) (usage.To
 	if f.err != nil {
 		return usage.Totals{}, f.err
 	}
-	return usage.Totals{Requests: f.requests, Input: f.tokens, Output: 0}, nil
+	return usage.Totals{Requests: f.requests, Input: f.tokens, Output: f.output}, nil
 }
 
 var shanghai = time.FixedZone("UTC+8", 8*3600)
@@ -242,5 +243,22 @@ func TestAdmitWithFreeTier(t *testing.T) {
 	req3 := Request{ID: "f3", TenantID: "c1", Model: "m", Upstreams: []string{"cheap"}, MaxOutput: 1, Start: t0, Prompt: prompt(1, true)}
 	if _, err := b.Admit(ctx, &req3); !errors.Is(err, ErrNotFree) || len(books.holds) != 0 {
 		t.Errorf("priced model on the free tier: err %v, holds %v", err, books.holds)
+	}
+}
+
+// TestFreeTierCountsInputAndOutput: the day's tokens read from the records
+// are their input and their output.
+func TestFreeTierCountsInputAndOutput(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		reserve int64
+		ok      bool
+	}{{100, true}, {101, false}} {
+		clk := clock.NewFake(time.Date(2026, 6, 1, 2, 0, 0, 0, time.UTC))
+		f := newFreeTier(1000, 0, &fakeTotals{tokens: 600, output: 300}, clk)
+		_, err := f.admit(ctx, "c1", tt.reserve, true)
+		if (err == nil) != tt.ok {
+			t.Errorf("600 input and 300 output served of 1000, %d more: err %v, want admitted %v", tt.reserve, err, tt.ok)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +76,80 @@ func TestAuditRecords(t *testing.T) {
 	st.calls = 0
 	if cs, err := r.AuditRecords(context.Background(), st, t0, change.Add(time.Hour), 1); err != nil || !cs[0].OK || st.calls != 1 {
 		t.Errorf("with max 1: %+v, %v, %d pages; want only the newest record read", cs, err, st.calls)
+	}
+}
+
+// TestAuditRecordsBounds: the records read stop at max even mid-page, and
+// each check lists at most 100 problems and then how many more there were.
+func TestAuditRecordsBounds(t *testing.T) {
+	r := testRater(t)
+	rated := func(id string, cost int64) usage.Record {
+		rec := usage.Record{RequestID: id, Model: "cheap", Channel: "c", Start: t0.Add(time.Minute), Usage: usage.Usage{Input: 1000, Output: 100}}
+		if err := r.RateRecord(&rec); err != nil {
+			t.Fatal(err)
+		}
+		if cost >= 0 {
+			rec.CostNanos = cost
+		}
+		return rec
+	}
+	ctx := context.Background()
+	// Newest first: three right, then one charged 0 that max 3 must not reach.
+	st := &pagedRecords{recs: []usage.Record{rated("a", -1), rated("b", -1), rated("c", -1), rated("wrong", 0)}}
+	if cs, err := r.AuditRecords(ctx, st, t0, t0.Add(time.Hour), 3); err != nil || !cs[1].OK {
+		t.Errorf("with max 3: %+v, %v; want the fourth record unread", cs, err)
+	}
+	if cs, err := r.AuditRecords(ctx, st, t0, t0.Add(time.Hour), 4); err != nil || cs[1].OK {
+		t.Errorf("with max 4: %+v, %v; want the fourth record read", cs, err)
+	}
+	for _, tt := range []struct {
+		wrong int
+		want  int    // problems listed
+		last  string // the last one
+	}{
+		{99, 99, "request w98 "},
+		{100, 100, "request w99 "},
+		{101, 101, "... and 1 more"},
+		{150, 101, "... and 50 more"},
+	} {
+		st := &pagedRecords{}
+		for i := range tt.wrong {
+			st.recs = append(st.recs, rated(fmt.Sprint("w", i), 0))
+		}
+		cs, err := r.AuditRecords(ctx, st, t0, t0.Add(time.Hour), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cs[1].Problems
+		if cs[1].OK || len(p) != tt.want || !strings.Contains(p[len(p)-1], tt.last) {
+			t.Errorf("%d records charged 0: %d problems ending %q; want %d ending %q", tt.wrong, len(p), p[len(p)-1], tt.want, tt.last)
+		}
+	}
+}
+
+// failingRecords is a usage store that cannot be read.
+type failingRecords struct{ usage.Store }
+
+func (failingRecords) ListRecords(context.Context, usage.Filter) (usage.Page, error) {
+	return usage.Page{}, errors.New("store down")
+}
+
+// TestAuditRecordsFaults: a record store that cannot be read fails the
+// audit, and a record that can no longer be rated (its model gone from the
+// catalog) is reported, not skipped.
+func TestAuditRecordsFaults(t *testing.T) {
+	r := testRater(t)
+	ctx := context.Background()
+	if _, err := r.AuditRecords(ctx, failingRecords{}, t0, t0.Add(time.Hour), 10); err == nil || !strings.Contains(err.Error(), "store down") {
+		t.Errorf("unreadable records: err %v", err)
+	}
+	gone := usage.Record{RequestID: "gone", Model: "retired", Channel: "c", Start: t0, PriceVersion: "retired/CNY/2024-01-01T00:00:00Z",
+		Currency: "CNY", CostNanos: 5, Usage: usage.Usage{Input: 10}}
+	cs, err := r.AuditRecords(ctx, &pagedRecords{recs: []usage.Record{gone}}, t0, t0.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs[0].OK || len(cs[0].Problems) != 1 || !strings.Contains(cs[0].Problems[0], "gone") || !cs[1].OK {
+		t.Errorf("checks %+v; want the unratable record reported as not rated at its version", cs)
 	}
 }
