@@ -1,10 +1,12 @@
-// Package prefill fills a baimo SQLite database with a realistic history of
-// usage records and their settlements, quickly, so that benchmarks and load
-// runs can start where a gateway that has run for months is: a large
-// database and prepaid tenants. Records go through the same path as the
-// gateway's (the catalog's rating, holds in memory, ledger.SettleBatch), so
-// the books audit clean and the bytes stored are the bytes the gateway
-// stores. Command mkdb runs it; Sizes measures a database.
+// Package prefill fills a baimo database (a SQLite file, or any store such
+// as PostgreSQL) with a realistic history of usage records and their
+// settlements, quickly, so that benchmarks and load runs can start where a
+// gateway that has run for months is: a large database and prepaid tenants.
+// Records go through the same path as the gateway's (the catalog's rating,
+// holds in memory on SQLite or as rows in a store several nodes share,
+// ledger.SettleBatch), so the books audit clean and the bytes stored are the
+// bytes the gateway stores. Command mkdb runs it; Sizes and PostgresSizes
+// measure a database.
 package prefill
 
 import (
@@ -14,7 +16,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	_ "modernc.org/sqlite" // the driver of Sizes
 
@@ -37,8 +42,13 @@ const (
 
 // Options says what to fill.
 type Options struct {
-	Path     string         // the database file; created (it must not exist unless Append)
-	Append   bool           // add to an existing database
+	Path   string // the database file of Fill; created (it must not exist unless Append)
+	Append bool   // add to an existing database
+	// Shared says the store is shared by several gateway nodes (PostgreSQL):
+	// holds are then placed as a node of such a deployment places them, as
+	// rows in the store, group-committed, instead of in memory. FillStore
+	// only; Fill's SQLite file has one writer.
+	Shared   bool
 	Records  int            // usage records to add
 	Tenant   string         // the prepaid tenant a load run bills (its keys are the first); default "bench"
 	Currency money.Currency // the gateway's billing currency; default CNY
@@ -49,6 +59,10 @@ type Options struct {
 	Seed     uint64         // of the random choices; default 1
 	// Progress, if set, is called after each batch with the records added.
 	Progress func(done int)
+	// Stop, if set, ends the fill between two batches once it is closed,
+	// without an error: every record added is settled (a cancelled context
+	// instead may leave the holds of the batch it interrupts pending).
+	Stop <-chan struct{}
 }
 
 func (o *Options) defaults() error {
@@ -95,6 +109,7 @@ type Result struct {
 	Records  int           // added
 	Elapsed  time.Duration // of the whole fill
 	Settle   time.Duration // of the settlements alone
+	Hold     time.Duration // of placing the holds (rows in a shared store; in memory otherwise)
 	Rejected int           // settlements the ledger refused (0 unless the data is wrong)
 }
 
@@ -201,7 +216,14 @@ func (g *Generator) HoldFor(r *usage.Record) int64 {
 	return r.CostNanos + g.rng.Int64N(r.CostNanos+1)
 }
 
-// Fill adds o.Records usage records, settled, to the database at o.Path.
+// Store is what a fill writes to: the ledger's store and the keys'.
+type Store interface {
+	ledger.Store
+	keys.Store
+}
+
+// Fill adds o.Records usage records, settled, to the SQLite database at
+// o.Path.
 func Fill(ctx context.Context, o Options) (Result, error) {
 	t0 := time.Now()
 	if err := o.defaults(); err != nil {
@@ -215,9 +237,41 @@ func Fill(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer db.Close()
+	o.Shared = false // one writer: holds in memory, as a lone `baimo serve` keeps them
+	res, err := fill(ctx, db, o)
+	res.Elapsed = time.Since(t0)
+	return res, err
+}
+
+// FillStore adds o.Records usage records, settled, to db (o.Path is not
+// used). Unless o.Append, db must hold no keys yet.
+func FillStore(ctx context.Context, db Store, o Options) (Result, error) {
+	t0 := time.Now()
+	if o.Path == "" {
+		o.Path = "-"
+	}
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	if !o.Append {
+		ks, err := db.ListKeys(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(ks) > 0 {
+			return Result{}, fmt.Errorf("prefill: the store already holds %d keys (pass Append to add to it)", len(ks))
+		}
+	}
+	res, err := fill(ctx, db, o)
+	res.Elapsed = time.Since(t0)
+	return res, err
+}
+
+// fill adds o's records to db, its options checked.
+func fill(ctx context.Context, db Store, o Options) (Result, error) {
 	now := time.Now().UTC()
 	from := now.Add(-time.Duration(o.Days) * 24 * time.Hour)
-	l := ledger.New(db, ledger.Options{Node: "prefill", Exclusive: true, HoldTTL: time.Hour})
+	l := ledger.New(db, ledger.Options{Node: "prefill", Exclusive: !o.Shared, HoldTTL: time.Hour, MaxBatch: max(o.Batch, 256)})
 	defer l.Close()
 	if err := SetUp(ctx, db, l, o); err != nil {
 		return Result{}, err
@@ -229,22 +283,26 @@ func Fill(ctx context.Context, o Options) (Result, error) {
 	res := Result{}
 	step := time.Duration(int64(now.Sub(from)) / int64(max(o.Records, 1)))
 	ss := make([]ledger.Settlement, 0, o.Batch)
+	holds := make([]ledger.HoldRequest, 0, o.Batch)
 	for done := 0; done < o.Records; {
 		n := min(o.Batch, o.Records-done)
-		ss = ss[:0]
+		ss, holds = ss[:0], holds[:0]
 		for i := range n {
 			rec, err := g.Record(from.Add(time.Duration(done+i) * step))
 			if err != nil {
 				return res, err
 			}
 			if h := g.HoldFor(&rec); h > 0 {
-				if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: rec.RequestID, TenantID: rec.TenantID, KeyID: rec.KeyID,
-					Amount: money.New(h, o.Currency)}); err != nil {
-					return res, fmt.Errorf("prefill: hold: %w", err)
-				}
+				holds = append(holds, ledger.HoldRequest{RequestID: rec.RequestID, TenantID: rec.TenantID, KeyID: rec.KeyID,
+					Amount: money.New(h, o.Currency)})
 			}
 			ss = append(ss, ledger.Settlement{Record: rec})
 		}
+		ht := time.Now()
+		if err := placeHolds(ctx, l, holds, o.Shared); err != nil {
+			return res, err
+		}
+		res.Hold += time.Since(ht)
 		st := time.Now()
 		out, err := l.SettleBatch(ctx, ss)
 		res.Settle += time.Since(st)
@@ -264,9 +322,40 @@ func Fill(ctx context.Context, o Options) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
+		select {
+		case <-o.Stop:
+			return res, nil
+		default:
+		}
 	}
-	res.Elapsed = time.Since(t0)
 	return res, nil
+}
+
+// placeHolds places hs with l: one by one when they are kept in memory; at
+// once when they are rows in a shared store, so that the ledger's committer
+// places them in one transaction, as it does a busy node's.
+func placeHolds(ctx context.Context, l *ledger.Ledger, hs []ledger.HoldRequest, shared bool) error {
+	if !shared {
+		for _, h := range hs {
+			if _, err := l.Hold(ctx, h); err != nil {
+				return fmt.Errorf("prefill: hold: %w", err)
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(hs))
+	var wg sync.WaitGroup
+	for i := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.Hold(ctx, hs[i]); err != nil {
+				errs[i] = fmt.Errorf("prefill: hold: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // SetUp creates, with l and in db, the tenants of o (the first is o.Tenant,
@@ -355,4 +444,33 @@ func Sizes(ctx context.Context, path string) (map[string]int64, int64, error) {
 		total += n
 	}
 	return out, total, rows.Err()
+}
+
+// PostgresSizes returns the bytes each table (with its TOAST data and maps)
+// and each index of the current schema of the PostgreSQL database of pool
+// takes, and their total.
+func PostgresSizes(ctx context.Context, pool *pgxpool.Pool) (map[string]int64, int64, error) {
+	rows, err := pool.Query(ctx, `SELECT c.relname,
+		CASE c.relkind WHEN 'i' THEN pg_total_relation_size(c.oid) ELSE pg_table_size(c.oid) END
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 'm')`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sizes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	var total int64
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, 0, fmt.Errorf("sizes: %w", err)
+		}
+		out[name] = n
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sizes: %w", err)
+	}
+	return out, total, nil
 }
