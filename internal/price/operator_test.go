@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,75 @@ func TestAddVersionsBatch(t *testing.T) {
 	}
 	if _, err := c.AddVersion(bad[1]); err == nil || err.Error() != why {
 		t.Errorf("AddVersion: err = %v, want %s", err, why)
+	}
+}
+
+// TestServeCheckReports checks what a gateway says at start about models it
+// serves under another name and priced in several currencies: a refused
+// model is named with the catalog name it is rated by, and the rates used
+// are listed one per currency, in the order of the currency codes.
+func TestServeCheckReports(t *testing.T) {
+	c := loadCatalog(t)
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := c.AddVersion(price.VersionSpec{Model: "euro-chat", Vendor: "euro", EffectiveFrom: "2026-01-01T00:00:00Z", Currency: "EUR",
+		Unit: "per_1m", Source: "op", Prices: map[string]price.PriceSpec{"input": {Price: "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	served := []price.Served{
+		{Model: "haiku", Upstream: "claude-haiku-4-5", Channel: "anthropic"},
+		{Model: "euro", Upstream: "euro-chat", Channel: "eu"},
+		{Model: "gpt-4o-mini", Upstream: "gpt-4o-mini", Channel: "openai"},
+	}
+
+	sc := c.CheckServed(served, money.CNY, nil, nil, at)
+	if msg := sc.Problem(); !strings.Contains(msg, "euro (as euro-chat) on eu; gpt-4o-mini on openai; haiku (as claude-haiku-4-5) on anthropic.") {
+		t.Errorf("problem does not name the upstream model:\n%s", msg)
+	}
+
+	rates, err := price.ParseExchangeRates([]byte(`
+- {from: USD, to: CNY, effective_from: "2026-11-01T00:00:00Z", rate: "7.1", source: treasury}
+- {from: EUR, to: CNY, effective_from: "2026-11-15T00:00:00Z", rate: "7.8", source: ecb}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // the conversions are gathered in a map: its order must not show
+		sc = c.CheckServed(served, money.CNY, rates, nil, at)
+		if sc.Refused() || len(sc.Converted) != 2 || sc.Converted[0].Rate.From != "EUR" || sc.Converted[1].Rate.From != "USD" ||
+			strings.Join(sc.Converted[1].Models, ",") != "gpt-4o-mini,haiku" {
+			t.Fatalf("converted = %+v", sc.Converted)
+		}
+	}
+	notes := sc.Notes()
+	want := []string{
+		"1 models priced in EUR are billed in CNY at 7.8, configured of 2026-11-15 (16 days old; source: ecb): euro",
+		"2 models priced in USD are billed in CNY at 7.1, configured of 2026-11-01 (30 days old; source: treasury): gpt-4o-mini, haiku",
+	}
+	if !slices.Equal(notes, want) {
+		t.Errorf("notes =\n%q\nwant\n%q", notes, want)
+	}
+}
+
+// TestRequestHash checks the hash that tells a replayed admin call from a
+// new one: the same call with its body spaced differently is the same
+// call; another operation or body is not.
+func TestRequestHash(t *testing.T) {
+	h := price.RequestHash("set", []byte(`{"model":"m"}`))
+	if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		t.Fatalf("hash %q is not hex SHA-256", h)
+	}
+	tests := []struct {
+		op, body string
+		same     bool
+	}{
+		{"set", "  {\"model\":\"m\"}\n", true},
+		{"import", `{"model":"m"}`, false},
+		{"set", `{"model":"n"}`, false},
+		{"se", "t\x00{\"model\":\"m\"}", false},
+	}
+	for _, tc := range tests {
+		if got := price.RequestHash(tc.op, []byte(tc.body)); (got == h) != tc.same {
+			t.Errorf("RequestHash(%q, %q) == RequestHash(set, {\"model\":\"m\"}): %v, want %v", tc.op, tc.body, got == h, tc.same)
+		}
 	}
 }
