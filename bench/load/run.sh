@@ -31,6 +31,13 @@
 #              binary that predates POST /admin/prices, e.g. a before/after comparison with BAIMO_BIN)
 #   PREFILL=path.db  start baimo on a copy of this database (go run ./bench/prefill/mkdb -db path.db), with its
 #              API key made for the prefilled prepaid tenant (TENANT, default bench) instead of the default one
+#   POSTGRES=DSN  start baimo with --postgres DSN instead of SQLite: a node of a multi-node deployment (holds are
+#              rows in PostgreSQL, not in memory) on that database, prefilled with
+#              `go run ./bench/prefill/mkdb -postgres DSN`, its API key made for TENANT as with PREFILL. The run
+#              adds to that database (it is not copied). Not with PREFILL.
+#
+# The report says which store baimo used and, with PREFILL or POSTGRES, TENANT's balance before and after the
+# load (what it paid for the requests).
 #
 # All traffic stays on 127.0.0.1; every phase is bounded in time and count.
 set -euo pipefail
@@ -49,6 +56,19 @@ up_addr=127.0.0.1:$port
 proxy_addr=127.0.0.1:$((port + 1))
 baimo_addr=127.0.0.1:$((port + 2))
 floor_addr=127.0.0.1:$((port + 3))
+
+if [ -n "${PREFILL:-}" ] && [ -n "${POSTGRES:-}" ]; then
+	echo "run.sh: PREFILL and POSTGRES: pass one" >&2
+	exit 2
+fi
+# The store baimo runs on, as the report names it (a DSN without its password).
+if [ -n "${POSTGRES:-}" ]; then
+	store="PostgreSQL $(sed -E 's#(://[^:/@]*):[^@]*@#\1:xxxxx@#' <<<"$POSTGRES") (baimo --postgres: a node of a multi-node deployment, holds as rows)"
+elif [ -n "${PREFILL:-}" ]; then
+	store="SQLite, a copy of $PREFILL (holds in memory)"
+else
+	store="SQLite, a fresh database (holds in memory)"
+fi
 
 case $pin in
 split) gen_cpu=0 sut_cpu=1 ;;
@@ -169,9 +189,13 @@ EOF
 		cp --reflink=auto "$PREFILL" "$work/data/baimo.db"
 		args+=(-baimo-tenant "${TENANT:-bench}")
 	fi
+	serve=(--addr "$baimo_addr" --data "$work/data" --config "$work/config.yaml")
+	if [ -n "${POSTGRES:-}" ]; then
+		serve+=(--postgres "$POSTGRES")
+		args+=(-baimo-tenant "${TENANT:-bench}")
+	fi
 	admin_key=bench-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-	BAIMO_ADMIN_KEY=$admin_key taskset -c "$sut_cpu" "$work/baimo" serve --addr "$baimo_addr" \
-		--data "$work/data" --config "$work/config.yaml" >"$work/baimo.log" 2>&1 &
+	BAIMO_ADMIN_KEY=$admin_key taskset -c "$sut_cpu" "$work/baimo" serve "${serve[@]}" >"$work/baimo.log" 2>&1 &
 	baimo_pid=$!
 	pids+=("$baimo_pid")
 	if ! wait_for "http://$baimo_addr/readyz"; then
@@ -192,12 +216,30 @@ EOF
 	fi
 fi
 
+# balance prints TENANT's balance as baimo's admin API gives it, when the run
+# bills a prefilled tenant.
+balance() {
+	if [ -n "${admin_key:-}" ] && [ -n "${PREFILL:-}${POSTGRES:-}" ]; then
+		curl -s --max-time 5 "http://$baimo_addr/admin/tenants/${TENANT:-bench}/balance" \
+			-H "Authorization: Bearer $admin_key" || echo "(not read)"
+	fi
+}
+
 mkdir -p "$root/bench/out"
 out="$root/bench/out/load-$(date -u +%Y%m%dT%H%M%SZ).md"
+before=$(balance)
 {
-	echo "Produced by: \`PIN=$pin UPSTREAM=$upstream_kind${PREFILL:+ PREFILL=$PREFILL} bench/load/run.sh $*\` (process under test on CPU $sut_cpu; load generator and upstream on CPU $gen_cpu)"
+	echo "Produced by: \`PIN=$pin UPSTREAM=$upstream_kind${PREFILL:+ PREFILL=$PREFILL}${POSTGRES:+ POSTGRES=...} bench/load/run.sh $*\` (process under test on CPU $sut_cpu; load generator and upstream on CPU $gen_cpu)"
+	echo
+	echo "baimo's store: $store"
 	echo
 	taskset -c "$gen_cpu" "$work/load" run "${args[@]}" "$@"
+	if [ -n "$before" ]; then
+		sleep 1 # the recorder's last batch
+		echo
+		echo "Tenant ${TENANT:-bench}'s balance before the load: \`$before\`"
+		echo "and after it: \`$(balance)\`"
+	fi
 } | tee "$out"
 echo "run.sh: report saved to ${out#"$root"/}" >&2
 if [ -n "${baimo_pid:-}" ] && grep -q -i -E 'panic|DATA RACE' "$work/baimo.log"; then
