@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -99,7 +100,7 @@ func run(ctx context.Context, interrupt <-chan struct{}, args []string, stdout, 
 		return errors.New("-db and -postgres: pass one")
 	case dsn != "":
 		where, what = "postgres "+redact(dsn), "total (tables and indexes)"
-		db, err := postgres.Open(ctx, dsn)
+		db, err := postgres.Open(ctx, patient(dsn))
 		if err != nil {
 			return err
 		}
@@ -146,6 +147,23 @@ func run(ctx context.Context, interrupt <-chan struct{}, args []string, stdout, 
 	}
 	fmt.Fprintf(stdout, "%-40s %14d %10.1f\n", what, total, float64(total-before)/float64(max(res.Records, 1)))
 	return nil
+}
+
+// patient returns a URL dsn with a server timeout of a transaction idle
+// between statements of a minute, unless it sets one: the store's default
+// (a second, so that a node cut off does not hold its locks) ends a fill
+// on a machine busy enough to pause it for longer, and nothing else writes
+// meanwhile.
+func patient(dsn string) string {
+	const param = "idle_in_transaction_session_timeout"
+	u, err := url.Parse(dsn)
+	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") || u.Query().Has(param) {
+		return dsn
+	}
+	q := u.Query()
+	q.Set(param, "60000")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // redact returns dsn without its password.
