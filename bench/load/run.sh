@@ -213,6 +213,11 @@ EOF
 		exit 1
 	else
 		args+=(-baimo "http://$baimo_addr" -baimo-pid "$baimo_pid" -baimo-admin-key "$admin_key" -model bench-model)
+		if [ -n "${POSTGRES:-}" ]; then
+			# On a shared store "now" is now plus the time a version takes
+			# to reach every node (price.PropagationBound, 5 s).
+			sleep 6
+		fi
 	fi
 fi
 
