@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -326,5 +327,26 @@ func TestCheckpointOfAnUnratableRecord(t *testing.T) {
 	metered.Checkpoint(nil, usage.Record{RequestID: "r3"})
 	if len(books.checkpoints) != 1 {
 		t.Errorf("a biller without books checkpointed")
+	}
+}
+
+// TestHugePromptStillHeld: a prompt so long that the dearest way to bill it
+// (all written to the 1-hour cache) overflows an amount is held at the
+// dearest way that fits; the model is not taken for an unpriced one, which
+// would be served with no hold at all.
+func TestHugePromptStillHeld(t *testing.T) {
+	r := testRater(t)
+	const p = 600_000_000_000_000 // × 20,000 nanos a token for the 1-hour cache: past int64
+	books := &fakeBooks{available: math.MaxInt64, kind: ledger.Postpaid}
+	b := New(Options{Rater: r, Books: books, Log: quiet()})
+	defer b.Close(context.Background())
+	req := Request{ID: "r", Model: "m", Upstreams: []string{"dear"}, MaxOutput: 10, Start: t0, Prompt: prompt(p, true)}
+	tk, err := b.Admit(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rate(t, r, "dear", usage.Usage{Input: p, CacheWrite5m: p, Output: 10, Reasoning: 10})
+	if tk.Held != want || len(books.holds) != 1 {
+		t.Fatalf("held %d (%d holds), want %d: the prompt written to the 5-minute cache", tk.Held, len(books.holds), want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"baimo/internal/httpapi"
 	"baimo/internal/keys"
 	"baimo/internal/money"
+	"baimo/internal/provider/ir"
 	"baimo/internal/usage"
 )
 
@@ -81,7 +83,7 @@ type billed struct {
 	calls       *int
 }
 
-func newBilled(t *testing.T, b *fakeBiller) *billed {
+func newBilled(t *testing.T, b *fakeBiller, mutate ...func(*gateway.Options)) *billed {
 	t.Helper()
 	calls := 0
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +98,11 @@ func newBilled(t *testing.T, b *fakeBiller) *billed {
 	k.ID, k.TenantID, k.Models = "key_t", "acme", []string{"gpt-test", "other"}
 	_ = ks.CreateKey(context.Background(), k)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw, err := gateway.New(gateway.Options{Channels: []*gateway.Channel{ch}, Keys: ks, Log: log, Limits: config.Default().Limits, Billing: b})
+	opt := gateway.Options{Channels: []*gateway.Channel{ch}, Keys: ks, Log: log, Limits: config.Default().Limits, Billing: b}
+	for _, m := range mutate {
+		m(&opt)
+	}
+	gw, err := gateway.New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,5 +260,50 @@ func TestQuoteHold(t *testing.T) {
 	if _, served, aerr := b.gw.QuoteHold(&b.key, "gpt-test", 500, true, 0, 3, false, at); !served || aerr == nil || aerr.Status != 400 ||
 		!strings.Contains(aerr.Message, "At most 2 choices") {
 		t.Errorf("QuoteHold past the choices = served %v, %+v", served, aerr)
+	}
+}
+
+// fakeCounter counts every prompt as 42 tokens and every text as 7, from
+// src, and counts the prompts it counted.
+type fakeCounter struct {
+	src     usage.Source
+	prompts atomic.Int32
+}
+
+func (c *fakeCounter) CountPrompt(string, ir.Prompt) (int64, usage.Source) {
+	c.prompts.Add(1)
+	return 42, c.src
+}
+
+func (c *fakeCounter) CountText(string, []byte) (int64, usage.Source) { return 7, c.src }
+
+// TestPromptCountForBilling: billing gets the prompt's count and whether it
+// is exact (an estimate is held with a margin), counted once however often
+// it is asked.
+func TestPromptCountForBilling(t *testing.T) {
+	for _, tt := range []struct {
+		src   usage.Source
+		exact bool
+	}{
+		{usage.SourceCounted, true},
+		{usage.SourceEstimated, false},
+	} {
+		fb := &fakeBiller{}
+		counter := &fakeCounter{src: tt.src}
+		b := newBilled(t, fb, func(o *gateway.Options) { o.Counter = counter })
+		if resp, body := b.post(t, chatReq); resp.StatusCode != 200 {
+			t.Fatalf("got %d %s", resp.StatusCode, body)
+		}
+		fb.mu.Lock()
+		r := fb.reqs[0]
+		fb.mu.Unlock()
+		for range 2 {
+			if n, exact := r.Prompt.PromptTokens(); n != 42 || exact != tt.exact {
+				t.Errorf("%s count: billing got %d, exact %v; want 42, exact %v", tt.src, n, exact, tt.exact)
+			}
+		}
+		if got := counter.prompts.Load(); got != 1 {
+			t.Errorf("%s count: the prompt was counted %d times, want once", tt.src, got)
+		}
 	}
 }
