@@ -1,0 +1,91 @@
+package ledger_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"baimo/internal/clock"
+	"baimo/internal/ledger"
+	"baimo/internal/money"
+	"baimo/internal/store/storetest"
+)
+
+// tripStore counts the round trips a ledger sends through a store's
+// Pipeliner, and the steps in each.
+type tripStore struct {
+	storetest.Store
+	mu    sync.Mutex
+	trips []int
+}
+
+func (s *tripStore) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error) error {
+	return s.Store.LedgerUpdate(ctx, func(tx ledger.Tx) error { return fn(tripTx{oneStatementTx{tx}, s}) })
+}
+
+type tripTx struct {
+	oneStatementTx
+	s *tripStore
+}
+
+func (tx tripTx) Pipeline(ctx context.Context, steps []ledger.Step) error {
+	tx.s.mu.Lock()
+	tx.s.trips = append(tx.s.trips, len(steps))
+	tx.s.mu.Unlock()
+	return tx.oneStatementTx.Pipeline(ctx, steps)
+}
+
+// TestPipelineRoundTrips: a batch of holds or settlements goes to a store
+// that can pipeline them in one round trip, from two operations up; a lone
+// operation takes its own one-statement path, with no pipeline.
+func TestPipelineRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	s := &tripStore{Store: openStore(t)}
+	clk := clock.NewFake(t0)
+	l := ledger.New(s, ledger.Options{Clock: clk})
+	t.Cleanup(func() {
+		l.Close()
+		if !t.Failed() {
+			storetest.AuditClean(t, s.Store, clk.Now())
+		}
+	})
+	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	trips := func() []int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := s.trips
+		s.trips = nil
+		return out
+	}
+	trips()
+	for _, id := range []string{"r1", "r2", "r3"} {
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", Amount: money.New(yuan, money.CNY)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := trips(); len(got) != 0 {
+		t.Errorf("lone holds went through the pipeline: %v", got)
+	}
+	res, err := l.SettleBatch(ctx, []ledger.Settlement{{Record: record("r1", yuan)}, {Record: record("r2", yuan/2)}})
+	if err != nil || len(res) != 2 || res[0].Posted != yuan || res[1].Released != yuan/2 {
+		t.Fatalf("SettleBatch = %+v, %v", res, err)
+	}
+	if got := trips(); !slices.Equal(got, []int{2}) {
+		t.Errorf("a batch of two settlements took round trips of %v steps, want one of 2", got)
+	}
+	if _, err := l.Settle(ctx, ledger.Settlement{Record: record("r3", yuan)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := trips(); len(got) != 0 {
+		t.Errorf("a lone settlement went through the pipeline: %v", got)
+	}
+	if b := balance(t, l); b.Posted != 10*yuan-5*yuan/2 || b.Pending != 0 {
+		t.Errorf("balance = %+v", b)
+	}
+}
