@@ -36,7 +36,7 @@ func (tx tripTx) Pipeline(ctx context.Context, steps []ledger.Step) error {
 	return tx.oneStatementTx.Pipeline(ctx, steps)
 }
 
-// TestPipelineRoundTrips: a batch of holds or settlements goes to a store
+// TestPipelineRoundTrips: a batch of settlements, or an exchange's holds, goes to a store
 // that can pipeline them in one round trip, from two operations up; a lone
 // operation takes its own one-statement path, with no pipeline.
 func TestPipelineRoundTrips(t *testing.T) {
@@ -84,6 +84,21 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}
 	if got := trips(); len(got) != 0 {
 		t.Errorf("a lone settlement went through the pipeline: %v", got)
+	}
+	hs, err := l.Exchange(ctx, "", []ledger.HoldRequest{
+		{RequestID: "x1", TenantID: "acme", Amount: money.New(yuan, money.CNY)},
+		{RequestID: "x2", TenantID: "acme", Amount: money.New(yuan, money.CNY)},
+	})
+	if err != nil || len(hs) != 2 {
+		t.Fatalf("Exchange = %+v, %v", hs, err)
+	}
+	if got := trips(); !slices.Equal(got, []int{2}) {
+		t.Errorf("an exchange placing two holds took round trips of %v steps, want one of 2", got)
+	}
+	for _, id := range []string{"x1", "x2"} {
+		if _, err := l.Void(ctx, id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if b := balance(t, l); b.Posted != 10*yuan-5*yuan/2 || b.Pending != 0 {
 		t.Errorf("balance = %+v", b)
