@@ -43,7 +43,7 @@ const recordSelect = `seq, ` + RecordColumns
 var InsertRecord = insertRecords(1)
 
 // insertRecords returns the statement that stores n records (those whose
-// request id is not stored yet) and returns the request ids it stored.
+// request id is not stored yet).
 func insertRecords(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO usage_records (` + RecordColumns + `) VALUES `)
@@ -54,11 +54,11 @@ func insertRecords(n int) string {
 		b.WriteString("(" + Placeholders(i*NumRecordColumns+1, NumRecordColumns) + ")")
 	}
 	b.WriteString(` ON CONFLICT (request_id) DO NOTHING`)
-	if n > 1 {
-		b.WriteString(` RETURNING request_id`)
-	}
 	return b.String()
 }
+
+// returningIDs makes an insert of records return the request ids it stored.
+const returningIDs = ` RETURNING request_id`
 
 // recordChunks are the sizes of the multi-row inserts of a batch, largest
 // first: a few statement texts, each prepared once.
@@ -160,25 +160,55 @@ func (w *recordWriter) insert(ctx context.Context, recs []usage.Record) ([]bool,
 				at[recs[j].RequestID] = j
 			}
 		}
-		text := insertTexts()[n]
-		if n == 1 {
-			text = InsertRecord + ` RETURNING request_id`
-		}
-		ids, err := queryAll(ctx, w.q, func(r Row) (string, error) {
-			var id string
-			return id, r.Scan(&id)
-		}, text, args...)
-		if err != nil {
+		if err := w.insertChunk(ctx, insertTexts()[n], args, recs[i:i+n], at, stored); err != nil {
 			return nil, fmt.Errorf("write %d usage records: %w", n, err)
-		}
-		for _, id := range ids {
-			if j, ok := at[id]; ok {
-				stored[j] = true
-			}
 		}
 		i += n
 	}
 	return stored, nil
+}
+
+// insertChunk runs one multi-row insert of recs and marks in stored (by
+// index in at) those it stored. Every record is new but for a retried
+// settlement, so the insert runs as it is, under a savepoint: when it
+// stored them all, that is all there is to know. Otherwise it is rolled
+// back to the savepoint and run again returning the ids it stores, which a
+// statement that returns rows makes dear (in SQLite a third of a record's
+// write).
+func (w *recordWriter) insertChunk(ctx context.Context, text string, args []any, recs []usage.Record, at map[string]int, stored []bool) error {
+	if _, err := w.q.Exec(ctx, `SAVEPOINT records`); err != nil {
+		return err
+	}
+	n, err := w.q.Exec(ctx, text, args...)
+	if err != nil {
+		return err
+	}
+	if n == int64(len(recs)) {
+		for _, r := range recs {
+			stored[at[r.RequestID]] = true
+		}
+		_, err := w.q.Exec(ctx, `RELEASE SAVEPOINT records`)
+		return err
+	}
+	if _, err := w.q.Exec(ctx, `ROLLBACK TO SAVEPOINT records`); err != nil {
+		return err
+	}
+	if _, err := w.q.Exec(ctx, `RELEASE SAVEPOINT records`); err != nil {
+		return err
+	}
+	ids, err := queryAll(ctx, w.q, func(r Row) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, text+returningIDs, args...)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if j, ok := at[id]; ok {
+			stored[j] = true
+		}
+	}
+	return nil
 }
 
 // formatAttempts returns r's attempts in compact text: one per ';', its
