@@ -114,6 +114,14 @@ type PromptCounter interface {
 	PromptTokens() (tokens int64, exact bool)
 }
 
+// PromptBounder is a PromptCounter that also knows, without tokenizing, a
+// number of tokens the prompt cannot exceed, by the vendor's count or by
+// PromptTokens with an estimate's margin (see Admit). ok is false when the
+// prompt was counted already: the count is then the better figure.
+type PromptBounder interface {
+	PromptBound() (tokens int64, ok bool)
+}
+
 // Request is what admission needs to know of a request.
 type Request struct {
 	ID       string
@@ -173,10 +181,19 @@ type Ticket struct {
 // ErrBudgetExceeded, ErrNoAccount, *CurrencyError or *UnavailableError.
 func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 	t := &Ticket{}
-	w, err := b.worst(r)
+	// Counting a long prompt is the dearest step of admission. A prepaid
+	// hold does not need the count when a bound of it (a few bytes' worth
+	// of arithmetic) is covered by the balance: the hold is then larger
+	// than the exact worst case, never smaller, and the settlement charges
+	// what was used. Only when that larger hold is refused is the prompt
+	// counted and the hold tried again at the exact worst case. A free-tier
+	// account reserves the prompt against token quotas, which need the count.
+	bounded := b.opt.FreeTier == nil && b.opt.Books != nil && r.HeldAhead == 0
+	w, err := b.worstOf(r, bounded)
 	if err != nil {
 		return nil, err
 	}
+	bounded = w.bounded
 	t.Output = w.output
 	if b.opt.FreeTier == nil && (b.opt.Books == nil || w.free || !w.priced) {
 		return t, nil // nothing to ask the store
@@ -200,11 +217,25 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 		t.Held = r.HeldAhead
 		return t, nil
 	}
-	if err := b.hold(ctx, r, &w, t); err != nil {
+	err = b.hold(ctx, r, &w, t)
+	if err != nil && bounded && refusedForMoney(err) {
+		if w, err = b.worstOf(r, false); err == nil {
+			t.Output = w.output
+			err = b.hold(ctx, r, &w, t)
+		}
+	}
+	if err != nil {
 		t.Finish(0)
 		return nil, err
 	}
 	return t, nil
+}
+
+// refusedForMoney says a hold was refused for its amount: the balance or a
+// budget cannot cover it, so a smaller hold might be placed.
+func refusedForMoney(err error) bool {
+	var ie *InsufficientError
+	return errors.As(err, &ie) || errors.Is(err, ErrBudgetExceeded)
 }
 
 // Finish releases what a ticket reserved outside the ledger (a free-tier
@@ -227,7 +258,10 @@ func (b *Biller) hold(ctx context.Context, r *Request, w *worstCase, t *Ticket) 
 		return nil
 	}
 	var ie *InsufficientError
-	if !errors.As(err, &ie) || r.MaxOutput > 0 || w.output <= b.opt.Holds.MinOutput {
+	// A hold at a bound of the prompt is not lowered: Admit counts the
+	// prompt and tries again, so the output is lowered only as far as the
+	// exact worst case needs.
+	if !errors.As(err, &ie) || w.bounded || r.MaxOutput > 0 || w.output <= b.opt.Holds.MinOutput {
 		return err
 	}
 	bal, berr := b.opt.Books.Balance(ctx, r.TenantID)

@@ -70,6 +70,7 @@ type worstCase struct {
 	amount  int64 // nanos, at the dearest candidate
 	priced  bool  // some candidate has a price
 	free    bool  // the model costs nothing (marked free, or priced at 0)
+	bounded bool  // prompt is the request's PromptBound, not its count
 }
 
 // tokens is the token total reserved against quotas.
@@ -80,8 +81,12 @@ func (w *worstCase) tokens() int64 { return w.prompt + w.output*w.choices }
 // rest so that a hostile prompt cannot cost much more than its hold.
 func estimateMargin(n int64) int64 { return n/4 + 16 }
 
-// worst computes the worst case of r.
-func (b *Biller) worst(r *Request) (worstCase, error) {
+// worst computes the worst case of r with its prompt counted.
+func (b *Biller) worst(r *Request) (worstCase, error) { return b.worstOf(r, false) }
+
+// worstOf computes the worst case of r; with bounded, the prompt is held at
+// its PromptBound when r.Prompt gives one (uncounted).
+func (b *Biller) worstOf(r *Request, bounded bool) (worstCase, error) {
 	rules := b.opt.Holds
 	w := worstCase{choices: max(r.Choices, 1)}
 	if w.choices > rules.MaxChoices {
@@ -108,7 +113,14 @@ func (b *Biller) worst(r *Request) (worstCase, error) {
 		}
 	}
 	if b.needsPrompt() {
-		if r.Prompt != nil {
+		var bound int64
+		if pb, ok := r.Prompt.(PromptBounder); ok && bounded {
+			bound, w.bounded = pb.PromptBound()
+		}
+		switch {
+		case w.bounded:
+			w.prompt = bound
+		case r.Prompt != nil:
 			n, exact := r.Prompt.PromptTokens()
 			if !exact {
 				n += estimateMargin(n)

@@ -42,6 +42,15 @@ func (g *Gateway) promptTokens(req *request) (int64, bool) {
 // PromptTokens counts the request's prompt for billing (billing.PromptCounter).
 func (r *request) PromptTokens() (int64, bool) { return r.gw.promptTokens(r) }
 
+// PromptBound is a bound of the request's prompt tokens that needs no
+// tokenizing (billing.PromptBounder); false once the prompt is counted.
+func (r *request) PromptBound() (int64, bool) {
+	if r.prompt.counted {
+		return 0, false
+	}
+	return promptBound(r.gw.promptText(r)), true
+}
+
 // promptTokensSource is promptTokens with the source of the count.
 func (g *Gateway) promptTokensSource(req *request) (int64, usage.Source) {
 	n, exact := g.promptTokens(req)

@@ -47,6 +47,32 @@ func (Tokenizer) CountPrompt(model string, p ir.Prompt) (int64, usage.Source) {
 	return total + p.Tokens, source(exact)
 }
 
+// templateBytes bounds the bytes a chat template adds to a prompt's text,
+// per message (role markers, separators, a tool result's wrapper: DeepSeek's
+// longest, a tool output, adds under 90) and once per prompt (the opening
+// and the assistant's turn).
+const templateBytes = 128
+
+// promptBound is a number of tokens that neither CountPrompt (by either
+// counter, an estimate with the margin billing adds to it) nor a vendor's
+// byte-level tokenizer can exceed for p, computed without tokenizing: every
+// token of a byte-level BPE (OpenAI's, Qwen's, DeepSeek's; SentencePiece
+// with byte fallback) covers at least one byte of the rendered text, the
+// estimator gives at most one token per byte plus one per text, and the
+// rendered text is the prompt's strings plus templateBytes per message and
+// once. The margin is billing's estimateMargin, so that the bound covers an
+// estimated count's hold as well (TestPromptBoundCoversCounts).
+func promptBound(p ir.Prompt) int64 {
+	n := templateBytes + p.Tokens
+	for _, m := range p.Messages {
+		n += int64(len(m.Role)+len(m.Content)+len(m.Name)) + templateBytes
+	}
+	for _, t := range p.Texts {
+		n += int64(len(t)) + 1
+	}
+	return n + n/4 + 16
+}
+
 // CountText counts generated text that the upstream did not report (a stream
 // that broke, a body without usage).
 func (Tokenizer) CountText(model string, text []byte) (int64, usage.Source) {
