@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +128,7 @@ func benchBilled(b *testing.B, charge, traced bool, body string) {
 	}
 	h := (&httpapi.Server{GW: gw, Log: log}).Handler()
 	before := books.Stats()
-	b.SetParallelism(64)
+	b.SetParallelism(benchParallel())
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cputime.StartProcess()
@@ -150,4 +152,13 @@ func benchBilled(b *testing.B, charge, traced bool, body string) {
 			b.ReportMetric(float64(st.Ops-before.Ops)/float64(n), "records/commit")
 		}
 	}
+}
+
+// benchParallel is the requests in flight per core: 64, or BENCH_PARALLEL
+// (1 measures a lone request, which waits for its own group commit).
+func benchParallel() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PARALLEL")); err == nil && n > 0 {
+		return n
+	}
+	return 64
 }
