@@ -2,6 +2,7 @@ package billing
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"baimo/internal/price"
@@ -212,7 +213,8 @@ func (r *Rater) worstCost(req *Request, upstream string, prompt, out int64) (int
 	}
 	rc := price.RateContext{Model: r.ratingModel(req.Model, upstream), At: req.Start, Batch: req.Batch, Currency: r.Currency,
 		Rates: r.Rates, PriceList: r.PriceList(req.TenantID), Variant: req.Variant}
-	var lines [16]price.Line
+	lines := linePool.Get().(*[16]price.Line)
+	defer linePool.Put(lines)
 	u := req.Units // images, seconds of audio, characters: known from the request
 	shapes := [...]usage.Usage{
 		{Input: prompt, Output: out},
@@ -234,6 +236,10 @@ func (r *Rater) worstCost(req *Request, upstream string, prompt, out int64) (int
 	}
 	return worst, true
 }
+
+// linePool holds the scratch lines worstCost rates into (only the totals
+// are kept; a fresh array per call was a tenth of a request's allocations).
+var linePool = sync.Pool{New: func() any { return new([16]price.Line) }}
 
 // maxOutput is the most a model served as upstream produces per answer,
 // from the catalog; ok is false when the catalog does not say.

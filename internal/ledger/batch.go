@@ -71,7 +71,11 @@ func (l *Ledger) settleInBatch(ctx context.Context, tt *trackTx, ops []*op, orde
 			continue
 		}
 		tenants[t.ID] = t
-		byTenant[t.ID] = append(byTenant[t.ID], batchItem{op: i, rec: rec, hold: h})
+		items := byTenant[t.ID]
+		if items == nil { // most batches are one tenant's: room for all at once
+			items = make([]batchItem, 0, len(order))
+		}
+		byTenant[t.ID] = append(items, batchItem{op: i, rec: rec, hold: h})
 	}
 	if len(byTenant) == 0 {
 		return nil, nil
@@ -82,7 +86,7 @@ func (l *Ledger) settleInBatch(ctx context.Context, tt *trackTx, ops []*op, orde
 	}
 	slices.Sort(ids) // the ledger's lock order
 	sums := make(map[string]int64, len(ids))
-	var recs []usage.Record
+	recs := make([]usage.Record, 0, len(order))
 	for _, id := range ids {
 		t, items := tenants[id], byTenant[id]
 		var sum int64
