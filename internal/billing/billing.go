@@ -188,12 +188,10 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 	// what was used. Only when that larger hold is refused is the prompt
 	// counted and the hold tried again at the exact worst case. A free-tier
 	// account reserves the prompt against token quotas, which need the count.
-	bounded := b.opt.FreeTier == nil && b.opt.Books != nil && r.HeldAhead == 0
-	w, err := b.worstOf(r, bounded)
+	w, err := b.worstOf(r, b.opt.Books != nil && r.HeldAhead == 0)
 	if err != nil {
 		return nil, err
 	}
-	bounded = w.bounded
 	t.Output = w.output
 	if b.opt.FreeTier == nil && (b.opt.Books == nil || w.free || !w.priced) {
 		return t, nil // nothing to ask the store
@@ -204,7 +202,14 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 		defer cancel()
 	}
 	if b.opt.FreeTier != nil {
-		release, err := b.opt.FreeTier.admit(ctx, r.TenantID, w.tokens(), w.free)
+		release, err := b.opt.FreeTier.admitFunc(ctx, r.TenantID, func() int64 {
+			if w.bounded {
+				if exact, err := b.worst(r); err == nil { // its refusals were the bounded case's
+					w = exact
+				}
+			}
+			return w.tokens()
+		}, w.free)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +223,7 @@ func (b *Biller) Admit(ctx context.Context, r *Request) (*Ticket, error) {
 		return t, nil
 	}
 	err = b.hold(ctx, r, &w, t)
-	if err != nil && bounded && refusedForMoney(err) {
+	if err != nil && w.bounded && refusedForMoney(err) {
 		if w, err = b.worstOf(r, false); err == nil {
 			t.Output = w.output
 			err = b.hold(ctx, r, &w, t)

@@ -96,19 +96,32 @@ func TestLoweredOutputUsesTheExactPrompt(t *testing.T) {
 }
 
 // A free-tier account reserves the prompt against token quotas, which need
-// the count: the bound is not used.
+// the count: its prompt is counted and reserved exactly. Other tenants of a
+// gateway with a free tier are not counted.
 func TestFreeTierCountsThePrompt(t *testing.T) {
-	r := testRater(t)
-	books := &fakeBooks{available: 1 << 60, kind: ledger.Prepaid}
-	ft := newFreeTier(1<<40, 1<<20, &fakeTotals{}, clock.NewFake(t0))
-	b := New(Options{Rater: r, Books: books, Log: quiet(), FreeTier: ft})
-	defer b.Close(context.Background())
-	p := &boundedPrompt{n: 1000, bound: 3000}
-	req := Request{ID: "r", TenantID: "biz", Model: "m", Upstreams: []string{"cheap"}, MaxOutput: 100, Start: t0, Prompt: p}
-	if _, err := b.Admit(context.Background(), &req); err != nil {
-		t.Fatal(err)
-	}
-	if p.counts != 1 {
-		t.Fatalf("prompt counted %d times, want 1", p.counts)
+	for _, tt := range []struct {
+		tenant  string
+		counts  int
+		reserve int64 // tokens reserved against the free tier's quota
+	}{{"c1", 1, 1000 + 100}, {"biz", 0, 0}} {
+		t.Run(tt.tenant, func(t *testing.T) {
+			r := testRater(t)
+			r.Free = map[string]bool{"m": true}
+			ft := newFreeTier(1<<40, 1<<20, &fakeTotals{}, clock.NewFake(t0))
+			b := New(Options{Rater: r, Books: &fakeBooks{available: 1 << 60, kind: ledger.Prepaid}, Log: quiet(), FreeTier: ft})
+			defer b.Close(context.Background())
+			p := &boundedPrompt{n: 1000, bound: 3000}
+			req := Request{ID: "r", TenantID: tt.tenant, Model: "m", Upstreams: []string{"cheap"}, MaxOutput: 100, Start: t0, Prompt: p}
+			if _, err := b.Admit(context.Background(), &req); err != nil {
+				t.Fatal(err)
+			}
+			var reserved int64
+			if c := ft.counts[tt.tenant]; c != nil {
+				reserved = c.inflightTokens
+			}
+			if p.counts != tt.counts || reserved != tt.reserve {
+				t.Fatalf("prompt counted %d times, %d tokens reserved; want %d, %d", p.counts, reserved, tt.counts, tt.reserve)
+			}
+		})
 	}
 }

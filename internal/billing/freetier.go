@@ -52,6 +52,12 @@ type dayCount struct {
 // call with the tokens actually used, or nil when the tenant is not on the
 // free tier.
 func (f *FreeTier) admit(ctx context.Context, tenantID string, reserve int64, free bool) (func(used int64), error) {
+	return f.admitFunc(ctx, tenantID, func() int64 { return reserve }, free)
+}
+
+// admitFunc is admit with the tokens to reserve computed only for a tenant
+// on the free tier: counting a prompt is dear, and most tenants are not.
+func (f *FreeTier) admitFunc(ctx context.Context, tenantID string, tokens func() int64, free bool) (func(used int64), error) {
 	t, err := f.Tenants.Tenant(ctx, tenantID)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, nil // the ledger refuses unknown tenants with its own error
@@ -65,6 +71,7 @@ func (f *FreeTier) admit(ctx context.Context, tenantID string, reserve int64, fr
 	if !free {
 		return nil, ErrNotFree
 	}
+	reserve := tokens()
 	now := f.Clock.Now().In(f.Zone)
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, f.Zone)
 	f.mu.Lock()
