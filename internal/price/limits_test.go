@@ -39,6 +39,20 @@ func TestLoadFieldChecks(t *testing.T) {
 	sched := func(windows string) string {
 		return one("        schedule:\n          zone: UTC\n          windows:\n" + windows)
 	}
+	variants := func(names ...string) string {
+		out := "        variants:\n"
+		for _, n := range names {
+			out += "          \"" + n + "\": {input: \"2\"}\n"
+		}
+		return out
+	}
+	numbered := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("v%d", i)
+		}
+		return out
+	}
 	win := func(fields string) string { return "            - {name: w, multiplier: \"2\", " + fields + "}\n" }
 	tests := []struct {
 		name string
@@ -126,6 +140,20 @@ func TestLoadFieldChecks(t *testing.T) {
 		{"note past the limit", head + "  - name: m\n    note: \"" + strings.Repeat("n", 2049) + "\"\n    versions:\n" + versionYAML(""),
 			"models[0] (m).note: longer than 2048 bytes"},
 		{"version note past the limit", one("        note: \"" + strings.Repeat("n", 2049) + "\"\n"), "versions[0].note: longer than 2048"},
+		{"variant names at the ends of each range", one(variants("az", "AZ", "09", "a.b-c_d/e")), ""},
+		{"variant name at the limit", one(variants(strings.Repeat("x", 64))), ""},
+		{"variant name past the limit", one(variants(strings.Repeat("x", 65))), "versions[0].variants." + strings.Repeat("x", 65) + ": a variant is"},
+		{"variant name below a", one(variants("`x")), "versions[0].variants.`x: a variant is"},
+		{"variant name above z", one(variants("{x")), "versions[0].variants.{x: a variant is"},
+		{"variant name below A", one(variants("@x")), "versions[0].variants.@x: a variant is"},
+		{"variant name above Z", one(variants("[x")), "versions[0].variants.[x: a variant is"},
+		{"variant name above 9", one(variants(":x")), "versions[0].variants.:x: a variant is"},
+		{"variants at the limit", one(variants(numbered(64)...)), ""},
+		{"variants past the limit", one(variants(numbered(65)...)), "versions[0].variants: 65 variants, at most 64"},
+		{"zone at the limit", one("        schedule: {zone: \"" + strings.Repeat("z", 128) + "\", windows: [{name: w, from: \"09:00\", to: \"10:00\", multiplier: \"2\"}]}\n"),
+			"schedule.zone: unknown time zone"},
+		{"zone past the limit", one("        schedule: {zone: \"" + strings.Repeat("z", 129) + "\", windows: [{name: w, from: \"09:00\", to: \"10:00\", multiplier: \"2\"}]}\n"),
+			"schedule.zone: too long"},
 		{"name at the limit", head + modelYAML(strings.Repeat("a", 128), versionYAML("")), ""},
 		{"name past the limit", head + modelYAML(strings.Repeat("a", 129), versionYAML("")), "name: longer than 128 bytes"},
 		{"name with a space", head + modelYAML("\"a b\"", versionYAML("")), "name: \"a b\" contains a space"},
