@@ -212,7 +212,9 @@ type streamsResult struct {
 // holdStreams opens n streaming requests at once, each slow enough to stay
 // open, samples the RSS of the process under test once all are open, and
 // waits for them to finish. The whole phase is bounded by limit.
-func holdStreams(ctx context.Context, t *target, req request, n int, limit time.Duration) (streamsResult, error) {
+//
+// Every 100 streams it pauses for pause, so the listen backlog is not overrun.
+func holdStreams(ctx context.Context, t *target, req request, n int, limit, pause time.Duration) (streamsResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	res := streamsResult{Wanted: n}
@@ -235,7 +237,7 @@ func holdStreams(ctx context.Context, t *target, req request, n int, limit time.
 	opened.Add(n)
 	for i := range n {
 		if i > 0 && i%100 == 0 {
-			time.Sleep(10 * time.Millisecond) // do not overrun the listen backlog
+			time.Sleep(pause)
 		}
 		done.Add(1)
 		go func() {

@@ -259,7 +259,7 @@ func TestPhasesAgainstProxy(t *testing.T) {
 		}
 	}
 	slow := request{Stream: true, Body: chatBody("sim-chat", true, 5, 20)}
-	h, err := holdStreams(ctx, tg, slow, 30, time.Minute)
+	h, err := holdStreams(ctx, tg, slow, 30, time.Minute, 10*time.Millisecond)
 	if err != nil {
 		t.Fatalf("holdStreams: %v", err)
 	}

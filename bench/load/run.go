@@ -251,7 +251,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		limit := time.Duration(cfg.StreamTPOT*cfg.StreamTokens)*time.Millisecond + time.Minute
 		for _, t := range targets[1:] {
 			logf("%d concurrent streams against %s", cfg.Streams, t.Name)
-			r, err := holdStreams(ctx, t, slow, cfg.Streams, limit)
+			r, err := holdStreams(ctx, t, slow, cfg.Streams, limit, 10*time.Millisecond)
 			if err != nil {
 				return fmt.Errorf("%d streams against %s: %w", cfg.Streams, t.Name, err)
 			}
