@@ -119,7 +119,7 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	slow := request{Stream: true, Body: chatBody(cfg.Model, true, cfg.StreamTokens, cfg.StreamTPOT)}
 	limit := time.Duration(cfg.StreamTPOT*cfg.StreamTokens)*time.Millisecond + time.Minute
 	for _, n := range cfg.Streams {
-		r, err := holdStreams(ctx, t, slow, n, limit, 100*time.Millisecond) // 1,000 a second: the gateway and its upstream accept them on one core each
+		r, err := holdStreams(ctx, t, slow, n, limit, 200*time.Millisecond) // 500 a second: the gateway and its upstream accept them on one core each
 		if err != nil {
 			return fmt.Errorf("%d streams: %w", n, err)
 		}

@@ -11,7 +11,7 @@
 # Environment:
 #   STREAMS=1000,9000  counts of concurrent streams, in order (each needs two
 #              open files in the gateway: ulimit -n must exceed twice the largest)
-#   TPOT=1000 TOKENS=45  pacing of the held streams (ms per token, tokens): at 9,000 streams an event
+#   TPOT=1000 TOKENS=60  pacing of the held streams (ms per token, tokens): at 9,000 streams an event
 #              every 100 ms would be 90,000 events a second through the two pinned cores, and the
 #              last streams would not open before the first end
 #   SETTLE=5s  wait before each reading at rest
@@ -28,7 +28,7 @@ cd "$(dirname "$0")/../.."
 streams=${STREAMS:-1000,9000}
 settle=${SETTLE:-5s}
 tpot=${TPOT:-1000}
-tokens=${TOKENS:-45}
+tokens=${TOKENS:-60}
 shared=${SHARED:-"$(pwd)/../shared/bench"}
 if [ ! -d "$shared" ]; then # a worktree: look beside the main checkout
 	shared=$(cd "$(git rev-parse --git-common-dir)/../.." && pwd)/shared/bench
