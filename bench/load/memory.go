@@ -123,11 +123,19 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("%d streams: %w", n, err)
 		}
-		if r.Fail > 0 || r.Opened != int64(n) {
+		// A stream that failed (an answer of 502 when the gateway could not
+		// reach the stub) ended at once, before RSS was sampled: it is not
+		// counted as held, and the row says how many.
+		held := r.Opened - r.Fail
+		if held < int64(n)*99/100 {
 			return fmt.Errorf("%d streams: %d opened, %d failed: %s", n, r.Opened, r.Fail, r.FirstErr)
 		}
-		perStream := float64(r.RSSOpen-first.RSS) / float64(n) / 1e3
-		fmt.Fprintf(stdout, "| %s | %d streams open | %s | %.1f kB |\n", cfg.URL, n, fmtMB(r.RSSOpen), perStream)
+		reading := fmt.Sprintf("%d streams open", n)
+		if held != int64(n) {
+			reading = fmt.Sprintf("%d streams open (%d failed: %.60s)", held, n-int(held), r.FirstErr)
+		}
+		perStream := float64(r.RSSOpen-first.RSS) / float64(held) / 1e3
+		fmt.Fprintf(stdout, "| %s | %s | %s | %.1f kB |\n", cfg.URL, reading, fmtMB(r.RSSOpen), perStream)
 	}
 	return nil
 }
