@@ -18,6 +18,7 @@ type memoryConfig struct {
 	Settle                            time.Duration
 	Streams                           []int
 	StreamTPOT, StreamTokens          int
+	OpenRate                          int
 }
 
 // parseMemoryFlags reads and checks the memory subcommand's flags.
@@ -35,6 +36,7 @@ func parseMemoryFlags(args []string, stderr io.Writer) (memoryConfig, error) {
 	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "wait before each reading of RSS at rest")
 	fs.StringVar(&streams, "streams", "1000", "comma-separated counts of concurrent streams to hold open, in order")
 	fs.IntVar(&c.StreamTPOT, "stream-tpot-ms", 100, "time per output token of the held streams")
+	fs.IntVar(&c.OpenRate, "open-rate", 500, "streams opened per second (a gateway accepts them on one core)")
 	fs.IntVar(&c.StreamTokens, "stream-tokens", 300, "output tokens of each held stream (long enough to outlast the opening of all)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -60,6 +62,9 @@ func parseMemoryFlags(args []string, stderr io.Writer) (memoryConfig, error) {
 			return c, fmt.Errorf("%w: -streams %q: each count in 1..%d", errUsage, s, maxStreams)
 		}
 		c.Streams = append(c.Streams, n)
+	}
+	if c.OpenRate < 10 || c.OpenRate > 10000 {
+		return c, fmt.Errorf("%w: -open-rate %d outside 10..10000", errUsage, c.OpenRate)
 	}
 	if c.StreamTPOT < 0 || c.StreamTokens < 1 || time.Duration(c.StreamTPOT*c.StreamTokens)*time.Millisecond > maxDuration {
 		return c, fmt.Errorf("%w: held streams must last at most %s", errUsage, maxDuration)
@@ -119,7 +124,7 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	slow := request{Stream: true, Body: chatBody(cfg.Model, true, cfg.StreamTokens, cfg.StreamTPOT)}
 	limit := time.Duration(cfg.StreamTPOT*cfg.StreamTokens)*time.Millisecond + time.Minute
 	for _, n := range cfg.Streams {
-		r, err := holdStreams(ctx, t, slow, n, limit, 200*time.Millisecond) // 500 a second: the gateway and its upstream accept them on one core each
+		r, err := holdStreams(ctx, t, slow, n, limit, 100*time.Second/time.Duration(cfg.OpenRate))
 		if err != nil {
 			return fmt.Errorf("%d streams: %w", n, err)
 		}

@@ -14,6 +14,9 @@
 #   TPOT=1000 TOKENS=60  pacing of the held streams (ms per token, tokens): at 9,000 streams an event
 #              every 100 ms would be 90,000 events a second through the two pinned cores, and the
 #              last streams would not open before the first end
+#   OPEN_RATE=500  streams opened per second; baimo does more per request than the floor and
+#              needs OPEN_RATE=200 (TOKENS=90) at 9,000 on one core, or the load tool's dials time out
+#   FLOOR=0    measure baimo only
 #   SETTLE=5s  wait before each reading at rest
 #   SHARED=dir where the stub and floor sources are (default ../shared/bench, or beside
 #              the main checkout when run from a git worktree)
@@ -29,6 +32,7 @@ streams=${STREAMS:-1000,9000}
 settle=${SETTLE:-5s}
 tpot=${TPOT:-1000}
 tokens=${TOKENS:-60}
+open_rate=${OPEN_RATE:-500}
 shared=${SHARED:-"$(pwd)/../shared/bench"}
 if [ ! -d "$shared" ]; then # a worktree: look beside the main checkout
 	shared=$(cd "$(git rev-parse --git-common-dir)/../.." && pwd)/shared/bench
@@ -99,14 +103,16 @@ baimo_pid=$!
 pids+=("$baimo_pid")
 wait_port "$baimo_addr"
 
-echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), models [${MODELS:-sim-chat}], streams of $tokens tokens at $tpot ms per token"
+echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), models [${MODELS:-sim-chat}], streams of $tokens tokens at $tpot ms per token, opened $open_rate a second"
 echo
 echo "| gateway | reading | VmRSS | per stream over the first request |"
 echo "|---|---|---:|---:|"
-taskset -c 0 "$work/load" memory -url "http://$floor_addr" -pid "$floor_pid" -key sk-floor-bench \
-	-settle "$settle" -streams "$streams" -stream-tpot-ms "$tpot" -stream-tokens "$tokens"
+if [ "${FLOOR:-1}" != 0 ]; then
+	taskset -c 0 "$work/load" memory -url "http://$floor_addr" -pid "$floor_pid" -key sk-floor-bench \
+		-settle "$settle" -streams "$streams" -stream-tpot-ms "$tpot" -stream-tokens "$tokens" -open-rate "$open_rate"
+fi
 taskset -c 0 "$work/load" memory -url "http://$baimo_addr" -pid "$baimo_pid" -admin-key "$admin_key" \
-	-settle "$settle" -streams "$streams" -stream-tpot-ms "$tpot" -stream-tokens "$tokens"
+	-settle "$settle" -streams "$streams" -stream-tpot-ms "$tpot" -stream-tokens "$tokens" -open-rate "$open_rate"
 if grep -q -i -E 'panic|DATA RACE' "$work/baimo.log"; then
 	echo "memory.sh: baimo's log shows a panic or race:" >&2
 	cat "$work/baimo.log" >&2
