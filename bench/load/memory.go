@@ -122,8 +122,11 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "| %s | at rest | %s |  |\n", cfg.URL, fmtMB(idle.RSS))
 	fmt.Fprintf(stdout, "| %s | after the first request | %s |  |\n", cfg.URL, fmtMB(first.RSS))
 	slow := request{Stream: true, Body: chatBody(cfg.Model, true, cfg.StreamTokens, cfg.StreamTPOT)}
-	limit := time.Duration(cfg.StreamTPOT*cfg.StreamTokens)*time.Millisecond + time.Minute
 	for _, n := range cfg.Streams {
+		// The last stream opens n/OpenRate seconds after the first and is
+		// then held as long as every other.
+		limit := time.Duration(n)*time.Second/time.Duration(cfg.OpenRate) +
+			time.Duration(cfg.StreamTPOT*cfg.StreamTokens)*time.Millisecond + time.Minute
 		r, err := holdStreams(ctx, t, slow, n, limit, 100*time.Second/time.Duration(cfg.OpenRate))
 		if err != nil {
 			return fmt.Errorf("%d streams: %w", n, err)
