@@ -131,10 +131,10 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("%d streams: %w", n, err)
 		}
-		// A stream that failed (an answer of 502 when the gateway could not
-		// reach the stub, a 503 when baimo could not check the key in time) ended
-		// at once, before RSS was sampled: it is not
-		// counted as held, and the row says how many.
+		// A stream that failed (a 502 when the gateway could not reach the
+		// stub, a 503 when baimo could not check the key in time) ended at
+		// once, before RSS was sampled: it is not counted as held, and the
+		// row says how many.
 		held := r.Opened - r.Fail
 		if held < int64(n)*95/100 {
 			return fmt.Errorf("%d streams: %d opened, %d failed: %s", n, r.Opened, r.Fail, r.FirstErr)
