@@ -204,6 +204,7 @@ type streamsResult struct {
 	Opened    int64 // streams whose first bytes arrived
 	Completed int64 // streams that ended with data: [DONE]
 	Fail      int64
+	FailEarly int64 // streams that had failed when RSS was sampled
 	FirstErr  string
 	RSSOpen   int64 // largest RSS of the process under test while all were open
 	Peak      int64 // VmHWM after the run
@@ -260,6 +261,7 @@ func holdStreams(ctx context.Context, t *target, req request, n int, limit, paus
 	case <-ctx.Done():
 		return res, fmt.Errorf("streams did not all open within %s", limit)
 	}
+	res.FailEarly = failed.Load()
 	if t.PID > 0 {
 		// Sample a few times while the streams are open and keep the largest.
 		for range 5 {

@@ -135,13 +135,14 @@ func memoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// stub, a 503 when baimo could not check the key in time) ended at
 		// once, before RSS was sampled: it is not counted as held, and the
 		// row says how many.
-		held := r.Opened - r.Fail
+		held := r.Opened - r.FailEarly
 		if held < int64(n)*95/100 {
 			return fmt.Errorf("%d streams: %d opened, %d failed: %s", n, r.Opened, r.Fail, r.FirstErr)
 		}
 		reading := fmt.Sprintf("%d streams open", n)
-		if held != int64(n) {
-			reading = fmt.Sprintf("%d streams open (%d failed: %.60s)", held, n-int(held), r.FirstErr)
+		if r.Fail > 0 {
+			reading = fmt.Sprintf("%d streams open (%d failed before the reading, %d after; first: %.80s)",
+				held, r.FailEarly, r.Fail-r.FailEarly, r.FirstErr)
 		}
 		perStream := float64(r.RSSOpen-first.RSS) / float64(held) / 1e3
 		fmt.Fprintf(stdout, "| %s | %s | %s | %.1f kB |\n", cfg.URL, reading, fmtMB(r.RSSOpen), perStream)
