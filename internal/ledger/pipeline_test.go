@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -95,6 +96,15 @@ func TestPipelineRoundTrips(t *testing.T) {
 	if got := trips(); !slices.Equal(got, []int{2}) {
 		t.Errorf("an exchange placing two holds took round trips of %v steps, want one of 2", got)
 	}
+	// A hold in another currency than the account's is refused, pipeline
+	// or not, and the exchange with it.
+	if hs, err := l.Exchange(ctx, "", []ledger.HoldRequest{
+		{RequestID: "u1", TenantID: "acme", Amount: money.New(yuan, money.USD)},
+		{RequestID: "u2", TenantID: "acme", Amount: money.New(yuan, money.USD)},
+	}); !errors.Is(err, ledger.ErrInvalid) {
+		t.Fatalf("Exchange of USD holds on a CNY account = %+v, %v; want ErrInvalid", hs, err)
+	}
+	trips()
 	for _, id := range []string{"x1", "x2"} {
 		if _, err := l.Void(ctx, id); err != nil {
 			t.Fatal(err)
