@@ -42,33 +42,9 @@ up_addr=127.0.0.1:$port
 floor_addr=127.0.0.1:$((port + 1))
 baimo_addr=127.0.0.1:$((port + 2))
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=procs.sh
+. bench/load/procs.sh # the working directory is the repository root
 
-wait_port() {
-	for _ in $(seq 200); do
-		if (echo >"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "memory.sh: $1 did not listen within 20 s" >&2
-	return 1
-}
 
 echo "memory.sh: building" >&2
 go build -o "$work/load" ./bench/load

@@ -77,22 +77,8 @@ none) gen_cpu=0-$(($(nproc) - 1)) sut_cpu=$gen_cpu ;;
 *) echo "run.sh: PIN must be split, same or none" >&2; exit 2 ;;
 esac
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=procs.sh
+. bench/load/procs.sh # the working directory is the repository root
 
 # wait_for URL: poll until URL answers 2xx, for at most 20 s.
 wait_for() {
@@ -135,17 +121,6 @@ elif [ "$upstream_kind" = sim ] || [ "$want_baimo" = 1 ]; then
 	exit 1
 fi
 
-# wait_port ADDR: poll until ADDR accepts a connection, for at most 20 s.
-wait_port() {
-	for _ in $(seq 200); do
-		if (echo >"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "run.sh: $1 did not listen within 20 s" >&2
-	return 1
-}
 
 case $upstream_kind in
 stub) taskset -c "$gen_cpu" "$work/stub" -addr "$up_addr" >"$work/sim.log" 2>&1 &
