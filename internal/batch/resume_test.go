@@ -184,6 +184,7 @@ func TestRetrievesRacingThePoller(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					lastDone, lastCost := 0, int64(0)
+					cancelAt := cancelAt // each reader its own copy: only reader 1 cancels
 					for {
 						select {
 						case <-stop:
