@@ -105,7 +105,29 @@ func TestPipelineRoundTrips(t *testing.T) {
 		t.Fatalf("Exchange of USD holds on a CNY account = %+v, %v; want ErrInvalid", hs, err)
 	}
 	trips()
-	for _, id := range []string{"x1", "x2"} {
+	// A free tenant holds nothing: its holds of 0 go ahead in the pipeline
+	// like any other; a hold of money on it is refused, pipeline or not.
+	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "gratis", Kind: ledger.Free, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	trips()
+	if hs, err := l.Exchange(ctx, "", []ledger.HoldRequest{
+		{RequestID: "f1", TenantID: "gratis", Amount: money.New(0, money.CNY)},
+		{RequestID: "f2", TenantID: "gratis", Amount: money.New(0, money.CNY)},
+	}); err != nil || len(hs) != 2 {
+		t.Fatalf("Exchange of free holds = %+v, %v", hs, err)
+	}
+	if got := trips(); !slices.Equal(got, []int{2}) {
+		t.Errorf("an exchange placing two free holds took round trips of %v steps, want one of 2", got)
+	}
+	if hs, err := l.Exchange(ctx, "", []ledger.HoldRequest{
+		{RequestID: "f3", TenantID: "gratis", Amount: money.New(yuan, money.CNY)},
+		{RequestID: "f4", TenantID: "gratis", Amount: money.New(yuan, money.CNY)},
+	}); !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("Exchange of money holds on a free account = %+v, %v; want ErrInsufficientFunds", hs, err)
+	}
+	trips()
+	for _, id := range []string{"x1", "x2", "f1", "f2"} {
 		if _, err := l.Void(ctx, id); err != nil {
 			t.Fatal(err)
 		}
