@@ -350,3 +350,32 @@ func TestHugePromptStillHeld(t *testing.T) {
 		t.Fatalf("held %d (%d holds), want %d: the prompt written to the 5-minute cache", tk.Held, len(books.holds), want)
 	}
 }
+
+// TestRefusedAtTheMinimumOutput: a request whose output is already at the
+// operator's minimum cannot be lowered, so a refused hold is final: no
+// balance read, no second hold, even when a top-up lands meanwhile.
+func TestRefusedAtTheMinimumOutput(t *testing.T) {
+	r := testRater(t)
+	fb := &fakeBooks{kind: ledger.Prepaid}
+	var holds, reads int
+	books := &answerBooks{fakeBooks: fb,
+		hold: func(ctx context.Context, h ledger.HoldRequest) (ledger.Hold, error) {
+			if holds++; holds == 1 {
+				return ledger.Hold{}, ledger.ErrInsufficientFunds
+			}
+			return ledger.Hold{RequestID: h.RequestID, Amount: h.Amount.Nanos, State: ledger.HoldPending}, nil
+		},
+		balance: func() ledger.Balance {
+			reads++ // a top-up has landed: the balance now pays for anything
+			return ledger.Balance{Kind: ledger.Prepaid, Available: ledger.MaxAmount}
+		}}
+	// "dear" writes at most 8000 tokens: the operator's minimum.
+	b := New(Options{Rater: r, Books: books, Holds: HoldRules{MinOutput: 8000}, Log: quiet()})
+	defer b.Close(context.Background())
+	req := Request{ID: "r", Model: "m", Upstreams: []string{"dear"}, Start: t0, Prompt: prompt(100, true)}
+	tk, err := b.Admit(context.Background(), &req)
+	if !errors.As(err, new(*InsufficientError)) || holds != 1 || reads != 0 {
+		t.Fatalf("Admit = %+v, %v after %d holds and %d balance reads; want refused after one hold, no read",
+			tk, err, holds, reads)
+	}
+}

@@ -56,6 +56,7 @@ type Recorder struct {
 	opt   RecorderOptions
 	clock clock.Clock
 	log   *slog.Logger
+	yield func() // runtime.Gosched; gather's tests count its calls
 
 	mu      sync.Mutex
 	notFull sync.Cond
@@ -85,8 +86,8 @@ func NewRecorder(write writeFunc, o RecorderOptions, clk clock.Clock, log *slog.
 	if o.QueueSize < o.BatchSize {
 		o.QueueSize = max(8192, o.BatchSize)
 	}
-	r := &Recorder{write: write, opt: o, clock: clk, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		cur: &generation{done: make(chan struct{})}}
+	r := &Recorder{write: write, opt: o, clock: clk, log: log, yield: runtime.Gosched, wake: make(chan struct{}, 1),
+		done: make(chan struct{}), cur: &generation{done: make(chan struct{})}}
 	r.notFull.L = &r.mu
 	go r.loop()
 	return r
@@ -200,7 +201,7 @@ func (r *Recorder) gather() {
 	for round := 0; round < gatherRounds && idle < 2 && len(r.cur.items) < r.opt.BatchSize && !r.closed; round++ {
 		n := len(r.cur.items)
 		r.mu.Unlock()
-		runtime.Gosched()
+		r.yield()
 		r.mu.Lock()
 		if len(r.cur.items) == n {
 			idle++

@@ -187,3 +187,55 @@ func TestRecorderGathersRunnableSubmitters(t *testing.T) {
 		t.Fatalf("batches %v: the first holds only the record that woke the writer", sizes)
 	}
 }
+
+// TestRecorderGatherRounds: before cutting a batch the writer yields while
+// records keep arriving, stops after two yields in a row that brought
+// nothing, after eight in all, once the batch is full, or at once when
+// closed. Each case's yield plays the submitters: it queues the records
+// that arrive during that yield.
+func TestRecorderGatherRounds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		queued   int   // records queued when the writer wakes
+		batch    int   // BatchSize
+		closed   bool  // the recorder is closing
+		arrivals []int // records queued during each yield; then 0
+		always   bool  // one record during every yield, without end
+		want     int   // yields
+	}{
+		{name: "a lone record waits two yields", queued: 1, batch: 256, want: 2},
+		{name: "arrivals then quiet", queued: 1, batch: 256, arrivals: []int{3, 1}, want: 4},
+		{name: "a quiet yield between arrivals starts the count again", queued: 1, batch: 256,
+			arrivals: []int{0, 2, 0, 1}, want: 6},
+		{name: "a steady stream stops after eight yields", queued: 1, batch: 256, always: true, want: gatherRounds},
+		{name: "a full batch stops it", queued: 1, batch: 3, always: true, want: 2},
+		{name: "a batch full on waking is cut at once", queued: 3, batch: 3, want: 0},
+		{name: "a closing recorder does not wait", queued: 1, batch: 256, closed: true, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Recorder{opt: RecorderOptions{BatchSize: tc.batch}, closed: tc.closed, cur: &generation{}}
+			r.cur.items = make([]finished, tc.queued)
+			yields := 0
+			r.yield = func() {
+				if yields++; yields > 3*gatherRounds {
+					t.Fatalf("gather yielded %d times", yields)
+				}
+				n := 0
+				if tc.always {
+					n = 1
+				} else if yields <= len(tc.arrivals) {
+					n = tc.arrivals[yields-1]
+				}
+				r.mu.Lock() // a submitter queues under the lock gather released
+				r.cur.items = append(r.cur.items, make([]finished, n)...)
+				r.mu.Unlock()
+			}
+			r.mu.Lock()
+			r.gather()
+			r.mu.Unlock()
+			if yields != tc.want {
+				t.Errorf("gather yielded %d times, want %d", yields, tc.want)
+			}
+		})
+	}
+}
