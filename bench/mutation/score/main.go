@@ -116,12 +116,12 @@ func main() {
 	}
 	bw := bufio.NewWriter(w)
 	bw.Write(head)
-	writeMarkdown(bw, pkgs)
+	writeMarkdown(bw, pkgs, byFile(pkgs, func(dir string) []string { return goFiles(filepath.Join(*root, dir)) }))
 	if err := bw.Flush(); err != nil {
 		fatal(err)
 	}
 	failed := false
-	for _, p := range pkgs {
+	for _, p := range append(pkgs, byFile(pkgs, func(dir string) []string { return goFiles(filepath.Join(*root, dir)) })...) {
 		if p.Efficacy() < *minEff || p.Coverage() < *minCov {
 			fmt.Fprintf(os.Stderr, "score: %s: efficacy %.1f%%, coverage %.1f%%: below %.1f%% / %.1f%%\n",
 				p.Label, p.Efficacy(), p.Coverage(), *minEff, *minCov)
@@ -469,13 +469,67 @@ func score(dir string, rep report, eqs []*equivalent, read func(file string) (so
 	return p, nil
 }
 
-func writeMarkdown(w io.Writer, pkgs []pkgScore) {
-	fmt.Fprintln(w, "| package | efficacy | mutator coverage | killed | lived | not covered | timed out | not viable | equivalent (excluded) | run time | date | commit |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+// byFile sums, for each package measured file by file (two or more file
+// rows and no row of the whole package), its files' scores into one row
+// labelled with how many of its files (listed by files) were measured.
+func byFile(pkgs []pkgScore, files func(dir string) []string) []pkgScore {
+	whole := map[string]bool{}
+	rows := map[string][]pkgScore{}
+	var dirs []string
 	for _, p := range pkgs {
-		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s | %s | %s |\n", p.Label, p.Efficacy(), p.Coverage(),
-			p.Killed, p.Lived, p.NotCovered, p.TimedOut, p.NotViable, p.Equivalent, p.Elapsed, orDash(p.Date), orDash(p.Commit))
+		if !strings.HasSuffix(p.Label, ".go") {
+			whole[p.Dir] = true
+			continue
+		}
+		if rows[p.Dir] == nil {
+			dirs = append(dirs, p.Dir)
+		}
+		rows[p.Dir] = append(rows[p.Dir], p)
 	}
+	sort.Strings(dirs)
+	var out []pkgScore
+	for _, dir := range dirs {
+		if whole[dir] || len(rows[dir]) < 2 {
+			continue
+		}
+		t := pkgScore{Dir: dir}
+		for _, p := range rows[dir] {
+			t.Killed += p.Killed
+			t.Lived += p.Lived
+			t.NotCovered += p.NotCovered
+			t.TimedOut += p.TimedOut
+			t.NotViable += p.NotViable
+			t.Equivalent += p.Equivalent
+			t.Elapsed += p.Elapsed
+		}
+		t.Label = fmt.Sprintf("%s (%d of its %d files)", dir, len(rows[dir]), len(files(dir)))
+		out = append(out, t)
+	}
+	return out
+}
+
+// goFiles lists the non-test Go files of dir.
+func goFiles(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func writeMarkdown(w io.Writer, pkgs, totals []pkgScore) {
+	if len(totals) > 0 {
+		fmt.Fprintln(w, "Packages measured file by file, each file's row below summed:")
+		fmt.Fprintln(w)
+		writeRows(w, totals)
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Each run:")
+		fmt.Fprintln(w)
+	}
+	writeRows(w, pkgs)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Mutants that lived, were not covered, or timed out")
 	fmt.Fprintln(w)
@@ -499,6 +553,15 @@ func writeMarkdown(w io.Writer, pkgs []pkgScore) {
 		for _, e := range p.Equivalents {
 			fmt.Fprintf(w, "- %s\n", e)
 		}
+	}
+}
+
+func writeRows(w io.Writer, pkgs []pkgScore) {
+	fmt.Fprintln(w, "| package | efficacy | mutator coverage | killed | lived | not covered | timed out | not viable | equivalent (excluded) | run time | date | commit |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	for _, p := range pkgs {
+		fmt.Fprintf(w, "| `%s` | %.1f%% | %.1f%% | %d | %d | %d | %d | %d | %d | %.0f s | %s | %s |\n", p.Label, p.Efficacy(), p.Coverage(),
+			p.Killed, p.Lived, p.NotCovered, p.TimedOut, p.NotViable, p.Equivalent, p.Elapsed, orDash(p.Date), orDash(p.Commit))
 	}
 }
 

@@ -123,3 +123,25 @@ func TestParseEquivalentsErrors(t *testing.T) {
 		}
 	}
 }
+
+// A package measured file by file gets one row summing its files, saying
+// how many of them were measured; a package with a row of its own, or a
+// single file row, gets none.
+func TestByFile(t *testing.T) {
+	pkgs := []pkgScore{
+		{Label: "internal/l/a.go", Dir: "internal/l", Killed: 10, Lived: 1, NotCovered: 2, TimedOut: 1, Equivalent: 3, Elapsed: 5},
+		{Label: "internal/l/b.go", Dir: "internal/l", Killed: 20, Lived: 2, NotViable: 4, Elapsed: 7},
+		{Label: "internal/w", Dir: "internal/w", Killed: 5},
+		{Label: "internal/w/x.go", Dir: "internal/w", Killed: 1},
+		{Label: "internal/w/y.go", Dir: "internal/w", Killed: 1},
+		{Label: "internal/g/one.go", Dir: "internal/g", Killed: 1},
+	}
+	got := byFile(pkgs, func(dir string) []string { return []string{"a.go", "b.go", "c.go"} })
+	want := pkgScore{Label: "internal/l (2 of its 3 files)", Dir: "internal/l", Killed: 30, Lived: 3, NotCovered: 2,
+		TimedOut: 1, NotViable: 4, Equivalent: 3, Elapsed: 12}
+	if len(got) != 1 || got[0].Label != want.Label || got[0].Killed != want.Killed || got[0].Lived != want.Lived ||
+		got[0].NotCovered != want.NotCovered || got[0].TimedOut != want.TimedOut || got[0].NotViable != want.NotViable ||
+		got[0].Equivalent != want.Equivalent || got[0].Elapsed != want.Elapsed {
+		t.Fatalf("byFile = %+v, want [%+v]", got, want)
+	}
+}
