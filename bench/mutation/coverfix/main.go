@@ -44,7 +44,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "coverfix: BAIMO_REAL_GO (%s) is coverfix itself\n", real)
 		os.Exit(2)
 	}
-	cmd := exec.Command(real, os.Args[1:]...)
+	cmd := exec.Command(real, withFlags(os.Args[1:], os.Getenv("BAIMO_TEST_GCFLAGS"))...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
@@ -60,6 +60,18 @@ func main() {
 			os.Exit(2)
 		}
 	}
+}
+
+// withFlags adds -gcflags=gcflags to a go test command line when gcflags
+// is set. run.sh sets it to compile the module's packages without
+// optimisation or inlining ("baimo/...=-N -l"): a mutant recompiles its
+// package and every package of the test binary that imports it, and that
+// compiles in about half the time. What the code does is the same.
+func withFlags(args []string, gcflags string) []string {
+	if gcflags == "" || len(args) == 0 || args[0] != "test" {
+		return args
+	}
+	return append([]string{"test", "-gcflags=" + gcflags}, args[1:]...)
 }
 
 // self reports whether path is this executable.

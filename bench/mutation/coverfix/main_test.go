@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,5 +88,22 @@ func TestCaseBlocks(t *testing.T) {
 	// A package none of whose code ran gets no blocks for its declarations.
 	if got := caseBlocks(path, "m/p.go", blocks[2:], false); len(got) != 0 {
 		t.Errorf("caseBlocks of a package that did not run = %v", got)
+	}
+}
+
+func TestWithFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		gcflags string
+		want    string
+	}{
+		{[]string{"test", "-cover", "./x"}, "baimo/...=-N -l", "[test -gcflags=baimo/...=-N -l -cover ./x]"},
+		{[]string{"test", "./x"}, "", "[test ./x]"},
+		{[]string{"list", "./x"}, "baimo/...=-N -l", "[list ./x]"},
+		{nil, "baimo/...=-N -l", "[]"},
+	} {
+		if got := fmt.Sprint(withFlags(tc.args, tc.gcflags)); got != tc.want {
+			t.Errorf("withFlags(%q, %q) = %s, want %s", tc.args, tc.gcflags, got, tc.want)
+		}
 	}
 }
