@@ -81,13 +81,20 @@ func (l *Ledger) Checkpoint(rec usage.Record) {
 // FlushCheckpoints writes the checkpoints noted since the last flush onto
 // their holds in one transaction. The keeper calls it every
 // CheckpointEvery; tests call it directly. A checkpoint whose hold is no
-// longer pending is dropped.
+// longer pending is dropped. The checkpoints dropped since the last flush
+// (beyond maxCheckpoints) are logged.
 func (l *Ledger) FlushCheckpoints(ctx context.Context) error {
 	c := &l.checkpoints
 	c.mu.Lock()
-	batch := c.pending
-	c.pending = nil
+	batch, dropped := c.pending, c.dropped
+	c.pending, c.dropped = nil, 0
 	c.mu.Unlock()
+	if dropped > 0 {
+		// Their holds, if their node dies, are voided as lost instead of
+		// settled at what was delivered: say so once per flush, not per
+		// checkpoint.
+		l.log.Warn("checkpoints dropped: too many requests awaiting their write", "dropped", dropped, "max", maxCheckpoints)
+	}
 	if len(batch) == 0 {
 		return nil
 	}

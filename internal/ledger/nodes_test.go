@@ -753,7 +753,7 @@ func TestCheckpointsKeptWhenTheWriteFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, w := s.take(); !maps.Equal(w, map[string]string{"a": written(t, record("a", 2)), "b": written(t, record("b", 1))}) {
-		t.Errorf("next flush wrote %v; want a's newer checkpoint and b's", w)
+		t.Errorf("next flush wrote %q; want a's newer checkpoint and b's", w)
 	}
 	if err := l.FlushCheckpoints(ctx); err != nil {
 		t.Fatal(err)
@@ -773,6 +773,58 @@ func TestCheckpointsKeptWhenTheWriteFails(t *testing.T) {
 	}
 	if _, w := s.take(); !maps.Equal(w, map[string]string{"c": written(t, record("c", 1))}) {
 		t.Errorf("next flush wrote %v; want c's checkpoint", w)
+	}
+}
+
+// TestCheckpointBound: at most 100,000 requests' checkpoints await their
+// write: a new request's beyond that is dropped, and so is a checkpoint
+// whose write failed while others filled the bound; a newer one of a
+// request already noted still replaces it; the next flush warns once of
+// how many were dropped since the last.
+func TestCheckpointBound(t *testing.T) {
+	ctx := context.Background()
+	s := &nodeStore{Store: openStore(t)}
+	s.dry.Store(true)
+	clk := clock.NewFake(t0)
+	logs := &lockedLog{}
+	l := newNode(t, s, clk, logs, ledger.Options{Node: "n1"})
+	const bound = 100_000
+	// While the write of "old" fails, the checkpoints of 100,000 others come.
+	l.Checkpoint(record("old", 1))
+	s.failTx.Store(true)
+	s.whileWriting(func() {
+		for i := range bound {
+			l.Checkpoint(usage.Record{RequestID: fmt.Sprintf("r%06d", i)})
+		}
+	})
+	if err := l.FlushCheckpoints(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("flush through a failing store: %v; want its error", err)
+	}
+	s.failTx.Store(false)
+	newer := usage.Record{RequestID: "r000000", CostNanos: 7}
+	l.Checkpoint(newer)
+	l.Checkpoint(usage.Record{RequestID: "beyond1"})
+	l.Checkpoint(usage.Record{RequestID: "beyond2"})
+	if err := l.FlushCheckpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, w := s.take()
+	_, old := w["old"]
+	if _, beyond := w["beyond1"]; len(w) != bound || old || beyond || w["r000000"] != written(t, newer) {
+		t.Errorf("written %d checkpoints, old's %v, beyond1's %v, r000000's %s; want %d, not old's nor beyond1's, the newer r000000's",
+			len(w), old, beyond, w["r000000"], bound)
+	}
+	const line = `level=WARN msg="checkpoints dropped: too many requests awaiting their write" dropped=2 max=100000`
+	if n := strings.Count(logs.String(), "checkpoints dropped"); n != 1 || !strings.Contains(logs.String(), line) {
+		t.Errorf("logged %d warnings of dropped checkpoints, want one: %s", n, line)
+	}
+	// Counted afresh: the next flush has none to report.
+	l.Checkpoint(usage.Record{RequestID: "beyond1"})
+	if err := l.FlushCheckpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, w := s.take(); len(w) != 1 || strings.Count(logs.String(), "checkpoints dropped") != 1 {
+		t.Errorf("next flush wrote %d checkpoints, logged:\n%s", len(w), logs)
 	}
 }
 
