@@ -2,9 +2,11 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"baimo/internal/clock"
@@ -260,4 +262,111 @@ func transfersOf(t *testing.T, db storetest.Store, req string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// failBudgetStore fails every MoveBudget of a write transaction while fail
+// is set: a budget row the database cannot write.
+type failBudgetStore struct {
+	storetest.Store
+	fail atomic.Bool
+}
+
+func (s *failBudgetStore) LedgerUpdate(ctx context.Context, fn func(ledger.Tx) error) error {
+	return s.Store.LedgerUpdate(ctx, func(tx ledger.Tx) error { return fn(failBudgetTx{tx, s}) })
+}
+
+type failBudgetTx struct {
+	ledger.Tx
+	s *failBudgetStore
+}
+
+func (tx failBudgetTx) MoveBudget(ctx context.Context, k ledger.BudgetKey, pending, spent int64) (int64, error) {
+	if tx.s.fail.Load() {
+		return 0, errors.New("budget row: disk I/O error")
+	}
+	return tx.Tx.MoveBudget(ctx, k, pending, spent)
+}
+
+// TestSettleFailsWithItsBudget: a settlement whose budget cannot be
+// counted fails as a whole (nothing charged, the caller retries), never
+// charges the account while the budget misses the spending; once the
+// store recovers, the retry counts both.
+func TestSettleFailsWithItsBudget(t *testing.T) {
+	ctx := context.Background()
+	s := &failBudgetStore{Store: openStore(t)}
+	clk := clock.NewFake(t0)
+	l := ledger.New(s, ledger.Options{Clock: clk})
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodTotal, Limit: 100 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	rec := record("r1", 2*yuan) // settled without a hold: charged outright
+	rec.KeyID = "k1"
+	s.fail.Store(true)
+	if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err == nil {
+		t.Fatalf("Settle with the budget row failing = %+v, nil; want an error", res)
+	}
+	if b := balance(t, l); b.Posted != 10*yuan || b.Pending != 0 {
+		t.Fatalf("balance after the failed settlement = %+v; want 10 untouched", b)
+	}
+	s.fail.Store(false)
+	if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err != nil || res.Duplicate {
+		t.Fatalf("retried Settle = %+v, %v", res, err)
+	}
+	_, spent, _, err := l.BudgetUsage(ctx, ledger.ScopeKey, "k1", clk.Now())
+	if b := balance(t, l); err != nil || b.Posted != 8*yuan || spent != 2*yuan {
+		t.Fatalf("after the retry: balance %+v, budget spent %d (%v); want 8 left, 2 spent", b, spent, err)
+	}
+}
+
+// TestBudgetSetWhileHeldInMemory: a hold kept in memory (no budget when it
+// was placed) settled after a budget was set on its key counts its whole
+// cost against that budget, the overage beyond the hold included.
+func TestBudgetSetWhileHeldInMemory(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(t0)
+	l := ledger.New(openStore(t), ledger.Options{Clock: clk, Exclusive: true})
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"within", "over"} {
+		if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", KeyID: "k1", Amount: money.New(yuan, money.CNY)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := l.Stats(); st.HeldInMemory != 2 {
+		t.Fatalf("held in memory: %d, want 2", st.HeldInMemory)
+	}
+	if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodTotal, Limit: 100 * yuan}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id         string
+		cost       int64
+		spentAfter int64
+	}{{"within", yuan / 2, yuan / 2}, {"over", 3 * yuan, yuan/2 + 3*yuan}} {
+		rec := record(c.id, c.cost)
+		rec.KeyID = "k1"
+		if _, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err != nil {
+			t.Fatal(err)
+		}
+		_, spent, _, err := l.BudgetUsage(ctx, ledger.ScopeKey, "k1", clk.Now())
+		if err != nil || spent != c.spentAfter {
+			t.Fatalf("after %s (cost %s): budget spent %s, %v; want %s", c.id, money.FormatNanos(c.cost),
+				money.FormatNanos(spent), err, money.FormatNanos(c.spentAfter))
+		}
+	}
+	if b := balance(t, l); b.Posted != 10*yuan-yuan/2-3*yuan || b.Pending != 0 {
+		t.Errorf("balance %+v; want 6.5 posted, nothing pending", b)
+	}
 }
