@@ -405,3 +405,61 @@ func TestBalanceExplainsBelowZero(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetRefusalGivesBackTheOthers: a hold under two budgets (its key's
+// and its tenant's) refused by one of them reserves nothing in the other,
+// whichever refuses; a later hold within both reserves in both.
+func TestBudgetRefusalGivesBackTheOthers(t *testing.T) {
+	for _, tight := range []ledger.Scope{ledger.ScopeKey, ledger.ScopeTenant} {
+		t.Run(string(tight), func(t *testing.T) {
+			ctx := context.Background()
+			l, clk := newBooks(t, ledger.Options{})
+			if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 100 * yuan}); err != nil {
+				t.Fatal(err)
+			}
+			subject := map[ledger.Scope]string{ledger.ScopeKey: "k1", ledger.ScopeTenant: "acme"}
+			for scope, sub := range subject {
+				limit := int64(50 * yuan)
+				if scope == tight {
+					limit = 2 * yuan
+				}
+				if err := l.SetBudget(ctx, ledger.Budget{Scope: scope, Subject: sub, Period: ledger.PeriodDay, Limit: limit}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pending := func() map[ledger.Scope]int64 {
+				out := map[ledger.Scope]int64{}
+				for scope, sub := range subject {
+					_, _, p, err := l.BudgetUsage(ctx, scope, sub, clk.Now())
+					if err != nil {
+						t.Fatal(err)
+					}
+					out[scope] = p
+				}
+				return out
+			}
+			hold := func(id string, amount int64) error {
+				_, err := l.Hold(ctx, ledger.HoldRequest{RequestID: id, TenantID: "acme", KeyID: "k1", Amount: money.New(amount, money.CNY)})
+				return err
+			}
+			if err := hold("big", 3*yuan); !errors.Is(err, ledger.ErrBudgetExceeded) {
+				t.Fatalf("hold of 3 under a %s budget of 2: %v; want ErrBudgetExceeded", tight, err)
+			}
+			if p := pending(); p[ledger.ScopeKey] != 0 || p[ledger.ScopeTenant] != 0 {
+				t.Fatalf("reserved after the refusal: %v; want nothing in either budget", p)
+			}
+			if err := hold("small", yuan); err != nil {
+				t.Fatal(err)
+			}
+			if p := pending(); p[ledger.ScopeKey] != yuan || p[ledger.ScopeTenant] != yuan {
+				t.Fatalf("reserved after a hold of 1: %v; want 1 in each budget", p)
+			}
+			if _, err := l.Void(ctx, "small"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
