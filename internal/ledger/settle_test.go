@@ -290,38 +290,50 @@ func (tx failBudgetTx) MoveBudget(ctx context.Context, k ledger.BudgetKey, pendi
 // TestSettleFailsWithItsBudget: a settlement whose budget cannot be
 // counted fails as a whole (nothing charged, the caller retries), never
 // charges the account while the budget misses the spending; once the
-// store recovers, the retry counts both.
+// store recovers, the retry counts both. So with a hold (its reservation
+// replaced by the cost) and without one (the cost charged outright).
 func TestSettleFailsWithItsBudget(t *testing.T) {
-	ctx := context.Background()
-	s := &failBudgetStore{Store: openStore(t)}
-	clk := clock.NewFake(t0)
-	l := ledger.New(s, ledger.Options{Clock: clk})
-	t.Cleanup(func() { l.Close() })
-	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodTotal, Limit: 100 * yuan}); err != nil {
-		t.Fatal(err)
-	}
-	rec := record("r1", 2*yuan) // settled without a hold: charged outright
-	rec.KeyID = "k1"
-	s.fail.Store(true)
-	if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err == nil {
-		t.Fatalf("Settle with the budget row failing = %+v, nil; want an error", res)
-	}
-	if b := balance(t, l); b.Posted != 10*yuan || b.Pending != 0 {
-		t.Fatalf("balance after the failed settlement = %+v; want 10 untouched", b)
-	}
-	s.fail.Store(false)
-	if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err != nil || res.Duplicate {
-		t.Fatalf("retried Settle = %+v, %v", res, err)
-	}
-	_, spent, _, err := l.BudgetUsage(ctx, ledger.ScopeKey, "k1", clk.Now())
-	if b := balance(t, l); err != nil || b.Posted != 8*yuan || spent != 2*yuan {
-		t.Fatalf("after the retry: balance %+v, budget spent %d (%v); want 8 left, 2 spent", b, spent, err)
+	for _, held := range []bool{true, false} {
+		t.Run(fmt.Sprint("held=", held), func(t *testing.T) {
+			ctx := context.Background()
+			s := &failBudgetStore{Store: openStore(t)}
+			clk := clock.NewFake(t0)
+			l := ledger.New(s, ledger.Options{Clock: clk})
+			t.Cleanup(func() { l.Close() })
+			if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: "acme", Amount: 10 * yuan}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodTotal, Limit: 100 * yuan}); err != nil {
+				t.Fatal(err)
+			}
+			pending := int64(0)
+			if held {
+				if _, err := l.Hold(ctx, ledger.HoldRequest{RequestID: "r1", TenantID: "acme", KeyID: "k1", Amount: money.New(3*yuan, money.CNY)}); err != nil {
+					t.Fatal(err)
+				}
+				pending = 3 * yuan
+			}
+			rec := record("r1", 2*yuan)
+			rec.KeyID = "k1"
+			s.fail.Store(true)
+			if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err == nil {
+				t.Fatalf("Settle with the budget row failing = %+v, nil; want an error", res)
+			}
+			if b := balance(t, l); b.Posted != 10*yuan || b.Pending != pending {
+				t.Fatalf("balance after the failed settlement = %+v; want 10 posted, %s pending: untouched", b, money.FormatNanos(pending))
+			}
+			s.fail.Store(false)
+			if res, err := l.Settle(ctx, ledger.Settlement{Record: rec}); err != nil || res.Duplicate {
+				t.Fatalf("retried Settle = %+v, %v", res, err)
+			}
+			_, spent, reserved, err := l.BudgetUsage(ctx, ledger.ScopeKey, "k1", clk.Now())
+			if b := balance(t, l); err != nil || b.Posted != 8*yuan || b.Pending != 0 || spent != 2*yuan || reserved != 0 {
+				t.Fatalf("after the retry: balance %+v, budget spent %d, reserved %d (%v); want 8 left, 2 spent", b, spent, reserved, err)
+			}
+		})
 	}
 }
 
