@@ -79,3 +79,28 @@ func TestOtherCurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareDefaultFollowsTheGateway: the default tenant takes the
+// currency of the gateway that prepares it for as long as its accounts have
+// never moved (a fresh install restarted with another currency), with that
+// currency's system accounts; once money moved, it keeps its currency.
+func TestPrepareDefaultFollowsTheGateway(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newBooks(t, ledger.Options{})
+	for _, c := range []money.Currency{money.CNY, money.CNY, "EUR"} {
+		tn, err := l.PrepareDefault(ctx, c)
+		if err != nil || tn.Currency != c || tn.CreatedAt.IsZero() {
+			t.Fatalf("PrepareDefault(%s) = %+v, %v; want the default tenant in %s", c, tn, err, c)
+		}
+	}
+	// The EUR system accounts exist (no tenant had EUR before): money can
+	// move, and a refund reach the revenue account.
+	res, err := l.TopUp(ctx, ledger.MoneyRequest{TenantID: ledger.DefaultTenantID, Amount: 5 * yuan})
+	if err != nil || res.Currency != "EUR" || res.Balance.Posted != 5*yuan {
+		t.Fatalf("top-up of the default tenant in EUR = %+v, %v", res, err)
+	}
+	tn, err := l.PrepareDefault(ctx, money.USD)
+	if err != nil || tn.Currency != "EUR" {
+		t.Fatalf("PrepareDefault(USD) after a top-up = %+v, %v; want it kept in EUR", tn, err)
+	}
+}

@@ -122,6 +122,23 @@ func TestInputLimits(t *testing.T) {
 			t.Errorf("%s: err = %v, want ok %v", tt.name, err, tt.ok)
 		}
 	}
+	// A refund may name a request id of the longest allowed.
+	long := record(id200, 1) // refunded below: the balance is as it was
+	long.TenantID = "p1"
+	if _, err := l.Settle(ctx, ledger.Settlement{Record: long}); err != nil {
+		t.Fatal(err)
+	}
+	if err := move(l.Refund, ledger.MoneyRequest{Amount: 1, RequestID: id200}); err != nil {
+		t.Errorf("refund naming a request id of 200: %v", err)
+	}
+	// A code and a key of 200 bytes are looked up (no such code), not
+	// refused as too long.
+	if _, err := l.Redeem(ctx, "p1", strings.Repeat("c", 200), ""); err == nil || errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("a code of 200 bytes: err = %v; want it looked up and not found", err)
+	}
+	if _, err := l.Redeem(ctx, "p1", "rc-x", id200); err == nil || errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("an idempotency key of 200 bytes: err = %v; want the code looked up and not found", err)
+	}
 	if _, err := l.Redeem(ctx, "p1", strings.Repeat("c", 201), ""); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("a code of 201 bytes: err = %v", err)
 	}
