@@ -95,6 +95,16 @@ func TestBudgetCache(t *testing.T) {
 			if got := s.reads(); got != 1 {
 				t.Errorf("three more holds of k1 and one of k2 read %d budgets, want 1 (k2's)", got)
 			}
+			for range 2 {
+				n++
+				if _, err := l.Exchange(ctx, "", []ledger.HoldRequest{{RequestID: "x" + string(rune('a'+n)), TenantID: "acme",
+					KeyID: "k1", Amount: money.New(yuan, money.CNY)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := s.reads(); got != 0 {
+				t.Errorf("two exchanges under k1 read %d budgets, want 0 (cached)", got)
+			}
 			if exclusive {
 				// The only writer: its own SetBudget updates its cache.
 				if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodDay, Limit: 2 * yuan}); err != nil {
