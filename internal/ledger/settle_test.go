@@ -337,13 +337,20 @@ func TestSettleFailsWithItsBudget(t *testing.T) {
 	}
 }
 
-// TestBudgetSetWhileHeldInMemory: a hold kept in memory (no budget when it
-// was placed) settled after a budget was set on its key counts its whole
-// cost against that budget, the overage beyond the hold included.
-func TestBudgetSetWhileHeldInMemory(t *testing.T) {
+// TestBudgetSetWhileHeld: a hold placed when its key had no budget
+// (kept in memory on an exclusive ledger, in the store on a shared one)
+// settled after a budget was set on the key counts its whole cost against
+// that budget, the overage beyond the hold included.
+func TestBudgetSetWhileHeld(t *testing.T) {
+	for _, exclusive := range []bool{true, false} {
+		t.Run(fmt.Sprint("exclusive=", exclusive), func(t *testing.T) { testBudgetSetWhileHeld(t, exclusive) })
+	}
+}
+
+func testBudgetSetWhileHeld(t *testing.T, exclusive bool) {
 	ctx := context.Background()
 	clk := clock.NewFake(t0)
-	l := ledger.New(openStore(t), ledger.Options{Clock: clk, Exclusive: true})
+	l := ledger.New(openStore(t), ledger.Options{Clock: clk, Exclusive: exclusive})
 	t.Cleanup(func() { l.Close() })
 	if _, err := l.CreateTenant(ctx, ledger.Tenant{ID: "acme", Kind: ledger.Prepaid, Currency: money.CNY}); err != nil {
 		t.Fatal(err)
@@ -356,7 +363,7 @@ func TestBudgetSetWhileHeldInMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := l.Stats(); st.HeldInMemory != 2 {
+	if st := l.Stats(); exclusive && st.HeldInMemory != 2 {
 		t.Fatalf("held in memory: %d, want 2", st.HeldInMemory)
 	}
 	if err := l.SetBudget(ctx, ledger.Budget{Scope: ledger.ScopeKey, Subject: "k1", Period: ledger.PeriodTotal, Limit: 100 * yuan}); err != nil {
