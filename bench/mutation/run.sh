@@ -78,6 +78,10 @@ for pkg in "${PACKAGES[@]}"; do
     --workers "$WORKERS" --timeout-coefficient "$TIMEOUT_COEFFICIENT" "${exclude[@]}" \
     --output "$OUT/$name.json" "./$dir" > "$OUT/$name.log" 2>&1 || {
       echo "gremlins failed on $pkg; see $OUT/$name.log"; tail -20 "$OUT/$name.log"; exit 1; }
+  if [ ! -f "$OUT/$name.json" ] && grep -q "No results to report" "$OUT/$name.log"; then
+    # Nothing to mutate (declarations only): an empty report, scored as such.
+    echo '{"files":[],"elapsed_time":0}' > "$OUT/$name.json"
+  fi
   echo "$pkg $dir" > "$OUT/$name.pkg"
   tail -4 "$OUT/$name.log"
   echo "   $((SECONDS - start)) s"
