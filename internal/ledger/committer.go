@@ -77,6 +77,7 @@ type Ledger struct {
 	done   chan struct{}
 
 	checkpoints            checkpoints
+	yield                  func()        // runtime.Gosched; gather's tests count its calls
 	keeperStop, keeperDone chan struct{} // nil for an exclusive ledger
 }
 
@@ -104,7 +105,7 @@ func New(s Store, o Options) *Ledger {
 		o.CheckpointEvery = time.Second
 	}
 	l := &Ledger{store: s, clock: o.Clock, opts: o, log: o.Logger,
-		queue: make(chan *op, o.QueueLen), done: make(chan struct{})}
+		queue: make(chan *op, o.QueueLen), done: make(chan struct{}), yield: runtime.Gosched}
 	go l.commit()
 	if o.Exclusive {
 		l.adm = newAdmission()
@@ -222,21 +223,25 @@ func (l *Ledger) submit(ctx context.Context, o *op) (opResult, error) {
 func (l *Ledger) commit() {
 	defer close(l.done)
 	for first := range l.queue {
-		batch := []*op{first}
-		// Let the callers just woken by the last batch run and queue their
-		// next operation before this one is cut: with few cores the first
-		// sender would otherwise wake the committer alone, and batches
-		// would shrink to one. Stop as soon as a round brings nothing.
-		for round := 0; round < 8 && len(batch) < l.opts.MaxBatch; round++ {
-			runtime.Gosched()
-			n := len(batch)
-			batch = l.drain(batch)
-			if len(batch) == n {
-				break
-			}
-		}
-		l.runBatch(batch)
+		l.runBatch(l.gather([]*op{first}))
 	}
+}
+
+// gather lets the callers just woken by the last batch run and queue their
+// next operation before batch is cut: with few cores the first sender
+// would otherwise wake the committer alone, and batches would shrink to
+// one. It yields at most 8 times, and stops as soon as a round brings
+// nothing or the batch is full.
+func (l *Ledger) gather(batch []*op) []*op {
+	for round := 0; round < 8 && len(batch) < l.opts.MaxBatch; round++ {
+		l.yield()
+		n := len(batch)
+		batch = l.drain(batch)
+		if len(batch) == n {
+			break
+		}
+	}
+	return batch
 }
 
 // drain appends what is queued, without waiting, up to MaxBatch.
